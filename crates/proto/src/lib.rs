@@ -1,0 +1,25 @@
+//! Wire types shared by the Stoa server, its SFU core and its clients.
+//!
+//! This crate owns the signaling protocol (see `docs/signaling.md`), the identifiers that
+//! cross crate boundaries, access-token grants and the JSON error body. It depends on serde
+//! only, so every other crate (and test clients) can use it.
+
+mod ids;
+mod signal;
+
+pub use ids::{ParticipantId, RoomName, RoomNameError};
+pub use signal::{
+    ChatMessage, ClientMessage, ErrorCode, Grants, IceServer, ParticipantInfo, PublishedTrack, ServerMessage,
+    TrackInfo, TrackKind, TrackSource, PROTOCOL_VERSION,
+};
+
+use serde::{Deserialize, Serialize};
+
+/// The one JSON error shape every HTTP endpoint answers with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `token_expired`.
+    pub error: String,
+    /// Human-readable explanation.
+    pub message: String,
+}

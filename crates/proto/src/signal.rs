@@ -1,0 +1,220 @@
+//! Signaling messages exchanged over the WebSocket at `/ws` (protocol version 1).
+//!
+//! Every message is one JSON object with a `type` field. `docs/signaling.md` describes the
+//! conversation; the types here are its single source of truth.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ParticipantId;
+
+/// Bumped when a change would break existing clients.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// What an access token allows its holder to do in its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grants {
+    /// Send audio/video into the room.
+    pub publish: bool,
+    /// Receive the room's audio/video.
+    pub subscribe: bool,
+    /// Send chat messages.
+    pub publish_data: bool,
+    /// Moderate the room and read its statistics.
+    pub room_admin: bool,
+}
+
+impl Default for Grants {
+    fn default() -> Self {
+        Self {
+            publish: true,
+            subscribe: true,
+            publish_data: true,
+            room_admin: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+/// Where a published track comes from, so clients can lay it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackSource {
+    Microphone,
+    Camera,
+    Screen,
+    #[default]
+    Unknown,
+}
+
+/// A track published into the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// Server-assigned id, also the MediaStreamTrack id (msid) subscribers see.
+    pub id: String,
+    pub participant: ParticipantId,
+    pub kind: TrackKind,
+    pub source: TrackSource,
+    pub muted: bool,
+}
+
+/// A participant as other participants see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    pub id: ParticipantId,
+    pub identity: String,
+    pub name: String,
+    pub tracks: Vec<TrackInfo>,
+}
+
+/// A STUN/TURN server a client may use (the shape of `RTCIceServer`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// A chat message as delivered to the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub from: ParticipantId,
+    pub name: String,
+    pub text: String,
+    /// Server receive time, milliseconds since the Unix epoch.
+    pub ts: u64,
+}
+
+/// Client to server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// The first message on a connection.
+    Join { token: String },
+    /// An SDP offer (the client's first offer, or a renegotiation / ICE restart).
+    Offer { sdp: String },
+    /// The answer to a server offer.
+    Answer { sdp: String },
+    /// A trickled ICE candidate (`candidate:` line); an empty string ends gathering.
+    Candidate { candidate: String },
+    /// Declares what each of the client's sending transceivers carries, by mid.
+    Publish { tracks: Vec<PublishedTrack> },
+    /// Mutes or unmutes one of the client's published tracks.
+    Mute { mid: String, muted: bool },
+    Chat { text: String },
+    /// Keeps the connection alive; answered by `pong`.
+    Ping,
+    Leave,
+}
+
+/// One sending transceiver as the client describes it in `publish`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedTrack {
+    pub mid: String,
+    pub source: TrackSource,
+    #[serde(default)]
+    pub muted: bool,
+}
+
+/// Server to client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Sent once, after a valid `join`.
+    Joined {
+        version: u32,
+        room: String,
+        you: ParticipantInfo,
+        grants: Grants,
+        participants: Vec<ParticipantInfo>,
+        ice_servers: Vec<IceServer>,
+    },
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        id: ParticipantId,
+    },
+    /// A track appeared or changed (mute state, source).
+    TrackPublished {
+        track: TrackInfo,
+    },
+    TrackUnpublished {
+        id: String,
+        participant: ParticipantId,
+    },
+    Chat {
+        message: ChatMessage,
+    },
+    Pong,
+    /// The request could not be handled; the connection stays usable unless `fatal`.
+    Error {
+        code: ErrorCode,
+        message: String,
+        fatal: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The message was not valid JSON or not a known message.
+    BadMessage,
+    /// The message is valid but not allowed now (e.g. an answer with no offer pending).
+    OutOfOrder,
+    /// The token is missing, malformed, expired, tampered with or for another room.
+    Unauthorized,
+    /// The token does not grant this action.
+    Forbidden,
+    /// An SDP could not be applied.
+    BadSdp,
+    /// The same identity joined the room elsewhere.
+    Replaced,
+    /// The server is shutting down or the room was closed.
+    Closed,
+}
+
+impl ServerMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+            fatal: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_use_a_type_tag() {
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"chat","text":"hi"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Chat { text: "hi".into() });
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Ping);
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn server_errors_serialize_flat() {
+        let json = serde_json::to_value(ServerMessage::error(ErrorCode::BadSdp, "x")).unwrap();
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["code"], "bad_sdp");
+        assert_eq!(json["fatal"], false);
+    }
+}
