@@ -1,1 +1,557 @@
-pub fn x(){}
+//! Stoa's selective forwarding unit: an I/O-free state machine on str0m in RTP mode.
+//!
+//! The [`Sfu`] owns rooms and participants. Each participant has one str0m [`Rtc`] (ICE-lite,
+//! DTLS-SRTP). Inputs are datagrams with their time and addresses, signaling messages and
+//! timeouts; outputs are datagrams to send, signaling messages for a participant and
+//! notices that a participant is gone. It opens no sockets, reads no clock and takes no locks,
+//! so tests drive it with simulated time and network (see `tests/`).
+//!
+//! Module map: [`demux`] sorts datagrams to participants, [`keyframe`] recognises keyframes,
+//! [`rewrite`] keeps subscriber streams continuous; `participant` holds per-peer state and
+//! `routing` the publish/subscribe logic.
+
+pub mod demux;
+pub mod keyframe;
+mod participant;
+pub mod rewrite;
+mod routing;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Input, Rtc};
+
+pub use participant::ParticipantKind;
+use participant::Participant;
+pub use stoa_proto as proto;
+use stoa_proto::{
+    ClientMessage, ErrorCode, Grants, IceServer, ParticipantId, RoomName, ServerMessage,
+};
+pub use str0m;
+
+/// Settings of an [`Sfu`].
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Host candidates every participant is offered (the shared UDP port, the ICE-TCP port).
+    pub local_candidates: Vec<Candidate>,
+    /// Minimum time between two keyframe requests sent to one publisher's track.
+    pub keyframe_request_interval: Duration,
+    /// How long a participant may stay ICE-disconnected before it is removed.
+    pub ice_disconnect_grace: Duration,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            local_candidates: Vec::new(),
+            keyframe_request_interval: Duration::from_millis(500),
+            ice_disconnect_grace: Duration::from_secs(8),
+        }
+    }
+}
+
+/// A participant entering a room.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub room: RoomName,
+    pub identity: String,
+    pub name: String,
+    pub grants: Grants,
+    pub kind: ParticipantKind,
+    /// Passed through to the client in `joined`.
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// A datagram received on one of the media ports.
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    pub proto: Protocol,
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: &'a [u8],
+}
+
+/// Why the SFU removed a participant on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Its ICE connection stayed down longer than the grace period.
+    IceTimeout,
+    /// The same identity joined the room again.
+    Replaced,
+    /// Its WebRTC session failed (DTLS, SCTP, or an internal error).
+    Failed,
+}
+
+/// What the SFU asks its driver to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a datagram.
+    Transmit(str0m::net::Transmit),
+    /// Deliver a signaling message to a participant (dropped for WHIP/WHEP peers).
+    Signal {
+        to: ParticipantId,
+        message: ServerMessage,
+    },
+    /// The SFU removed a participant; close its connection.
+    Closed {
+        participant: ParticipantId,
+        reason: CloseReason,
+    },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SfuError {
+    #[error("no such participant")]
+    UnknownParticipant,
+    #[error("invalid SDP: {0}")]
+    BadSdp(String),
+    #[error("{0}")]
+    OutOfOrder(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl SfuError {
+    /// The signaling error code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SfuError::UnknownParticipant => ErrorCode::Closed,
+            SfuError::BadSdp(_) => ErrorCode::BadSdp,
+            SfuError::OutOfOrder(_) => ErrorCode::OutOfOrder,
+            SfuError::Forbidden(_) => ErrorCode::Forbidden,
+            SfuError::BadRequest(_) => ErrorCode::BadMessage,
+        }
+    }
+}
+
+/// Media-path counters of one participant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParticipantCounters {
+    /// RTP packets received from this participant.
+    pub packets_in: u64,
+    /// RTP packets forwarded to this participant.
+    pub packets_out: u64,
+    /// Datagrams from this participant that its WebRTC session rejected.
+    pub dropped: u64,
+    /// Video packets not forwarded to this participant while it waited for a keyframe.
+    pub awaiting_keyframe: u64,
+}
+
+/// Node-wide media counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerCounters {
+    pub datagrams_in: u64,
+    /// Datagrams no participant claimed (garbage, strangers, late packets of departed peers).
+    pub unroutable: u64,
+}
+
+/// One participant's counters with who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantReport {
+    pub id: ParticipantId,
+    pub identity: String,
+    pub name: String,
+    pub kind: ParticipantKind,
+    pub connected: bool,
+    pub counters: ParticipantCounters,
+}
+
+/// The selective forwarding unit. See the crate documentation.
+pub struct Sfu {
+    config: SfuConfig,
+    next_id: u64,
+    participants: HashMap<ParticipantId, Participant>,
+    /// Participants of each room in join order.
+    rooms: HashMap<RoomName, Vec<ParticipantId>>,
+    by_addr: HashMap<(Protocol, SocketAddr), ParticipantId>,
+    by_ufrag: HashMap<String, ParticipantId>,
+    outputs: VecDeque<Output>,
+    /// Participants whose `Rtc` has had input and must be polled.
+    dirty: Vec<ParticipantId>,
+    /// WHEP viewers that lost a source and need their slots refilled.
+    whep_refill: Vec<ParticipantId>,
+    /// Reused buffer for the subscriber list of the packet being forwarded.
+    scratch_ids: Vec<ParticipantId>,
+    counters: ServerCounters,
+}
+
+impl Sfu {
+    pub fn new(config: SfuConfig) -> Self {
+        Self {
+            config,
+            next_id: 1,
+            participants: HashMap::new(),
+            rooms: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            outputs: VecDeque::new(),
+            dirty: Vec::new(),
+            whep_refill: Vec::new(),
+            scratch_ids: Vec::new(),
+            counters: ServerCounters::default(),
+        }
+    }
+
+    /// Adds a participant to a room. Interactive participants get `joined` and then offer;
+    /// WHIP/WHEP participants continue with [`Sfu::accept_offer`].
+    pub fn join(&mut self, now: Instant, req: JoinRequest) -> ParticipantId {
+        let replaced: Vec<ParticipantId> = self
+            .room_members(&req.room)
+            .filter(|p| p.identity == req.identity)
+            .map(|p| p.id)
+            .collect();
+        for old in replaced {
+            self.signal(
+                old,
+                ServerMessage::Error {
+                    code: ErrorCode::Replaced,
+                    message: "the same identity joined this room elsewhere".into(),
+                    fatal: true,
+                },
+            );
+            self.remove(now, old, Some(CloseReason::Replaced));
+        }
+
+        let id = ParticipantId(self.next_id);
+        self.next_id += 1;
+        let rtc = self.new_rtc(now);
+        let participant = Participant::new(id, &req, rtc, now);
+        self.register_ufrag(id, participant.ufrag.clone());
+        let kind = participant.kind;
+        self.participants.insert(id, participant);
+        self.rooms.entry(req.room.clone()).or_default().push(id);
+
+        if kind == ParticipantKind::Interactive {
+            let others = self
+                .room_members(&req.room)
+                .filter(|p| p.id != id && p.kind.is_visible())
+                .map(Participant::info)
+                .collect();
+            let you = self.participants[&id].info();
+            self.signal(
+                id,
+                ServerMessage::Joined {
+                    version: stoa_proto::PROTOCOL_VERSION,
+                    room: req.room.to_string(),
+                    you,
+                    grants: req.grants,
+                    participants: others,
+                    ice_servers: req.ice_servers,
+                },
+            );
+        }
+        if kind.is_visible() {
+            let info = self.participants[&id].info();
+            self.broadcast(&req.room, Some(id), ServerMessage::ParticipantJoined { participant: info });
+        }
+        self.subscribe_to_room(id);
+        self.dirty.push(id);
+        self.process(now);
+        id
+    }
+
+    /// Handles one signaling message from an interactive participant.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        message: ClientMessage,
+        unix_ms: u64,
+    ) -> Result<(), SfuError> {
+        let result = self.dispatch_message(now, id, message, unix_ms);
+        self.process(now);
+        result
+    }
+
+    /// Applies a client's SDP offer and returns the answer (WHIP, WHEP, or a signaling `offer`).
+    pub fn accept_offer(&mut self, now: Instant, id: ParticipantId, sdp: &str) -> Result<String, SfuError> {
+        let answer = self.apply_offer(id, sdp)?;
+        self.process(now);
+        Ok(answer)
+    }
+
+    /// Removes a participant that left (WebSocket closed, `leave`, WHIP/WHEP `DELETE`).
+    pub fn leave(&mut self, now: Instant, id: ParticipantId) {
+        self.remove(now, id, None);
+        self.process(now);
+    }
+
+    /// Handles a datagram from one of the media ports.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: Datagram) {
+        self.counters.datagrams_in += 1;
+        let Some(id) = self.owner_of(&datagram) else {
+            self.counters.unroutable += 1;
+            return;
+        };
+        let Ok(receive) = Receive::new(
+            datagram.proto,
+            datagram.source,
+            datagram.destination,
+            datagram.contents,
+        ) else {
+            self.counters.unroutable += 1;
+            return;
+        };
+        let Some(p) = self.participants.get_mut(&id) else {
+            self.counters.unroutable += 1;
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        if !p.rtc.accepts(&input) {
+            p.counters.dropped += 1;
+            return;
+        }
+        if let Err(e) = p.rtc.handle_input(input) {
+            tracing::debug!(participant = %id, error = %e, "datagram rejected");
+            p.counters.dropped += 1;
+        }
+        let key = (datagram.proto, datagram.source);
+        if self.by_addr.get(&key) != Some(&id) {
+            self.by_addr.insert(key, id);
+            p.addrs.push(key);
+        }
+        self.dirty.push(id);
+        self.process(now);
+    }
+
+    /// Advances time: feeds due timeouts to every participant, retries throttled keyframe
+    /// requests and removes participants whose ICE stayed down too long.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let grace = self.config.ice_disconnect_grace;
+        let mut expired = Vec::new();
+        for p in self.participants.values_mut() {
+            if p.disconnected_since.is_some_and(|t| now >= t + grace) {
+                expired.push(p.id);
+                continue;
+            }
+            if p.next_timeout <= now {
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(participant = %p.id, error = %e, "timeout handling failed");
+                }
+                self.dirty.push(p.id);
+            }
+        }
+        for id in expired {
+            tracing::info!(participant = %id, "ICE disconnected too long; removing");
+            self.remove(now, id, Some(CloseReason::IceTimeout));
+        }
+        self.retry_keyframe_requests(now);
+        self.process(now);
+    }
+
+    /// The next output, if any. Call until `None` after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Sfu::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let grace = self.config.ice_disconnect_grace;
+        self.participants
+            .values()
+            .flat_map(|p| {
+                [
+                    Some(p.next_timeout),
+                    p.disconnected_since.map(|t| t + grace),
+                    p.next_keyframe_retry(self.config.keyframe_request_interval),
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
+    pub fn counters(&self) -> ServerCounters {
+        self.counters
+    }
+
+    /// Counters of every participant in a room, in join order, or `None` for an empty room.
+    pub fn room_report(&self, room: &RoomName) -> Option<Vec<ParticipantReport>> {
+        let ids = self.rooms.get(room)?;
+        Some(
+            ids.iter()
+                .filter_map(|id| self.participants.get(id))
+                .map(|p| ParticipantReport {
+                    id: p.id,
+                    identity: p.identity.clone(),
+                    name: p.name.clone(),
+                    kind: p.kind,
+                    connected: p.connected,
+                    counters: p.counters,
+                })
+                .collect(),
+        )
+    }
+
+    pub fn participant_count(&self) -> usize {
+        self.participants.len()
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    fn new_rtc(&self, now: Instant) -> Rtc {
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .build(now);
+        for c in &self.config.local_candidates {
+            rtc.add_local_candidate(c.clone());
+        }
+        rtc
+    }
+
+    fn owner_of(&self, d: &Datagram) -> Option<ParticipantId> {
+        // STUN names its owner; it goes first so a reused address cannot misroute an ICE check.
+        if demux::classify(d.contents) == demux::PacketClass::Stun {
+            if let Some(id) = demux::stun_local_ufrag(d.contents).and_then(|u| self.by_ufrag.get(u)) {
+                return Some(*id);
+            }
+        }
+        self.by_addr.get(&(d.proto, d.source)).copied()
+    }
+
+    fn register_ufrag(&mut self, id: ParticipantId, ufrag: String) {
+        self.by_ufrag.insert(ufrag.clone(), id);
+        if let Some(p) = self.participants.get_mut(&id) {
+            if !p.ufrags.contains(&ufrag) {
+                p.ufrags.push(ufrag);
+            }
+        }
+    }
+
+    fn room_members<'a>(&'a self, room: &RoomName) -> impl Iterator<Item = &'a Participant> + 'a {
+        self.rooms
+            .get(room)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.participants.get(id))
+    }
+
+    fn signal(&mut self, to: ParticipantId, message: ServerMessage) {
+        if self.participants.get(&to).is_some_and(|p| p.kind == ParticipantKind::Interactive) {
+            self.outputs.push_back(Output::Signal { to, message });
+        }
+    }
+
+    /// Sends a message to every interactive participant of a room except `except`.
+    fn broadcast(&mut self, room: &RoomName, except: Option<ParticipantId>, message: ServerMessage) {
+        let targets: Vec<ParticipantId> = self
+            .room_members(room)
+            .filter(|p| Some(p.id) != except && p.kind == ParticipantKind::Interactive)
+            .map(|p| p.id)
+            .collect();
+        for to in targets {
+            self.outputs.push_back(Output::Signal { to, message: message.clone() });
+        }
+    }
+
+    fn dispatch_message(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        message: ClientMessage,
+        unix_ms: u64,
+    ) -> Result<(), SfuError> {
+        let p = self.participants.get_mut(&id).ok_or(SfuError::UnknownParticipant)?;
+        match message {
+            ClientMessage::Join { .. } => Err(SfuError::OutOfOrder("already joined")),
+            ClientMessage::Offer { sdp } => {
+                if p.pending_offer.is_some() {
+                    // Glare: the server is the impolite peer; the client rolls back and
+                    // answers our offer, then offers again.
+                    return Ok(());
+                }
+                let answer = self.apply_offer(id, &sdp)?;
+                self.signal(id, ServerMessage::Answer { sdp: answer });
+                Ok(())
+            }
+            ClientMessage::Answer { sdp } => self.apply_answer(now, id, &sdp),
+            ClientMessage::Candidate { candidate } => {
+                let line = candidate.trim();
+                if line.is_empty() {
+                    return Ok(());
+                }
+                let c = Candidate::from_sdp_string(line.strip_prefix("a=").unwrap_or(line))
+                    .map_err(|e| SfuError::BadRequest(format!("bad candidate: {e}")))?;
+                p.rtc.add_remote_candidate(c);
+                self.dirty.push(id);
+                Ok(())
+            }
+            ClientMessage::Publish { tracks } => {
+                for t in tracks {
+                    self.describe_track(id, &t.mid, Some(t.source), Some(t.muted));
+                }
+                Ok(())
+            }
+            ClientMessage::Mute { mid, muted } => {
+                self.describe_track(id, &mid, None, Some(muted));
+                Ok(())
+            }
+            ClientMessage::Chat { text } => {
+                if !p.grants.publish_data {
+                    return Err(SfuError::Forbidden("the token does not grant sending chat messages"));
+                }
+                let text = text.trim();
+                if text.is_empty() || text.chars().count() > 4000 {
+                    return Err(SfuError::BadRequest("chat text must be 1 to 4000 characters".into()));
+                }
+                let message = stoa_proto::ChatMessage {
+                    from: id,
+                    name: p.name.clone(),
+                    text: text.to_string(),
+                    ts: unix_ms,
+                };
+                let room = p.room.clone();
+                self.broadcast(&room, None, ServerMessage::Chat { message });
+                Ok(())
+            }
+            ClientMessage::Ping => {
+                self.signal(id, ServerMessage::Pong);
+                Ok(())
+            }
+            ClientMessage::Leave => {
+                self.remove(now, id, None);
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_offer(&mut self, id: ParticipantId, sdp: &str) -> Result<String, SfuError> {
+        let p = self.participants.get_mut(&id).ok_or(SfuError::UnknownParticipant)?;
+        let offer = str0m::change::SdpOffer::from_sdp_string(sdp)
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let answer = p
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        p.remote_described = true;
+        let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
+        self.register_ufrag(id, ufrag);
+        self.dirty.push(id);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Drives every participant that had input until no more work is pending.
+    fn process(&mut self, now: Instant) {
+        while let Some(id) = self.dirty.pop() {
+            self.drive(now, id);
+        }
+    }
+}
+
+/// Current wall-clock time for callers that need `unix_ms` (kept out of the core).
+pub fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,219 @@
+//! Access tokens: HS256 JWTs naming a room, an identity, a display name and grants.
+//!
+//! The signing key is the configured secret, or 32 random bytes kept in `<data-dir>/jwt.key`
+//! (created on first use, readable by the owner only).
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use stoa_proto::{Grants, RoomName};
+
+const ISSUER: &str = "stoa";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub iss: String,
+    /// The participant's identity.
+    pub sub: String,
+    pub name: String,
+    pub room: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub grants: Grants,
+}
+
+/// Why a token was refused; `code()` is the machine-readable error.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("an access token is required")]
+    Missing,
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token's signature is invalid")]
+    BadSignature,
+    #[error("the access token is malformed: {0}")]
+    Malformed(String),
+    #[error("the access token is for another room")]
+    WrongRoom,
+}
+
+impl TokenError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Missing => "token_missing",
+            TokenError::Expired => "token_expired",
+            TokenError::BadSignature => "token_invalid_signature",
+            TokenError::Malformed(_) => "token_malformed",
+            TokenError::WrongRoom => "token_wrong_room",
+        }
+    }
+}
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl TokenKeys {
+    pub fn from_secret(secret: &[u8]) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// The configured secret, or the key in the data dir (generated if missing).
+    pub fn load(data_dir: &Path, configured: Option<&str>) -> std::io::Result<Self> {
+        if let Some(secret) = configured {
+            return Ok(Self::from_secret(secret.as_bytes()));
+        }
+        let path = data_dir.join("jwt.key");
+        let secret = match std::fs::read_to_string(&path) {
+            Ok(text) => hex::decode(text.trim()).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not a hex key: {e}", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir)?;
+                let key: [u8; 32] = rand::random();
+                write_private(&path, hex::encode(key).as_bytes())?;
+                tracing::info!(path = %path.display(), "generated a new token signing key");
+                key.to_vec()
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Self::from_secret(&secret))
+    }
+
+    pub fn mint(&self, room: &RoomName, identity: &str, name: &str, grants: Grants, ttl: Duration) -> String {
+        let iat = unix_now();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: identity.into(),
+            name: name.into(),
+            room: room.to_string(),
+            iat,
+            exp: iat + ttl.as_secs().max(1),
+            grants,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of a serializable claim set cannot fail")
+    }
+
+    /// Checks signature, issuer, expiry and, when given, the room.
+    pub fn verify(&self, token: &str, room: Option<&RoomName>) -> Result<Claims, TokenError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(TokenError::Missing);
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidSignature => TokenError::BadSignature,
+                _ => TokenError::Malformed(e.to_string()),
+            }
+        })?;
+        let claims = data.claims;
+        if RoomName::new(claims.room.clone()).is_err() {
+            return Err(TokenError::Malformed("invalid room claim".into()));
+        }
+        if room.is_some_and(|r| r.as_str() != claims.room) {
+            return Err(TokenError::WrongRoom);
+        }
+        Ok(claims)
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(s: &str) -> RoomName {
+        RoomName::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_minted_token_verifies_for_its_room_only() {
+        let keys = TokenKeys::from_secret(b"test-secret");
+        let t = keys.mint(&room("r1"), "alice", "Alice", Grants::default(), Duration::from_secs(60));
+        let c = keys.verify(&t, Some(&room("r1"))).unwrap();
+        assert_eq!((c.sub.as_str(), c.name.as_str(), c.room.as_str()), ("alice", "Alice", "r1"));
+        assert_eq!(keys.verify(&t, Some(&room("r2"))), Err(TokenError::WrongRoom));
+    }
+
+    #[test]
+    fn tampered_foreign_expired_and_garbage_tokens_are_refused() {
+        let keys = TokenKeys::from_secret(b"test-secret");
+        let t = keys.mint(&room("r1"), "alice", "Alice", Grants::default(), Duration::from_secs(60));
+        let other = TokenKeys::from_secret(b"other");
+        assert_eq!(other.verify(&t, None), Err(TokenError::BadSignature));
+
+        // Flip the payload to claim admin rights, keeping the old signature.
+        let mut parts: Vec<String> = t.split('.').map(String::from).collect();
+        let forged = keys.mint(
+            &room("r1"),
+            "alice",
+            "Alice",
+            Grants { room_admin: true, ..Grants::default() },
+            Duration::from_secs(60),
+        );
+        parts[1] = forged.split('.').nth(1).unwrap().to_string();
+        assert_eq!(keys.verify(&parts.join("."), None), Err(TokenError::BadSignature));
+
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                iss: ISSUER.into(),
+                sub: "a".into(),
+                name: "a".into(),
+                room: "r1".into(),
+                iat: 1,
+                exp: 2,
+                grants: Grants::default(),
+            },
+            &EncodingKey::from_secret(b"test-secret"),
+        )
+        .unwrap();
+        assert_eq!(keys.verify(&expired, None), Err(TokenError::Expired));
+        assert_eq!(keys.verify("", None), Err(TokenError::Missing));
+        assert!(matches!(keys.verify("a.b.c", None), Err(TokenError::Malformed(_))));
+    }
+
+    #[test]
+    fn the_key_file_is_created_once_and_reused() {
+        let dir = std::env::temp_dir().join(format!("stoa-auth-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = TokenKeys::load(&dir, None).unwrap();
+        let b = TokenKeys::load(&dir, None).unwrap();
+        let t = a.mint(&room("r"), "x", "x", Grants::default(), Duration::from_secs(60));
+        assert!(b.verify(&t, None).is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,257 @@
+//! The HTTP surface: web app, REST API, WebSocket signaling, WHIP/WHEP and health.
+//! Every error answers with the JSON [`ErrorBody`] shape.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use stoa_proto::{ErrorBody, Grants, ParticipantId, RoomName};
+use stoa_sfu::{JoinRequest, ParticipantKind, SfuError};
+
+use crate::assets;
+use crate::auth::{Claims, TokenError, TokenKeys};
+use crate::media::{Command, MediaHandle};
+use crate::ws;
+
+/// How long a guest token from a meeting link stays valid.
+const GUEST_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Upper bound for SDP and JSON request bodies.
+const MAX_BODY: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub media: MediaHandle,
+    pub keys: Arc<TokenKeys>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { assets::page("index.html") }))
+        .route("/m/{room}", get(meeting_page))
+        .route("/static/{*path}", get(|Path(path): Path<String>| async move { assets::file(&path) }))
+        .route("/healthz", get(healthz))
+        .route("/ws", get(ws::upgrade))
+        .route("/api/v1/meetings", post(create_meeting))
+        .route("/api/v1/rooms/{room}/join", post(guest_join))
+        .route("/api/v1/rooms/{room}/counters", get(room_counters))
+        .route("/whip/{room}", post(whip))
+        .route("/whip/{room}/{id}", delete(end_session))
+        .route("/whep/{room}", post(whep))
+        .route("/whep/{room}/{id}", delete(end_session))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page or endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// An error response: status plus the JSON error body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
+        Self { status, body: ErrorBody { error: error.into(), message: message.into() } }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+    }
+}
+
+impl From<SfuError> for ApiError {
+    fn from(e: SfuError) -> Self {
+        let status = match e {
+            SfuError::UnknownParticipant => StatusCode::NOT_FOUND,
+            SfuError::Forbidden(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let code = serde_json::to_value(e.code()).ok().and_then(|v| v.as_str().map(String::from));
+        ApiError::new(status, code.as_deref().unwrap_or("bad_request"), e.to_string())
+    }
+}
+
+fn room_name(raw: &str) -> Result<RoomName, ApiError> {
+    RoomName::new(raw).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .ok_or(TokenError::Missing)
+}
+
+async fn meeting_page(Path(room): Path<String>) -> Response {
+    match RoomName::new(room) {
+        Ok(_) => assets::page("meeting.html"),
+        Err(e) => ApiError::new(StatusCode::NOT_FOUND, "invalid_room", e.to_string()).into_response(),
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.media.health().await {
+        Some((participants, rooms)) => {
+            Json(serde_json::json!({"status": "ok", "participants": participants, "rooms": rooms})).into_response()
+        }
+        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the media worker is not running")
+            .into_response(),
+    }
+}
+
+/// A fresh, hard-to-guess meeting link (`abc-defg-hjk`).
+async fn create_meeting() -> Response {
+    let room = random_room_name();
+    let url = format!("/m/{room}");
+    (StatusCode::CREATED, Json(serde_json::json!({"room": room, "url": url}))).into_response()
+}
+
+fn random_room_name() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let pick = |n: usize| -> String {
+        (0..n).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+    };
+    format!("{}-{}-{}", pick(3), pick(4), pick(3))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuestJoin {
+    name: String,
+}
+
+async fn guest_join(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    body: Result<Json<GuestJoin>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let room = room_name(&room)?;
+    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", "name must be 1 to 64 characters"));
+    }
+    let identity = format!("guest-{:016x}", rand::random::<u64>());
+    let token = state.keys.mint(&room, &identity, name, Grants::default(), GUEST_TOKEN_TTL);
+    Ok(Json(serde_json::json!({"token": token, "room": room, "identity": identity, "name": name})).into_response())
+}
+
+async fn room_counters(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let room = room_name(&room)?;
+    let claims = state.keys.verify(bearer(&headers)?, Some(&room))?;
+    if !claims.grants.room_admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "a room-admin token is required"));
+    }
+    let (participants, server) = state.media.report(room.clone()).await;
+    let participants: Vec<_> = participants
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.id, "identity": p.identity, "name": p.name,
+                "kind": format!("{:?}", p.kind).to_lowercase(), "connected": p.connected,
+                "packets_in": p.counters.packets_in, "packets_out": p.counters.packets_out,
+                "dropped": p.counters.dropped, "awaiting_keyframe": p.counters.awaiting_keyframe,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "room": room,
+        "participants": participants,
+        "server": {"datagrams_in": server.datagrams_in, "unroutable": server.unroutable},
+    }))
+    .into_response())
+}
+
+async fn whip(state: State<AppState>, room: Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    ingest_or_egress(state, room, headers, body, ParticipantKind::Whip).await
+}
+
+async fn whep(state: State<AppState>, room: Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    ingest_or_egress(state, room, headers, body, ParticipantKind::Whep).await
+}
+
+/// WHIP (RFC 9725) and WHEP: one SDP offer in, `201 Created` with the answer out.
+async fn ingest_or_egress(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    kind: ParticipantKind,
+) -> Result<Response, ApiError> {
+    let room = room_name(&room)?;
+    let claims: Claims = state.keys.verify(bearer(&headers)?, Some(&room))?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.starts_with("application/sdp") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be an SDP offer with Content-Type: application/sdp",
+        ));
+    }
+    let needed = match kind {
+        ParticipantKind::Whip => claims.grants.publish,
+        _ => claims.grants.subscribe,
+    };
+    if !needed {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the token does not grant this"));
+    }
+    let sdp = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_sdp", "the SDP is not UTF-8"))?;
+    let req = JoinRequest {
+        room: room.clone(),
+        identity: claims.sub,
+        name: claims.name,
+        grants: claims.grants,
+        kind,
+        ice_servers: Vec::new(),
+    };
+    let (id, answer) = state.media.offer(req, sdp).await?;
+    let prefix = if kind == ParticipantKind::Whip { "whip" } else { "whep" };
+    let location = format!("/{prefix}/{room}/{id}");
+    let mut response = (StatusCode::CREATED, answer).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+async fn end_session(
+    State(state): State<AppState>,
+    Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let room = room_name(&room)?;
+    state.keys.verify(bearer(&headers)?, Some(&room))?;
+    let id: ParticipantId = id
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"))?;
+    let (participants, _) = state.media.report(room).await;
+    if !participants.unwrap_or_default().iter().any(|p| p.id == id && p.kind != ParticipantKind::Interactive) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"));
+    }
+    state.media.send(Command::Leave { id });
+    Ok(StatusCode::OK.into_response())
+}

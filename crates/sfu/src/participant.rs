@@ -1,0 +1,195 @@
+//! Per-participant state: its WebRTC session, the tracks it publishes (up-tracks) and the
+//! tracks it receives (down-tracks), its negotiation state and counters.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpPendingOffer;
+use str0m::format::PayloadParams;
+use str0m::media::{Mid, Pt};
+use str0m::net::Protocol;
+use str0m::Rtc;
+
+use stoa_proto::{Grants, ParticipantId, ParticipantInfo, RoomName, TrackInfo, TrackKind, TrackSource};
+
+use crate::keyframe::VideoCodec;
+use crate::rewrite::SeqRewriter;
+use crate::{JoinRequest, ParticipantCounters};
+
+/// How a participant connected, which decides how it negotiates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantKind {
+    /// A signaling client (the web app): offers its tracks, answers the server's offers.
+    Interactive,
+    /// A WHIP publisher: one offer, publish only.
+    Whip,
+    /// A WHEP viewer: one offer whose receive slots the server fills with the room's tracks.
+    Whep,
+}
+
+impl ParticipantKind {
+    /// Whether other participants see this one in the room.
+    pub fn is_visible(self) -> bool {
+        self != ParticipantKind::Whep
+    }
+}
+
+/// A track this participant publishes.
+pub(crate) struct UpTrack {
+    pub id: String,
+    pub mid: Mid,
+    pub kind: TrackKind,
+    pub source: TrackSource,
+    pub muted: bool,
+    /// Participants with a down-track fed by this track.
+    pub subscribers: Vec<ParticipantId>,
+    /// Payload type → codec parameters, learned from the first packet of each type.
+    pub payloads: Vec<(Pt, Option<(PayloadParams, Option<VideoCodec>)>)>,
+    pub last_keyframe_request: Option<Instant>,
+    /// A keyframe request arrived inside the throttle interval and is still owed.
+    pub keyframe_owed: bool,
+}
+
+impl UpTrack {
+    pub fn info(&self, participant: ParticipantId) -> TrackInfo {
+        TrackInfo {
+            id: self.id.clone(),
+            participant,
+            kind: self.kind,
+            source: self.source,
+            muted: self.muted,
+        }
+    }
+}
+
+/// Where a down-track is in its life. Only interactive participants negotiate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DownState {
+    /// Waiting to be added to the next server offer.
+    ToOpen,
+    /// In an offer the client has not answered yet.
+    Negotiating,
+    /// Negotiated: media flows.
+    Active,
+    /// Waiting to be removed in the next server offer.
+    ToStop,
+    /// Removed in an offer the client has not answered yet.
+    NegotiatingStop,
+}
+
+/// A track this participant receives, fed by another participant's up-track.
+pub(crate) struct DownTrack {
+    pub kind: TrackKind,
+    /// The feeding up-track `(publisher, publisher's mid)`; `None` for an empty WHEP slot or
+    /// a track whose publisher left while it was being negotiated.
+    pub source: Option<(ParticipantId, Mid)>,
+    pub track_id: String,
+    /// This participant's mid, once negotiated or offered.
+    pub mid: Option<Mid>,
+    pub state: DownState,
+    pub rewriter: SeqRewriter,
+    pub awaiting_keyframe: bool,
+    /// Publisher payload type → this participant's payload type (None: no common codec).
+    pub pt_map: Vec<(Pt, Option<Pt>)>,
+}
+
+impl DownTrack {
+    pub fn new(kind: TrackKind, source: Option<(ParticipantId, Mid)>, track_id: String) -> Self {
+        Self {
+            kind,
+            source,
+            track_id,
+            mid: None,
+            state: DownState::ToOpen,
+            rewriter: SeqRewriter::default(),
+            awaiting_keyframe: kind == TrackKind::Video,
+            pt_map: Vec::new(),
+        }
+    }
+
+    /// Points this down-track at a new source; the stream continues without a gap in numbers.
+    pub fn retarget(&mut self, source: Option<(ParticipantId, Mid)>) {
+        self.source = source;
+        self.rewriter.restart();
+        self.awaiting_keyframe = self.kind == TrackKind::Video;
+        self.pt_map.clear();
+    }
+}
+
+pub(crate) struct Participant {
+    pub id: ParticipantId,
+    pub room: RoomName,
+    pub identity: String,
+    pub name: String,
+    pub grants: Grants,
+    pub kind: ParticipantKind,
+    pub rtc: Rtc,
+    /// The server-side ICE ufrag (the latest after ICE restarts) and all earlier ones.
+    pub ufrag: String,
+    pub ufrags: Vec<String>,
+    /// Remote addresses this participant has sent from.
+    pub addrs: Vec<(Protocol, SocketAddr)>,
+    pub next_timeout: Instant,
+    pub connected: bool,
+    pub disconnected_since: Option<Instant>,
+    pub pending_offer: Option<SdpPendingOffer>,
+    /// The client's first offer has been applied (the server may offer from then on).
+    pub remote_described: bool,
+    pub needs_negotiation: bool,
+    pub up: Vec<UpTrack>,
+    pub down: Vec<DownTrack>,
+    /// Source and mute state the client declared per mid (`publish`, `mute`), possibly
+    /// before the track's media arrived.
+    pub declared: HashMap<String, (Option<TrackSource>, Option<bool>)>,
+    pub counters: ParticipantCounters,
+}
+
+impl Participant {
+    pub fn new(id: ParticipantId, req: &JoinRequest, mut rtc: Rtc, now: Instant) -> Self {
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        Self {
+            id,
+            room: req.room.clone(),
+            identity: req.identity.clone(),
+            name: req.name.clone(),
+            grants: req.grants,
+            kind: req.kind,
+            rtc,
+            ufrag,
+            ufrags: Vec::new(),
+            addrs: Vec::new(),
+            next_timeout: now,
+            connected: false,
+            disconnected_since: None,
+            pending_offer: None,
+            remote_described: false,
+            needs_negotiation: false,
+            up: Vec::new(),
+            down: Vec::new(),
+            declared: HashMap::new(),
+            counters: ParticipantCounters::default(),
+        }
+    }
+
+    pub fn info(&self) -> ParticipantInfo {
+        ParticipantInfo {
+            id: self.id,
+            identity: self.identity.clone(),
+            name: self.name.clone(),
+            tracks: self.up.iter().map(|t| t.info(self.id)).collect(),
+        }
+    }
+
+    pub fn up_track_mut(&mut self, mid: Mid) -> Option<&mut UpTrack> {
+        self.up.iter_mut().find(|t| t.mid == mid)
+    }
+
+    pub fn next_keyframe_retry(&self, interval: Duration) -> Option<Instant> {
+        self.up
+            .iter()
+            .filter(|t| t.keyframe_owed)
+            .filter_map(|t| t.last_keyframe_request.map(|last| last + interval))
+            .min()
+    }
+}

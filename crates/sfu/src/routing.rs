@@ -1,0 +1,614 @@
+//! Publish/subscribe inside a room: turning a participant's `Rtc` events into routing
+//! changes, forwarding RTP packets to subscribers, renegotiating with interactive clients,
+//! filling WHEP slots and throttling keyframe requests.
+
+use std::time::Instant;
+
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::{Event, IceConnectionState, Output as RtcOutput};
+
+use stoa_proto::{ParticipantId, ServerMessage, TrackKind, TrackSource};
+
+use crate::keyframe::{starts_keyframe, VideoCodec};
+use crate::participant::{DownState, DownTrack, ParticipantKind, UpTrack};
+use crate::{CloseReason, Output, Sfu, SfuError};
+
+/// RTP timestamp step put between two sources on one down-track (about one frame).
+const VIDEO_TS_STEP: u32 = 3000;
+const AUDIO_TS_STEP: u32 = 960;
+
+impl Sfu {
+    /// Polls one participant's `Rtc` until it waits for time, then acts on its events.
+    pub(crate) fn drive(&mut self, now: Instant, id: ParticipantId) {
+        self.negotiate(id);
+        let mut events = Vec::new();
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let failed = loop {
+            match p.rtc.poll_output() {
+                Ok(RtcOutput::Timeout(t)) => {
+                    p.next_timeout = t;
+                    break false;
+                }
+                Ok(RtcOutput::Transmit(t)) => self.outputs.push_back(Output::Transmit(t)),
+                Ok(RtcOutput::Event(e)) => events.push(e),
+                Err(e) => {
+                    tracing::warn!(participant = %id, error = %e, "WebRTC session failed");
+                    break true;
+                }
+            }
+        };
+        let alive = p.rtc.is_alive();
+        for event in events {
+            self.handle_event(now, id, event);
+        }
+        if failed || !alive {
+            self.remove(now, id, Some(CloseReason::Failed));
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, id: ParticipantId, event: Event) {
+        match event {
+            Event::RtpPacket(packet) => self.forward(now, id, packet),
+            Event::Connected => {
+                if let Some(p) = self.participants.get_mut(&id) {
+                    p.connected = true;
+                    tracing::info!(participant = %id, "media connected");
+                }
+            }
+            Event::IceConnectionStateChange(state) => {
+                if let Some(p) = self.participants.get_mut(&id) {
+                    p.disconnected_since = match state {
+                        IceConnectionState::Disconnected => p.disconnected_since.or(Some(now)),
+                        _ => None,
+                    };
+                }
+            }
+            Event::MediaAdded(added) => self.media_direction(now, id, added.mid, added.kind, added.direction),
+            Event::MediaChanged(changed) => {
+                let kind = self
+                    .participants
+                    .get_mut(&id)
+                    .and_then(|p| p.rtc.media(changed.mid).map(|m| m.kind()));
+                if let Some(kind) = kind {
+                    self.media_direction(now, id, changed.mid, kind, changed.direction);
+                }
+            }
+            Event::KeyframeRequest(req) => {
+                let source = self.participants.get(&id).and_then(|p| {
+                    p.down
+                        .iter()
+                        .find(|d| d.mid == Some(req.mid) && d.state == DownState::Active)
+                        .and_then(|d| d.source)
+                });
+                if let Some((publisher, mid)) = source {
+                    self.request_keyframe(now, publisher, mid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A remote m-line appeared or changed direction: it publishes into the room if we
+    /// receive on it, and is a WHEP slot if we only send on it.
+    fn media_direction(&mut self, now: Instant, id: ParticipantId, mid: Mid, kind: MediaKind, dir: Direction) {
+        let Some(p) = self.participants.get(&id) else {
+            return;
+        };
+        let (participant_kind, published) = (p.kind, p.up.iter().any(|t| t.mid == mid));
+        let kind = track_kind(kind);
+        let receiving = matches!(dir, Direction::RecvOnly | Direction::SendRecv);
+        if receiving && !published {
+            self.add_up_track(now, id, mid, kind);
+        } else if !receiving && published {
+            self.remove_up_track(id, mid);
+        }
+        if participant_kind == ParticipantKind::Whep && dir == Direction::SendOnly {
+            if let Some(p) = self.participants.get_mut(&id) {
+                if !p.down.iter().any(|d| d.mid == Some(mid)) {
+                    let mut slot = DownTrack::new(kind, None, String::new());
+                    slot.mid = Some(mid);
+                    slot.state = DownState::Active;
+                    p.down.push(slot);
+                }
+            }
+            self.fill_whep_slots(now, id);
+        }
+    }
+
+    fn add_up_track(&mut self, now: Instant, id: ParticipantId, mid: Mid, kind: TrackKind) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        if !p.grants.publish {
+            self.signal(
+                id,
+                ServerMessage::error(stoa_proto::ErrorCode::Forbidden, "the token does not grant publishing"),
+            );
+            return;
+        }
+        let (source, muted) = p.declared.get(&mid.to_string()).copied().unwrap_or_default();
+        let default_source = match kind {
+            TrackKind::Audio => TrackSource::Microphone,
+            TrackKind::Video => TrackSource::Camera,
+        };
+        let track = UpTrack {
+            id: format!("{id}-{mid}"),
+            mid,
+            kind,
+            source: source.unwrap_or(default_source),
+            muted: muted.unwrap_or(false),
+            subscribers: Vec::new(),
+            payloads: Vec::new(),
+            last_keyframe_request: None,
+            keyframe_owed: false,
+        };
+        let info = track.info(id);
+        p.up.push(track);
+        let room = p.room.clone();
+        tracing::info!(participant = %id, track = %info.id, kind = ?kind, "track published");
+        self.broadcast(&room, None, ServerMessage::TrackPublished { track: info });
+        let subscribers: Vec<ParticipantId> = self
+            .room_members(&room)
+            .filter(|s| s.id != id && s.grants.subscribe)
+            .map(|s| s.id)
+            .collect();
+        for sub in subscribers {
+            self.subscribe(now, sub, id, mid);
+        }
+    }
+
+    fn remove_up_track(&mut self, id: ParticipantId, mid: Mid) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let Some(pos) = p.up.iter().position(|t| t.mid == mid) else {
+            return;
+        };
+        let track = p.up.remove(pos);
+        let room = p.room.clone();
+        for sub in &track.subscribers {
+            self.unsubscribe(*sub, id, mid);
+        }
+        self.broadcast(
+            &room,
+            None,
+            ServerMessage::TrackUnpublished { id: track.id, participant: id },
+        );
+    }
+
+    /// Records what the client says a mid carries, and re-announces the track if it exists.
+    pub(crate) fn describe_track(
+        &mut self,
+        id: ParticipantId,
+        mid: &str,
+        source: Option<TrackSource>,
+        muted: Option<bool>,
+    ) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let entry = p.declared.entry(mid.to_string()).or_default();
+        entry.0 = source.or(entry.0);
+        entry.1 = muted.or(entry.1);
+        let Some(track) = p.up.iter_mut().find(|t| t.mid.to_string() == mid) else {
+            return;
+        };
+        let before = (track.source, track.muted);
+        track.source = source.unwrap_or(track.source);
+        track.muted = muted.unwrap_or(track.muted);
+        if before != (track.source, track.muted) {
+            let info = track.info(id);
+            let room = p.room.clone();
+            self.broadcast(&room, None, ServerMessage::TrackPublished { track: info });
+        }
+    }
+
+    /// Gives a new participant every track already published in its room.
+    pub(crate) fn subscribe_to_room(&mut self, id: ParticipantId) {
+        let Some(p) = self.participants.get(&id) else {
+            return;
+        };
+        if !p.grants.subscribe {
+            return;
+        }
+        let sources: Vec<(ParticipantId, Mid)> = self
+            .room_members(&p.room)
+            .filter(|other| other.id != id)
+            .flat_map(|other| other.up.iter().map(move |t| (other.id, t.mid)))
+            .collect();
+        for (publisher, mid) in sources {
+            self.subscribe_at(id, publisher, mid);
+        }
+    }
+
+    fn subscribe(&mut self, now: Instant, sub: ParticipantId, publisher: ParticipantId, mid: Mid) {
+        self.subscribe_at(sub, publisher, mid);
+        if p_kind(self, sub) == Some(ParticipantKind::Whep) {
+            self.fill_whep_slots(now, sub);
+        }
+    }
+
+    fn subscribe_at(&mut self, sub: ParticipantId, publisher: ParticipantId, mid: Mid) {
+        let Some(kind) = p_kind(self, sub) else {
+            return;
+        };
+        if kind == ParticipantKind::Whep {
+            return; // WHEP viewers take tracks into their fixed slots; see fill_whep_slots.
+        }
+        let Some(track) = self.participants.get_mut(&publisher).and_then(|p| p.up_track_mut(mid)) else {
+            return;
+        };
+        if !track.subscribers.contains(&sub) {
+            track.subscribers.push(sub);
+        }
+        let down = DownTrack::new(track.kind, Some((publisher, mid)), track.id.clone());
+        if let Some(s) = self.participants.get_mut(&sub) {
+            s.down.push(down);
+            s.needs_negotiation = true;
+            self.dirty.push(sub);
+        }
+    }
+
+    fn unsubscribe(&mut self, sub: ParticipantId, publisher: ParticipantId, mid: Mid) {
+        let Some(s) = self.participants.get_mut(&sub) else {
+            return;
+        };
+        let is_whep = s.kind == ParticipantKind::Whep;
+        s.down.retain_mut(|d| {
+            if d.source != Some((publisher, mid)) {
+                return true;
+            }
+            if is_whep {
+                d.retarget(None);
+                return true;
+            }
+            match d.state {
+                DownState::ToOpen => return false,
+                DownState::Active => d.state = DownState::ToStop,
+                DownState::Negotiating | DownState::ToStop | DownState::NegotiatingStop => {}
+            }
+            d.source = None;
+            true
+        });
+        s.needs_negotiation = true;
+        self.dirty.push(sub);
+        if is_whep {
+            self.whep_refill.push(sub);
+        }
+    }
+
+    /// Puts the room's unassigned tracks into a WHEP viewer's empty slots, oldest first.
+    pub(crate) fn fill_whep_slots(&mut self, now: Instant, viewer: ParticipantId) {
+        let Some(v) = self.participants.get(&viewer) else {
+            return;
+        };
+        let assigned: Vec<(ParticipantId, Mid)> = v.down.iter().filter_map(|d| d.source).collect();
+        let mut candidates: Vec<(ParticipantId, Mid, TrackKind, String)> = self
+            .room_members(&v.room)
+            .filter(|p| p.id != viewer)
+            .flat_map(|p| p.up.iter().map(move |t| (p.id, t.mid, t.kind, t.id.clone())))
+            .filter(|(p, m, _, _)| !assigned.contains(&(*p, *m)))
+            .collect();
+        let mut filled = Vec::new();
+        if let Some(v) = self.participants.get_mut(&viewer) {
+            for slot in v.down.iter_mut().filter(|d| d.source.is_none()) {
+                if let Some(i) = candidates.iter().position(|c| c.2 == slot.kind) {
+                    let (publisher, mid, _, track_id) = candidates.remove(i);
+                    slot.retarget(Some((publisher, mid)));
+                    slot.track_id = track_id;
+                    filled.push((publisher, mid));
+                }
+            }
+        }
+        for (publisher, mid) in filled {
+            if let Some(t) = self.participants.get_mut(&publisher).and_then(|p| p.up_track_mut(mid)) {
+                t.subscribers.push(viewer);
+            }
+            self.request_keyframe(now, publisher, mid);
+        }
+    }
+
+    /// Sends a server offer to an interactive participant whose down-tracks changed, unless
+    /// an offer is already outstanding (then it waits for the answer).
+    fn negotiate(&mut self, id: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        if p.kind != ParticipantKind::Interactive
+            || !p.remote_described
+            || p.pending_offer.is_some()
+            || !p.needs_negotiation
+        {
+            return;
+        }
+        p.needs_negotiation = false;
+        let mut api = p.rtc.sdp_api();
+        for d in p.down.iter_mut() {
+            match d.state {
+                DownState::ToOpen => {
+                    let stream_id = d.source.map(|(publisher, _)| publisher.to_string());
+                    let kind = match d.kind {
+                        TrackKind::Audio => MediaKind::Audio,
+                        TrackKind::Video => MediaKind::Video,
+                    };
+                    d.mid = Some(api.add_media(kind, Direction::SendOnly, stream_id, Some(d.track_id.clone()), None));
+                    d.state = DownState::Negotiating;
+                }
+                DownState::ToStop => {
+                    if let Some(mid) = d.mid {
+                        api.stop_media(mid);
+                    }
+                    d.state = DownState::NegotiatingStop;
+                }
+                _ => {}
+            }
+        }
+        if !api.has_changes() {
+            return;
+        }
+        if let Some((offer, pending)) = api.apply() {
+            p.pending_offer = Some(pending);
+            self.signal(id, ServerMessage::Offer { sdp: offer.to_sdp_string() });
+        }
+    }
+
+    pub(crate) fn apply_answer(&mut self, now: Instant, id: ParticipantId, sdp: &str) -> Result<(), SfuError> {
+        let p = self.participants.get_mut(&id).ok_or(SfuError::UnknownParticipant)?;
+        let Some(pending) = p.pending_offer.take() else {
+            return Err(SfuError::OutOfOrder("no offer is outstanding"));
+        };
+        let result = str0m::change::SdpAnswer::from_sdp_string(sdp)
+            .map_err(|e| SfuError::BadSdp(e.to_string()))
+            .and_then(|answer| {
+                p.rtc
+                    .sdp_api()
+                    .accept_answer(pending, answer)
+                    .map_err(|e| SfuError::BadSdp(e.to_string()))
+            });
+        let accepted = result.is_ok();
+        let mut opened = Vec::new();
+        for d in p.down.iter_mut() {
+            match (d.state, accepted) {
+                (DownState::Negotiating, true) if d.source.is_some() => {
+                    d.state = DownState::Active;
+                    opened.extend(d.source);
+                }
+                (DownState::Negotiating, true) => d.state = DownState::ToStop,
+                (DownState::Negotiating, false) => {
+                    d.state = DownState::ToOpen;
+                    d.mid = None;
+                }
+                (DownState::NegotiatingStop, false) => d.state = DownState::ToStop,
+                _ => {}
+            }
+        }
+        if accepted {
+            p.down.retain(|d| d.state != DownState::NegotiatingStop);
+        }
+        p.needs_negotiation |= p.down.iter().any(|d| matches!(d.state, DownState::ToOpen | DownState::ToStop));
+        self.dirty.push(id);
+        // Ask for a keyframe at once, so the new subscriber's first frame is not a wait for
+        // the publisher's next periodic keyframe.
+        for (publisher, mid) in opened {
+            self.request_keyframe(now, publisher, mid);
+        }
+        result
+    }
+
+    /// Forwards one RTP packet from a publisher to each subscriber of its track.
+    fn forward(&mut self, now: Instant, publisher: ParticipantId, packet: RtpPacket) {
+        let Some(p) = self.participants.get_mut(&publisher) else {
+            return;
+        };
+        p.counters.packets_in += 1;
+        let Some(mid) = p.rtc.direct_api().stream_rx(&packet.header.ssrc).map(|s| s.mid()) else {
+            return;
+        };
+        let pt = packet.header.payload_type;
+        let codec_params = p.rtc.codec_config().find(|c| c.pt() == pt).copied();
+        let Some(track) = p.up.iter_mut().find(|t| t.mid == mid) else {
+            return;
+        };
+        let payload = match track.payloads.iter().find(|(known, _)| *known == pt) {
+            Some((_, entry)) => *entry,
+            None => {
+                let entry = codec_params.map(|c| (c, video_codec(&c)));
+                track.payloads.push((pt, entry));
+                entry
+            }
+        };
+        let Some((params, codec)) = payload else {
+            return;
+        };
+        let is_keyframe = codec.is_some_and(|c| starts_keyframe(c, &packet.payload));
+        let mut subscribers = std::mem::take(&mut self.scratch_ids);
+        subscribers.clear();
+        subscribers.extend_from_slice(&track.subscribers);
+        let mut want_keyframe = false;
+        for sub in &subscribers {
+            let Some(s) = self.participants.get_mut(sub) else {
+                continue;
+            };
+            let Some(d) = s
+                .down
+                .iter_mut()
+                .find(|d| d.source == Some((publisher, mid)) && d.state == DownState::Active)
+            else {
+                continue;
+            };
+            if d.awaiting_keyframe {
+                if !is_keyframe {
+                    s.counters.awaiting_keyframe += 1;
+                    want_keyframe = true;
+                    continue;
+                }
+                d.awaiting_keyframe = false;
+                d.rewriter.restart();
+            }
+            let out_pt = match d.pt_map.iter().find(|(p, _)| *p == pt) {
+                Some((_, out)) => *out,
+                None => {
+                    let out = s.rtc.codec_config().match_params(params).map(|c| c.pt());
+                    d.pt_map.push((pt, out));
+                    out
+                }
+            };
+            let Some(out_pt) = out_pt else {
+                s.counters.dropped += 1;
+                continue;
+            };
+            let step = if d.kind == TrackKind::Video { VIDEO_TS_STEP } else { AUDIO_TS_STEP };
+            let Some((seq, ts)) = d.rewriter.rewrite(*packet.seq_no, packet.header.timestamp, step) else {
+                continue;
+            };
+            let Some(mid_out) = d.mid else {
+                continue;
+            };
+            let video = d.kind == TrackKind::Video;
+            let mut api = s.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid_out, None) else {
+                s.counters.dropped += 1;
+                continue;
+            };
+            let ext = ExtensionValues {
+                audio_level: packet.header.ext_vals.audio_level,
+                voice_activity: packet.header.ext_vals.voice_activity,
+                video_orientation: packet.header.ext_vals.video_orientation,
+                video_content_type: packet.header.ext_vals.video_content_type,
+                ..Default::default()
+            };
+            let packet_time = packet.timestamp;
+            tx.write_rtp(
+                RtpWrite::new(out_pt, seq.into(), ts, packet_time, packet.payload.clone())
+                    .marker(packet.header.marker)
+                    .ext_vals(ext)
+                    .nackable(video),
+            );
+            s.counters.packets_out += 1;
+            self.dirty.push(*sub);
+        }
+        self.scratch_ids = subscribers;
+        if want_keyframe {
+            self.request_keyframe(now, publisher, mid);
+        }
+    }
+
+    /// Asks a publisher for a keyframe on one track, at most once per throttle interval;
+    /// a request inside the interval is remembered and sent when it ends.
+    pub(crate) fn request_keyframe(&mut self, now: Instant, publisher: ParticipantId, mid: Mid) {
+        let interval = self.config.keyframe_request_interval;
+        let Some(p) = self.participants.get_mut(&publisher) else {
+            return;
+        };
+        let Some(track) = p.up.iter_mut().find(|t| t.mid == mid) else {
+            return;
+        };
+        if track.kind != TrackKind::Video {
+            return;
+        }
+        if track.last_keyframe_request.is_some_and(|last| now < last + interval) {
+            track.keyframe_owed = true;
+            return;
+        }
+        track.last_keyframe_request = Some(now);
+        track.keyframe_owed = false;
+        if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+            self.dirty.push(publisher);
+        }
+    }
+
+    pub(crate) fn retry_keyframe_requests(&mut self, now: Instant) {
+        let interval = self.config.keyframe_request_interval;
+        let owed: Vec<(ParticipantId, Mid)> = self
+            .participants
+            .values()
+            .flat_map(|p| {
+                p.up.iter()
+                    .filter(|t| t.keyframe_owed && t.last_keyframe_request.is_none_or(|l| now >= l + interval))
+                    .map(move |t| (p.id, t.mid))
+            })
+            .collect();
+        for (publisher, mid) in owed {
+            self.request_keyframe(now, publisher, mid);
+        }
+        for viewer in std::mem::take(&mut self.whep_refill) {
+            self.fill_whep_slots(now, viewer);
+        }
+    }
+
+    /// Removes a participant and everything that refers to it. `reason` is set when the SFU
+    /// decided this itself, and produces an [`Output::Closed`].
+    pub(crate) fn remove(&mut self, now: Instant, id: ParticipantId, reason: Option<CloseReason>) {
+        let Some(mut p) = self.participants.remove(&id) else {
+            return;
+        };
+        p.rtc.disconnect();
+        for ufrag in &p.ufrags {
+            if self.by_ufrag.get(ufrag) == Some(&id) {
+                self.by_ufrag.remove(ufrag);
+            }
+        }
+        for addr in &p.addrs {
+            if self.by_addr.get(addr) == Some(&id) {
+                self.by_addr.remove(addr);
+            }
+        }
+        for d in &p.down {
+            if let Some(t) = d
+                .source
+                .and_then(|(publisher, mid)| self.participants.get_mut(&publisher).and_then(|pp| pp.up_track_mut(mid)))
+            {
+                t.subscribers.retain(|s| *s != id);
+            }
+        }
+        if let Some(members) = self.rooms.get_mut(&p.room) {
+            members.retain(|m| *m != id);
+            if members.is_empty() {
+                self.rooms.remove(&p.room);
+            }
+        }
+        for track in &p.up {
+            for sub in &track.subscribers {
+                self.unsubscribe(*sub, id, track.mid);
+            }
+            self.broadcast(
+                &p.room,
+                None,
+                ServerMessage::TrackUnpublished { id: track.id.clone(), participant: id },
+            );
+        }
+        if p.kind.is_visible() {
+            self.broadcast(&p.room, None, ServerMessage::ParticipantLeft { id });
+        }
+        if let Some(reason) = reason {
+            self.outputs.push_back(Output::Closed { participant: id, reason });
+        }
+        tracing::info!(participant = %id, room = %p.room, ?reason, "participant left");
+        for viewer in std::mem::take(&mut self.whep_refill) {
+            self.fill_whep_slots(now, viewer);
+        }
+    }
+}
+
+fn p_kind(sfu: &Sfu, id: ParticipantId) -> Option<ParticipantKind> {
+    sfu.participants.get(&id).map(|p| p.kind)
+}
+
+fn track_kind(kind: MediaKind) -> TrackKind {
+    match kind {
+        MediaKind::Audio => TrackKind::Audio,
+        MediaKind::Video => TrackKind::Video,
+    }
+}
+
+fn video_codec(params: &str0m::format::PayloadParams) -> Option<VideoCodec> {
+    match params.spec().codec {
+        str0m::format::Codec::Vp8 => Some(VideoCodec::Vp8),
+        str0m::format::Codec::H264 => Some(VideoCodec::H264),
+        _ => None,
+    }
+}

@@ -1,0 +1,29 @@
+// Inline SVG icons (24×24, stroked with currentColor), so the client needs nothing from outside.
+
+const PATHS = {
+  mic: '<rect x="9" y="2.5" width="6" height="11.5" rx="3"/><path d="M5.5 10.5a6.5 6.5 0 0 0 13 0"/><path d="M12 17v4.5"/>',
+  micOff: '<path d="M15 9.3V5.5a3 3 0 0 0-5.8-1.1"/><path d="M9 9v2a3 3 0 0 0 5.1 2.1"/><path d="M5.5 10.5a6.5 6.5 0 0 0 11 4.7"/><path d="M18.4 12.2c.1-.5.1-1.1.1-1.7"/><path d="M12 17v4.5"/><path d="M3 3l18 18"/>',
+  cam: '<rect x="2.5" y="6" width="13" height="12" rx="2.5"/><path d="M15.5 10.5l6-3.5v10l-6-3.5z"/>',
+  camOff: '<path d="M10.5 6h2.5a2.5 2.5 0 0 1 2.5 2.5v2l6-3.5v10l-2-1.2"/><path d="M15.5 15.5v0a2.5 2.5 0 0 1-2.5 2.5H5a2.5 2.5 0 0 1-2.5-2.5v-7A2.5 2.5 0 0 1 5 6"/><path d="M3 3l18 18"/>',
+  screen: '<rect x="2.5" y="4" width="19" height="13" rx="2"/><path d="M8 21h8M12 17v4"/><path d="M12 13.5V8M9.5 10.5L12 8l2.5 2.5"/>',
+  screenOff: '<rect x="2.5" y="4" width="19" height="13" rx="2"/><path d="M8 21h8M12 17v4"/><path d="M9.5 8l5 5M14.5 8l-5 5"/>',
+  chat: '<path d="M5 4h14a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2h-9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/>',
+  people: '<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0"/><path d="M15.5 4.7a3.5 3.5 0 0 1 0 6.6"/><path d="M18 14.3a6.5 6.5 0 0 1 3.5 5.7"/>',
+  leave: '<path d="M3.2 13.8c4.8-4.6 12.8-4.6 17.6 0l-1.9 2.7-3.7-1.3-.3-2.5a11 11 0 0 0-5.8 0l-.3 2.5-3.7 1.3z" fill="currentColor"/>',
+  settings: '<path d="M4 7h9M17 7h3M4 17h3M11 17h9"/><circle cx="15" cy="7" r="2"/><circle cx="9" cy="17" r="2"/>',
+  close: '<path d="M6 6l12 12M18 6L6 18"/>',
+  send: '<path d="M21 3L10.5 13.5"/><path d="M21 3l-6.5 18-4-7.5L3 9.5z"/>',
+  copy: '<rect x="9" y="9" width="11.5" height="11.5" rx="2"/><path d="M5.5 15H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h8a2 2 0 0 1 2 2v.5"/>',
+  plus: '<path d="M12 5v14M5 12h14"/>',
+  present: '<rect x="2.5" y="4" width="19" height="13" rx="2"/><path d="M8 21h8M12 17v4"/>',
+};
+
+/** An `<svg>` string for icon `name`. */
+export function icon(name, cls = 'icon') {
+  return `<svg class="${cls}" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">${PATHS[name] || ''}</svg>`;
+}
+
+/** Fills every `[data-icon]` element under `root` with its icon. */
+export function fillIcons(root = document) {
+  for (const el of root.querySelectorAll('[data-icon]')) el.innerHTML = icon(el.dataset.icon);
+}

@@ -1,0 +1,525 @@
+// Meeting page entry (/m/{room}). Owns the meeting state and its lifecycle: pre-join, joining
+// (token → WebSocket → `joined` → RTCPeerConnection), the signaling message handlers, local
+// media and the controls, reconnection with backoff, leaving, and the `window.stoa` test hooks.
+// The peer connection lives in call.js, the socket in signaling.js, the DOM in ui.js.
+
+import { joinRoom, roomFromLocation } from './api.js';
+import { Call } from './call.js';
+import { deviceOf, listDevices, openCam, openLocal, openMic, openScreen } from './media.js';
+import { Signaling, SignalError, pid, wsUrl } from './signaling.js';
+import * as ui from './ui.js';
+
+const RETRY_WINDOW_MS = 30000;   // keep trying to (re)connect this long
+const MEDIA_FAIL_MS = 15000;     // media down this long despite ICE restarts: rejoin from scratch
+const STATS_MS = 700;
+
+const params = new URLSearchParams(location.search);
+const flag = (k) => params.has(k) && !['0', 'false', 'no'].includes(params.get(k));
+const store = {
+  get: (k) => { try { return localStorage.getItem(`stoa.${k}`) || ''; } catch { return ''; } },
+  set: (k, v) => { try { localStorage.setItem(`stoa.${k}`, v); } catch { /* private mode */ } },
+};
+
+const S = {
+  room: roomFromLocation(),
+  state: 'prejoin',
+  name: '',
+  me: null,
+  grants: { publish: true, subscribe: true, publish_data: true, room_admin: false },
+  participants: new Map(), // id -> {id, identity, name, tracks: [Track]}, everyone but us
+  chat: [],
+  timings: { pageStart: 0, timeOrigin: performance.timeOrigin, joined: null, firstRemoteFrame: null, reconnects: 0 },
+  sig: null,
+  call: null,
+  mic: null, cam: null, screen: null,   // local tracks, kept across reconnections
+  micOn: true,
+  camOn: !flag('nocam'),
+  stream: new MediaStream(),             // msid of our camera and microphone
+  screenStream: new MediaStream(),
+  mediaReady: Promise.resolve(),
+  gen: 0,                                // bumped to cancel an older session's async work
+  mediaFailTimer: 0,
+  statsTimer: 0,
+  statsFirstFrame: 0,
+};
+
+// ---- state and rendering ---------------------------------------------------------------
+
+function setState(state, detail) {
+  S.state = state;
+  ui.setState(state, detail);
+}
+
+let renderQueued = false;
+function render() {
+  if (renderQueued) return;
+  renderQueued = true;
+  queueMicrotask(() => {
+    renderQueued = false;
+    const me = { id: S.me?.id, name: S.me?.name || S.name, micOff: !(S.micOn && S.mic) };
+    ui.renderMedia(S.participants, S.call?.remote || new Map(), me);
+  });
+}
+
+function refreshLocal() {
+  ui.setControls({
+    micOn: S.micOn && !!S.mic,
+    camOn: S.camOn && !!S.cam,
+    sharing: !!S.screen,
+    canPublish: S.grants.publish,
+    canChat: S.grants.publish_data,
+    canShare: !!navigator.mediaDevices?.getDisplayMedia,
+  });
+  ui.setLocalVideo(S.cam, S.camOn, S.cam || !S.camOn ? '' : 'Camera is starting…');
+  render();
+}
+
+async function refreshDevices() {
+  const lists = await listDevices();
+  ui.fillDevices(lists, {
+    audioinput: deviceOf(S.mic),
+    videoinput: deviceOf(S.cam),
+    audiooutput: store.get('audiooutput'),
+  });
+}
+
+// ---- local media -----------------------------------------------------------------------
+
+function mediaErrorText(err) {
+  if (err?.name === 'NotAllowedError') return 'Camera and microphone are blocked. Allow them in the address bar to be seen and heard.';
+  if (err?.name === 'NotFoundError') return 'No camera or microphone found.';
+  if (err?.name === 'NotReadableError') return 'Your camera or microphone is in use by another application.';
+  return `Camera or microphone unavailable: ${err?.message || err}`;
+}
+
+/** A local track stopped by itself (device unplugged, "stop sharing" in the browser bar). */
+function watchEnded(track, slot, source) {
+  track.addEventListener('ended', () => {
+    if (S[slot] !== track) return;
+    if (slot === 'screen') return stopScreenShare();
+    S[slot] = null;
+    S.call?.removeTrack(source);
+    ui.toast(`Your ${slot === 'mic' ? 'microphone' : 'camera'} stopped.`, 'error');
+    refreshLocal();
+  });
+}
+
+async function acquireMedia() {
+  const wantVideo = S.camOn;
+  const got = await openLocal({ audio: true, video: wantVideo, micId: store.get('audioinput'), camId: store.get('videoinput') });
+  S.mic = got.mic;
+  S.cam = got.cam;
+  if (S.mic) { S.mic.enabled = S.micOn; watchEnded(S.mic, 'mic', 'microphone'); }
+  if (S.cam) { S.cam.enabled = S.camOn; watchEnded(S.cam, 'cam', 'camera'); }
+  if (!S.cam) S.camOn = false;
+  if (got.error && (!S.mic || (wantVideo && !S.cam))) ui.toast(mediaErrorText(got.error), 'error', 8000);
+  refreshLocal();
+  refreshDevices();
+}
+
+function stopLocal() {
+  for (const slot of ['mic', 'cam', 'screen']) {
+    S[slot]?.stop();
+    S[slot] = null;
+  }
+  refreshLocal();
+}
+
+/** Puts a new local track in `slot`, sending it on the same transceiver (no renegotiation). */
+async function replaceLocal(slot, source, track, on) {
+  const old = S[slot];
+  track.enabled = on;
+  S[slot] = track;
+  watchEnded(track, slot, source);
+  if (S.call && S.grants.publish) await S.call.setTrack(source, track, S.stream);
+  if (old && old !== track) old.stop();
+  refreshLocal();
+  refreshDevices();
+}
+
+// ---- controls (also window.stoa) -------------------------------------------------------
+
+/** Toggles the microphone; resolves with whether it is now on. */
+async function toggleMic() {
+  S.micOn = !S.micOn;
+  if (S.micOn && !S.mic) {
+    try {
+      await replaceLocal('mic', 'microphone', await openMic(store.get('audioinput')), true);
+    } catch (err) {
+      S.micOn = false;
+      ui.toast(mediaErrorText(err), 'error');
+    }
+  }
+  if (S.mic) S.mic.enabled = S.micOn;
+  S.call?.setMuted('microphone', !S.micOn);
+  refreshLocal();
+  return S.micOn;
+}
+
+/** Toggles the camera; resolves with whether it is now on. */
+async function toggleCam() {
+  S.camOn = !S.camOn;
+  if (S.camOn && !S.cam) {
+    try {
+      await replaceLocal('cam', 'camera', await openCam(store.get('videoinput')), true);
+    } catch (err) {
+      S.camOn = false;
+      ui.toast(mediaErrorText(err), 'error');
+    }
+  }
+  if (S.cam) S.cam.enabled = S.camOn;
+  S.call?.setMuted('camera', !S.camOn);
+  refreshLocal();
+  return S.camOn;
+}
+
+/** Shares a screen as an extra sendonly transceiver; resolves with whether sharing started. */
+async function startScreenShare() {
+  if (S.screen) return true;
+  if (!S.grants.publish) return false;
+  let track;
+  try {
+    track = await openScreen();
+  } catch (err) {
+    if (err?.name !== 'NotAllowedError') ui.toast(`Could not share your screen: ${err?.message || err}`, 'error');
+    return false;
+  }
+  S.screen = track;
+  watchEnded(track, 'screen', 'screen');
+  if (S.call) await S.call.setTrack('screen', track, S.screenStream);
+  refreshLocal();
+  return true;
+}
+
+async function stopScreenShare() {
+  const track = S.screen;
+  if (!track) return;
+  S.screen = null;
+  track.stop();
+  refreshLocal();
+  await S.call?.removeTrack('screen'); // direction → inactive, renegotiates, `publish` drops it
+}
+
+function sendChat(text) {
+  text = String(text ?? '');
+  if (!text.trim() || text.length > 4000) return false;
+  if (!S.grants.publish_data) {
+    ui.toast('You are not allowed to chat in this meeting.', 'error');
+    return false;
+  }
+  if (S.state !== 'joined' || !S.sig?.send({ type: 'chat', text })) {
+    ui.toast('Not connected: message not sent.', 'error');
+    return false;
+  }
+  return true;
+}
+
+async function onDevice(kind, id) {
+  store.set(kind, id);
+  if (kind === 'audiooutput') return ui.setSpeaker(id);
+  try {
+    if (kind === 'audioinput') await replaceLocal('mic', 'microphone', await openMic(id), S.micOn);
+    else await replaceLocal('cam', 'camera', await openCam(id), S.camOn);
+  } catch (err) {
+    ui.toast(`Could not switch device: ${err?.message || err}`, 'error');
+  }
+}
+
+// ---- the session -----------------------------------------------------------------------
+
+class Stale extends Error {}
+
+/** Token → WebSocket → joined → RTCPeerConnection. Throws to let runSession retry. */
+async function connect(gen) {
+  const check = () => { if (gen !== S.gen) throw new Stale('superseded'); };
+  const { token } = await joinRoom(S.room, S.name);
+  check();
+  const sig = new Signaling(wsUrl(), { onClose: (reason) => lost(sig, reason) });
+  S.sig = sig;
+  const joined = await sig.join(token);
+  check();
+  await S.mediaReady;
+  check();
+  onJoined(joined);
+  startCall(sig, joined.ice_servers);
+  sig.listen(onMessage);
+  setState('joined');
+}
+
+/** Joins, retrying with backoff for RETRY_WINDOW_MS; `reconnecting` only changes the wording. */
+async function runSession(reconnecting) {
+  const gen = ++S.gen;
+  setState(reconnecting ? 'reconnecting' : 'joining');
+  const started = performance.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await connect(gen);
+      return;
+    } catch (err) {
+      if (gen !== S.gen) return; // left, or another session took over
+      teardown();
+      if (err.final) return end(err);
+      if (performance.now() - started > RETRY_WINDOW_MS) {
+        return end(err, reconnecting ? 'Could not reconnect' : 'Could not join the meeting');
+      }
+      console.warn('stoa: connecting failed, retrying', err);
+      const delay = Math.min(500 * 2 ** attempt, 5000) * (0.8 + Math.random() * 0.4);
+      await new Promise((r) => setTimeout(r, delay));
+      if (gen !== S.gen) return;
+    }
+  }
+}
+
+function onJoined(j) {
+  S.me = { ...j.you, id: pid(j.you.id), tracks: (j.you.tracks || []).map(normTrack) };
+  S.grants = { ...S.grants, ...j.grants };
+  S.participants.clear();
+  for (const p of j.participants || []) {
+    const n = normParticipant(p);
+    if (n.id !== S.me.id) S.participants.set(n.id, n);
+  }
+  if (S.timings.joined == null) S.timings.joined = performance.now();
+  else { S.timings.reconnects++; S.timings.rejoined = performance.now(); }
+  refreshLocal();
+}
+
+function startCall(sig, iceServers) {
+  const call = new Call({
+    iceServers,
+    send: (m) => sig.send(m),
+    onRemoteChange: render,
+    onConnectionState: onPcState,
+    onError: (err, broken) => {
+      console.warn('stoa:', err);
+      if (broken) lost(sig, err.message);
+      else ui.toast(err.message, 'error');
+    },
+  });
+  S.call = call;
+  if (S.grants.publish) {
+    // Added synchronously, so the first offer carries them all.
+    if (S.mic) call.setTrack('microphone', S.mic, S.stream);
+    if (S.cam) call.setTrack('camera', S.cam, S.stream);
+    if (S.screen) call.setTrack('screen', S.screen, S.screenStream);
+  }
+  clearInterval(S.statsTimer);
+  S.statsTimer = setInterval(pollStats, STATS_MS);
+}
+
+function onPcState(state) {
+  if (state === 'connected') {
+    clearTimeout(S.mediaFailTimer);
+    S.mediaFailTimer = 0;
+  } else if ((state === 'failed' || state === 'disconnected') && !S.mediaFailTimer) {
+    const sig = S.sig;
+    S.mediaFailTimer = setTimeout(() => {
+      S.mediaFailTimer = 0;
+      if (S.call && S.call.pc.connectionState !== 'connected') lost(sig, 'media connection failed');
+    }, MEDIA_FAIL_MS);
+  }
+}
+
+/** Closes the socket and the peer connection of the current session (local media stays). */
+function teardown() {
+  S.sig?.close();
+  S.sig = null;
+  S.call?.close();
+  S.call = null;
+  clearInterval(S.statsTimer);
+  clearTimeout(S.mediaFailTimer);
+  S.mediaFailTimer = 0;
+  S.participants.clear();
+  ui.setSpeaking(new Set());
+  render();
+}
+
+/** The socket (or the media) of the current session died: reconnect from scratch. */
+function lost(sig, reason) {
+  if (sig !== S.sig || S.state === 'left') return;
+  console.warn('stoa: connection lost:', reason);
+  teardown();
+  runSession(true);
+}
+
+const FINAL_TEXT = {
+  replaced: ['You joined from another window', 'This meeting is open somewhere else with the same identity.'],
+  unauthorized: ['You could not be let in', 'Your access to this meeting was refused.'],
+  forbidden: ['You could not be let in', 'You are not allowed to do that in this meeting.'],
+};
+
+/** Ends the session for good after an error; the person can try again by hand. */
+function end(err, title) {
+  S.gen++;
+  teardown();
+  stopLocal();
+  const [t, d] = FINAL_TEXT[err?.code] || [title || 'The call ended', ''];
+  setState('left');
+  ui.showLeft(t, [d, err?.message].filter(Boolean).join(' — '), 'Try again');
+}
+
+function leave() {
+  if (S.state === 'left') return;
+  S.gen++;
+  S.sig?.send({ type: 'leave' });
+  teardown();
+  stopLocal();
+  setState('left');
+  ui.showLeft('You left the meeting');
+}
+
+function rejoin() {
+  if (S.state !== 'left') return;
+  S.mediaReady = acquireMedia();
+  runSession(false);
+}
+
+// ---- server messages -------------------------------------------------------------------
+
+const normTrack = (t) => ({ ...t, participant: pid(t.participant) });
+const normParticipant = (p) => ({ ...p, id: pid(p.id), tracks: (p.tracks || []).map(normTrack) });
+
+function onMessage(m) {
+  const call = S.call;
+  switch (m.type) {
+    case 'offer': call?.handleOffer(m.sdp); break;
+    case 'answer': call?.handleAnswer(m.sdp); break;
+    case 'participant_joined': {
+      const p = normParticipant(m.participant);
+      if (p.id === S.me?.id) break;
+      const known = S.participants.has(p.id);
+      S.participants.set(p.id, p);
+      if (!known) ui.toast(`${p.name} joined`);
+      break;
+    }
+    case 'participant_left': {
+      const id = pid(m.id);
+      const p = S.participants.get(id);
+      S.participants.delete(id);
+      call?.forgetParticipant(id);
+      if (p) ui.toast(`${p.name} left`);
+      break;
+    }
+    case 'track_published': {
+      const t = normTrack(m.track);
+      const owner = t.participant === S.me?.id ? S.me : S.participants.get(t.participant);
+      if (owner) owner.tracks = [...owner.tracks.filter((x) => x.id !== t.id), t];
+      break;
+    }
+    case 'track_unpublished': {
+      const owner = pid(m.participant) === S.me?.id ? S.me : S.participants.get(pid(m.participant));
+      if (owner) owner.tracks = owner.tracks.filter((x) => x.id !== m.id);
+      call?.forgetTrack(m.id);
+      break;
+    }
+    case 'chat': {
+      const msg = { ...m.message, from: pid(m.message.from) };
+      S.chat.push(msg);
+      ui.addChat({ name: msg.name, text: msg.text, ts: msg.ts, mine: msg.from === S.me?.id });
+      break;
+    }
+    case 'pong': return;
+    case 'error': onServerError(m); break;
+    default: return; // unknown: newer server
+  }
+  render();
+}
+
+function onServerError(m) {
+  const err = new SignalError(m.code, m.message, m.fatal);
+  console.warn('stoa: server error', m);
+  if (err.final) return end(err);
+  if (m.fatal) return ui.toast(m.message || m.code, 'error'); // the socket closes; we reconnect
+  if (m.code === 'bad_sdp') S.call?.offerRejected();
+  ui.toast(m.message || m.code, 'error');
+}
+
+// ---- stats: speaking indicator and a first-frame fallback ------------------------------
+
+async function pollStats() {
+  const call = S.call;
+  if (!call || S.state !== 'joined') return;
+  let report;
+  try { report = await call.pc.getStats(); } catch { return; }
+  const byTrack = new Map([...call.remote.values()].map((r) => [r.track.id, r]));
+  const speaking = new Set();
+  let decoded = false;
+  report.forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    if (s.kind === 'video' && s.framesDecoded > 0) decoded = true;
+    if (s.kind === 'audio' && s.audioLevel > 0.04) {
+      const r = byTrack.get(s.trackIdentifier);
+      if (r) speaking.add(r.participant);
+    }
+  });
+  ui.setSpeaking(speaking);
+  // requestVideoFrameCallback (ui.js) measures the first frame; this only covers its absence.
+  if (decoded && S.timings.firstRemoteFrame == null) {
+    if (!S.statsFirstFrame) S.statsFirstFrame = performance.now();
+    else if (performance.now() - S.statsFirstFrame > 1500) S.timings.firstRemoteFrame = S.statsFirstFrame;
+  }
+}
+
+// ---- start -----------------------------------------------------------------------------
+
+function join(name) {
+  S.name = name.slice(0, 64);
+  store.set('name', S.name);
+  ui.setName(S.name);
+  ui.setJoinError('');
+  runSession(false);
+}
+
+window.stoa = {
+  get pc() { return S.call?.pc || null; },
+  get ws() { return S.sig?.ws || null; },
+  get me() { return S.me; },
+  get participants() { return S.participants; },
+  get chat() { return S.chat; },
+  get state() { return S.state; },
+  get timings() { return S.timings; },
+  get room() { return S.room; },
+  get grants() { return S.grants; },
+  get remoteTracks() { return S.call?.remote || new Map(); },
+  get local() { return { mic: S.mic, cam: S.cam, screen: S.screen, micOn: S.micOn, camOn: S.camOn }; },
+  join: (name) => (S.state === 'prejoin' ? join(String(name || 'Guest')) : undefined),
+  sendChat,
+  toggleMic,
+  toggleCam,
+  startScreenShare,
+  stopScreenShare,
+  leave,
+  rejoin,
+  restartIce: () => S.call?.restartIce(),
+  stats: () => (S.call ? S.call.stats() : Promise.resolve(null)),
+};
+
+function init() {
+  document.title = `${S.room} · Stoa`;
+  ui.initUi({
+    room: S.room,
+    onJoin: join,
+    onToggleMic: toggleMic,
+    onToggleCam: toggleCam,
+    onToggleScreen: () => (S.screen ? stopScreenShare() : startScreenShare()),
+    onLeave: leave,
+    onRejoin: rejoin,
+    onChat: sendChat,
+    onDevice,
+  });
+  ui.onFirstFrame((t) => { if (S.timings.firstRemoteFrame == null) S.timings.firstRemoteFrame = t; });
+  navigator.mediaDevices?.addEventListener?.('devicechange', refreshDevices);
+  window.addEventListener('pagehide', () => S.sig?.send({ type: 'leave' }));
+
+  const name = (params.get('name') || store.get('name')).trim();
+  ui.setName(name);
+  refreshLocal();
+  S.mediaReady = acquireMedia();
+  if (flag('autojoin')) {
+    join(name || 'Guest');
+  } else {
+    setState('prejoin');
+    document.getElementById('join-name').focus();
+  }
+}
+
+init();

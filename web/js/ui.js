@@ -1,0 +1,406 @@
+// UI: everything the meeting page shows. Renders tiles, audio elements, the people list, chat,
+// controls, toasts and the three screens (pre-join, meeting, left) from state that meeting.js
+// hands in, and reports clicks back through the handlers given to initUi. No networking.
+
+import { icon, fillIcons } from './icons.js';
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  return e;
+};
+
+let handlers = {};
+let firstFrameCb = null;
+
+// ---- setup -----------------------------------------------------------------------------
+
+export function initUi(h) {
+  handlers = h;
+  fillIcons();
+  for (const e of document.querySelectorAll('.room-name')) e.textContent = h.room;
+  $('#meeting-link').textContent = location.origin + location.pathname;
+
+  $('#join-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = $('#join-name').value.trim();
+    if (name) h.onJoin(name);
+  });
+  $('#join-name').addEventListener('input', () => setAvatar($('#preview-avatar'), $('#join-name').value));
+  $('#pre-mic').onclick = () => h.onToggleMic();
+  $('#pre-cam').onclick = () => h.onToggleCam();
+  $('#mic-button').onclick = () => h.onToggleMic();
+  $('#cam-button').onclick = () => h.onToggleCam();
+  $('#screen-button').onclick = () => h.onToggleScreen();
+  $('#stop-presenting').onclick = () => h.onToggleScreen();
+  $('#leave-button').onclick = () => h.onLeave();
+  $('#rejoin-button').onclick = () => h.onRejoin();
+  $('#settings-button').onclick = () => $('#settings').showModal?.();
+  $('#chat-button').onclick = () => togglePanel('chat');
+  $('#people-button').onclick = () => togglePanel('people');
+  $('#panel-close').onclick = () => togglePanel(null);
+  for (const b of document.querySelectorAll('[data-panel]')) b.onclick = () => togglePanel(b.dataset.panel, true);
+  $('#copy-link').onclick = async () => {
+    try {
+      await navigator.clipboard.writeText($('#meeting-link').textContent);
+      toast('Link copied');
+    } catch {
+      toast('Copy the link from the address bar', 'error');
+    }
+  };
+  $('#chat-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = $('#chat-input');
+    const text = input.value.trim();
+    if (text && h.onChat(text) !== false) input.value = '';
+  });
+  for (const s of document.querySelectorAll('select[data-device]')) {
+    s.onchange = () => h.onDevice(s.dataset.device, s.value);
+  }
+  if (!('setSinkId' in HTMLMediaElement.prototype)) $('#speaker-field').hidden = true;
+
+  // Chat starts open where there is room for it, so its input is usable straight away.
+  togglePanel(window.innerWidth >= 900 ? 'chat' : null);
+  new ResizeObserver(() => layout()).observe($('#gallery'));
+  const tick = () => { $('#clock').textContent = new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }); };
+  tick();
+  setInterval(tick, 15000);
+}
+
+/** Called with performance.now() when the first remote video frame is shown. */
+export function onFirstFrame(cb) { firstFrameCb = cb; }
+
+// ---- screens ---------------------------------------------------------------------------
+
+/** state: prejoin | joining | joined | reconnecting | left */
+export function setState(state, detail) {
+  document.body.dataset.state = state;
+  const overlay = $('#overlay');
+  overlay.classList.toggle('show', state === 'joining' || state === 'reconnecting');
+  $('#overlay-text').textContent = detail || (state === 'reconnecting' ? 'Reconnecting…' : 'Joining…');
+  $('#join-button').disabled = state === 'joining';
+}
+
+export function showLeft(title, detail = '', rejoinLabel = 'Rejoin') {
+  $('#left-title').textContent = title;
+  $('#left-detail').textContent = detail;
+  $('#rejoin-button').textContent = rejoinLabel;
+  $('#settings').open && $('#settings').close();
+}
+
+export function setJoinError(text) { $('#join-error').textContent = text || ''; }
+
+export function setName(name) {
+  $('#join-name').value = name;
+  setAvatar($('#preview-avatar'), name);
+  setAvatar($('#self-view .avatar'), name);
+}
+
+// ---- controls and self view ------------------------------------------------------------
+
+/** @param {{micOn, camOn, sharing, canPublish, canChat, canShare}} s */
+export function setControls(s) {
+  const btn = (sel, on, onIcon, offIcon, onTitle, offTitle) => {
+    for (const b of document.querySelectorAll(sel)) {
+      b.innerHTML = icon(on ? onIcon : offIcon);
+      b.classList.toggle('off', !on);
+      b.setAttribute('aria-pressed', String(!on));
+      b.title = on ? onTitle : offTitle;
+      b.disabled = !s.canPublish;
+    }
+  };
+  btn('#mic-button, #pre-mic', s.micOn, 'mic', 'micOff', 'Turn off microphone', 'Turn on microphone');
+  btn('#cam-button, #pre-cam', s.camOn, 'cam', 'camOff', 'Turn off camera', 'Turn on camera');
+  const screen = $('#screen-button');
+  screen.classList.toggle('active', s.sharing);
+  screen.setAttribute('aria-pressed', String(s.sharing));
+  screen.title = s.sharing ? 'Stop presenting' : 'Present your screen';
+  screen.disabled = !s.canPublish || !s.canShare;
+  $('#presenting-bar').classList.toggle('show', s.sharing);
+  $('#chat-input').disabled = $('#chat-send').disabled = !s.canChat;
+  $('#chat-input').placeholder = s.canChat ? 'Send a message to everyone' : 'Chat is turned off for you';
+  $('#self-view .mic-state').innerHTML = s.micOn ? '' : icon('micOff');
+}
+
+/** Shows our own camera in the preview (pre-join) and the self view (in call). */
+export function setLocalVideo(track, camOn, status = '') {
+  for (const box of [$('#preview'), $('#self-view')]) {
+    const v = box.querySelector('video');
+    attach(v, camOn ? track : null);
+    box.classList.toggle('cam-off', !(camOn && track));
+  }
+  $('#preview-status').textContent = status;
+}
+
+export function fillDevices(lists, current) {
+  for (const s of document.querySelectorAll('select[data-device]')) {
+    const kind = s.dataset.device;
+    const devices = lists[kind] || [];
+    s.replaceChildren(...devices.map((d, i) => {
+      const o = el('option', null, d.label || `${kind === 'audioinput' ? 'Microphone' : kind === 'videoinput' ? 'Camera' : 'Speaker'} ${i + 1}`);
+      o.value = d.deviceId;
+      return o;
+    }));
+    if (!devices.length) s.append(el('option', null, kind === 'videoinput' ? 'No camera' : kind === 'audioinput' ? 'No microphone' : 'Default'));
+    if (current[kind]) s.value = current[kind];
+    s.disabled = !devices.length;
+  }
+}
+
+// ---- panel, chat -----------------------------------------------------------------------
+
+let panel = null;
+let unread = 0;
+
+function togglePanel(name, force = false) {
+  panel = !force && panel === name ? null : name;
+  document.body.dataset.panel = panel || '';
+  for (const b of document.querySelectorAll('[data-panel]')) b.setAttribute('aria-selected', String(b.dataset.panel === panel));
+  $('#chat-button').classList.toggle('active', panel === 'chat');
+  $('#people-button').classList.toggle('active', panel === 'people');
+  if (panel === 'chat') {
+    unread = 0;
+    $('#chat-badge').hidden = true;
+    const log = $('#chat-log');
+    log.scrollTop = log.scrollHeight;
+  }
+  requestAnimationFrame(layout);
+}
+
+/** Appends one chat message: {name, text, ts, mine}. */
+export function addChat({ name, text, ts, mine }) {
+  const log = $('#chat-log');
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  const item = el('div', `chat-msg${mine ? ' mine' : ''}`);
+  const head = el('div', 'chat-head');
+  head.append(el('span', 'chat-name', mine ? 'You' : name), el('time', 'chat-time', fmtTime(ts)));
+  const last = log.lastElementChild;
+  // Consecutive messages from one sender within two minutes share a header.
+  if (last?.dataset.sender === name && ts - Number(last.dataset.ts) < 120000) item.classList.add('cont');
+  item.dataset.sender = name;
+  item.dataset.ts = String(ts);
+  item.append(head, el('div', 'chat-text', text));
+  log.append(item);
+  if (atBottom || mine) log.scrollTop = log.scrollHeight;
+  if (panel !== 'chat' && !mine) {
+    unread++;
+    const badge = $('#chat-badge');
+    badge.textContent = unread > 9 ? '9+' : String(unread);
+    badge.hidden = false;
+    toast(`${name}: ${text.length > 80 ? `${text.slice(0, 80)}…` : text}`, 'chat');
+  }
+}
+
+const fmtTime = (ts) => new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+
+// ---- toasts ----------------------------------------------------------------------------
+
+/** A small message at the bottom; kind: info | error | chat. Returns the element. */
+export function toast(text, kind = 'info', ms = kind === 'error' ? 6000 : 3500, action) {
+  const box = $('#toasts');
+  const t = el('div', `toast ${kind}`, text);
+  if (action) {
+    const b = el('button', 'pill', action.label);
+    b.onclick = () => { t.remove(); action.run(); };
+    t.append(b);
+  }
+  box.append(t);
+  while (box.children.length > 4) box.firstElementChild.remove();
+  if (ms) setTimeout(() => { t.classList.add('out'); setTimeout(() => t.remove(), 300); }, ms);
+  return t;
+}
+
+// ---- tiles -----------------------------------------------------------------------------
+
+const tiles = new Map(); // key -> tile element (key: participant id, or "screen:<track id>")
+const audios = new Map(); // track id -> <audio>
+let sinkId = '';
+
+function attach(video, track) {
+  const current = video.srcObject?.getTracks()[0] || null;
+  if (current === track) return false;
+  video.srcObject = track ? new MediaStream([track]) : null;
+  if (track) video.play().catch(() => { /* autoplay retried on the next user gesture */ });
+  return true;
+}
+
+function watchFirstFrame(video) {
+  const done = () => {
+    if (firstFrameCb) { const cb = firstFrameCb; firstFrameCb = null; cb(performance.now()); }
+  };
+  if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(done);
+  else video.addEventListener('loadeddata', done, { once: true });
+}
+
+function initials(name) {
+  const parts = String(name || '?').trim().split(/\s+/).filter(Boolean);
+  const s = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || '?').slice(0, 2);
+  return s.toUpperCase();
+}
+
+function hue(s) {
+  let h = 0;
+  for (const c of String(s)) h = (h * 31 + c.codePointAt(0)) % 360;
+  return h;
+}
+
+function setAvatar(node, name, key = name) {
+  node.textContent = initials(name);
+  node.style.setProperty('--hue', hue(key || '?'));
+}
+
+function makeTile(key, screen) {
+  const t = el('div', screen ? 'tile screen' : 'tile');
+  if (!screen) t.dataset.participant = key;
+  t.innerHTML = `<video autoplay playsinline muted></video>
+    <div class="avatar-wrap"><div class="avatar"></div></div>
+    <div class="nameplate"><span class="mic-state"></span><span class="name"></span></div>`;
+  (screen ? $('#screens') : $('#grid')).append(t);
+  tiles.set(key, t);
+  return t;
+}
+
+/**
+ * Renders every remote participant and track.
+ * @param {Map<string, {id, name, tracks: Array}>} participants  others, by id
+ * @param {Map<string, {id, participant, kind, track}>} remote    received tracks, by server track id
+ * @param {{name: string}} me
+ */
+export function renderMedia(participants, remote, me) {
+  const keep = new Set();
+  for (const p of participants.values()) {
+    const infos = new Map(p.tracks.map((t) => [t.id, t]));
+    let cam = null;
+    let camInfo = null;
+    for (const r of remote.values()) {
+      if (r.participant !== p.id || r.kind !== 'video') continue;
+      const info = infos.get(r.id);
+      if (info?.source === 'screen') {
+        const key = `screen:${r.id}`;
+        keep.add(key);
+        const t = tiles.get(key) || makeTile(key, true);
+        t.dataset.owner = p.id;
+        t.dataset.track = r.id;
+        t.querySelector('.name').textContent = `${p.name} is presenting`;
+        setAvatar(t.querySelector('.avatar'), p.name, p.id);
+        t.classList.toggle('video-off', r.track.muted);
+        if (attach(t.querySelector('video'), r.track)) watchFirstFrame(t.querySelector('video'));
+      } else if (!cam || (info && !camInfo)) {
+        cam = r;
+        camInfo = info;
+      }
+    }
+    keep.add(p.id);
+    const t = tiles.get(p.id) || makeTile(p.id, false);
+    const mic = p.tracks.find((x) => x.kind === 'audio' && x.source !== 'screen');
+    const micOff = !mic || mic.muted;
+    t.querySelector('.name').textContent = p.name;
+    t.querySelector('.mic-state').innerHTML = micOff ? icon('micOff') : '';
+    t.classList.toggle('mic-off', micOff);
+    t.classList.toggle('video-off', !cam || !!camInfo?.muted || cam.track.muted);
+    if (cam) t.dataset.track = cam.id; else delete t.dataset.track;
+    setAvatar(t.querySelector('.avatar'), p.name, p.id);
+    if (attach(t.querySelector('video'), cam?.track || null) && cam) watchFirstFrame(t.querySelector('video'));
+  }
+  for (const [key, t] of tiles) {
+    if (!keep.has(key)) { t.remove(); tiles.delete(key); }
+  }
+
+  // One <audio> per remote audio track.
+  const sink = $('#audio-sink');
+  for (const r of remote.values()) {
+    if (r.kind !== 'audio') continue;
+    let a = audios.get(r.id);
+    if (!a) {
+      a = el('audio');
+      a.autoplay = true;
+      a.dataset.track = r.id;
+      a.dataset.participant = r.participant;
+      if (sinkId) a.setSinkId?.(sinkId).catch(() => {});
+      sink.append(a);
+      audios.set(r.id, a);
+    }
+    if (a.srcObject?.getTracks()[0] !== r.track) {
+      a.srcObject = new MediaStream([r.track]);
+      a.play().catch(() => blockedAudio());
+    }
+  }
+  for (const [id, a] of audios) {
+    if (!remote.has(id) || remote.get(id).kind !== 'audio') { a.srcObject = null; a.remove(); audios.delete(id); }
+  }
+
+  renderPeople(participants, me);
+  const gallery = $('#gallery');
+  gallery.classList.toggle('presenting', $('#screens').children.length > 0);
+  gallery.classList.toggle('alone', participants.size === 0);
+  $('#people-count').textContent = String(participants.size + 1);
+  layout();
+}
+
+let audioToast = null;
+function blockedAudio() {
+  if (audioToast?.isConnected) return;
+  audioToast = toast('Your browser blocked sound from the meeting.', 'error', 0, {
+    label: 'Play sound',
+    run: () => { for (const a of audios.values()) a.play().catch(() => {}); },
+  });
+}
+
+/** Routes all remote audio to the chosen speaker, where the browser can. */
+export function setSpeaker(id) {
+  sinkId = id;
+  for (const a of audios.values()) a.setSinkId?.(id).catch(() => {});
+}
+
+/** Highlights the tiles of participants whose audio level is high. */
+export function setSpeaking(ids) {
+  for (const [key, t] of tiles) t.classList.toggle('speaking', !key.startsWith('screen:') && ids.has(key));
+}
+
+function renderPeople(participants, me) {
+  const list = $('#people-list');
+  const row = (name, id, micOff, you) => {
+    const li = el('li', 'person');
+    const av = el('div', 'avatar small');
+    setAvatar(av, name, id);
+    li.append(av, el('span', 'person-name', you ? `${name} (You)` : name));
+    const m = el('span', 'mic-state');
+    m.innerHTML = micOff ? icon('micOff') : icon('mic');
+    li.append(m);
+    return li;
+  };
+  const rows = [row(me?.name || 'You', me?.id || 'me', !!me?.micOff, true)];
+  for (const p of participants.values()) {
+    const mic = p.tracks.find((x) => x.kind === 'audio' && x.source !== 'screen');
+    rows.push(row(p.name, p.id, !mic || mic.muted, false));
+  }
+  list.replaceChildren(...rows);
+}
+
+// ---- layout ----------------------------------------------------------------------------
+
+/** Picks the column count that makes 16:9 tiles largest in `box`; sets --tile-w. */
+function fit(box, count, gap = 10) {
+  const W = box.clientWidth;
+  const H = box.clientHeight;
+  if (!count || !W || !H) return;
+  let best = 0;
+  for (let cols = 1; cols <= count; cols++) {
+    const rows = Math.ceil(count / cols);
+    const w = Math.min((W - gap * (cols - 1)) / cols, ((H - gap * (rows - 1)) / rows) * (16 / 9));
+    best = Math.max(best, w);
+  }
+  box.style.setProperty('--tile-w', `${Math.floor(best)}px`);
+}
+
+export function layout() {
+  const gallery = $('#gallery');
+  if (gallery.classList.contains('presenting')) {
+    fit($('#screens'), $('#screens').children.length);
+    $('#grid').style.removeProperty('--tile-w');
+  } else {
+    fit($('#grid'), $('#grid').children.length);
+  }
+}
