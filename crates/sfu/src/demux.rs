@@ -95,7 +95,7 @@ mod tests {
         assert_eq!(classify(&[0, 1]), PacketClass::Stun);
         assert_eq!(classify(&[22]), PacketClass::Dtls);
         assert_eq!(classify(&[0x80]), PacketClass::Rtp);
-        assert_eq!(classify(&[200]), PacketClass::Rtp);
+        assert_eq!(classify(&[0xbf]), PacketClass::Rtp);
         assert_eq!(classify(&[255]), PacketClass::Unknown);
         assert_eq!(classify(&[]), PacketClass::Unknown);
     }

@@ -92,9 +92,9 @@ mod tests {
     #[test]
     fn vp8_keyframe_with_and_without_extensions() {
         // S=1, PID=0, no extension; frame tag with P=0.
-        assert!(starts_keyframe(VideoCodec::Vp8, &[0x10, 0x9d, 0x01, 0x2a]));
+        assert!(starts_keyframe(VideoCodec::Vp8, &[0x10, 0x50, 0x01, 0x2a]));
         // Same, P=1 (interframe).
-        assert!(!starts_keyframe(VideoCodec::Vp8, &[0x10, 0x9d | 0x01]));
+        assert!(!starts_keyframe(VideoCodec::Vp8, &[0x10, 0x51]));
         // Continuation packet (S=0).
         assert!(!starts_keyframe(VideoCodec::Vp8, &[0x00, 0x9c]));
         // X=1, I=1 with a 15-bit picture id, L=1, T=1, then P=0.

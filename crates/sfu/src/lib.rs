@@ -38,8 +38,11 @@ pub struct SfuConfig {
     pub local_candidates: Vec<Candidate>,
     /// Minimum time between two keyframe requests sent to one publisher's track.
     pub keyframe_request_interval: Duration,
-    /// How long a participant may stay ICE-disconnected before it is removed.
-    pub ice_disconnect_grace: Duration,
+    /// How long a connected participant may stay silent (no datagram at all) before it is
+    /// removed. Browsers send RTCP and ICE consent checks every few seconds even when muted.
+    pub silence_timeout: Duration,
+    /// How long a WHIP/WHEP session may take to connect.
+    pub connect_timeout: Duration,
 }
 
 impl Default for SfuConfig {
@@ -47,7 +50,8 @@ impl Default for SfuConfig {
         Self {
             local_candidates: Vec::new(),
             keyframe_request_interval: Duration::from_millis(500),
-            ice_disconnect_grace: Duration::from_secs(8),
+            silence_timeout: Duration::from_secs(8),
+            connect_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -76,8 +80,8 @@ pub struct Datagram<'a> {
 /// Why the SFU removed a participant on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    /// Its ICE connection stayed down longer than the grace period.
-    IceTimeout,
+    /// Nothing arrived from it for longer than the silence timeout.
+    Silent,
     /// The same identity joined the room again.
     Replaced,
     /// Its WebRTC session failed (DTLS, SCTP, or an internal error).
@@ -305,6 +309,7 @@ impl Sfu {
             p.counters.dropped += 1;
             return;
         }
+        p.last_heard = now;
         if let Err(e) = p.rtc.handle_input(input) {
             tracing::debug!(participant = %id, error = %e, "datagram rejected");
             p.counters.dropped += 1;
@@ -321,10 +326,10 @@ impl Sfu {
     /// Advances time: feeds due timeouts to every participant, retries throttled keyframe
     /// requests and removes participants whose ICE stayed down too long.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let grace = self.config.ice_disconnect_grace;
+        let (grace, setup) = (self.config.silence_timeout, self.config.connect_timeout);
         let mut expired = Vec::new();
         for p in self.participants.values_mut() {
-            if p.disconnected_since.is_some_and(|t| now >= t + grace) {
+            if p.liveness_deadline(grace, setup).is_some_and(|t| now >= t) {
                 expired.push(p.id);
                 continue;
             }
@@ -336,8 +341,8 @@ impl Sfu {
             }
         }
         for id in expired {
-            tracing::info!(participant = %id, "ICE disconnected too long; removing");
-            self.remove(now, id, Some(CloseReason::IceTimeout));
+            tracing::info!(participant = %id, "no media traffic; removing");
+            self.remove(now, id, Some(CloseReason::Silent));
         }
         self.retry_keyframe_requests(now);
         self.process(now);
@@ -350,13 +355,13 @@ impl Sfu {
 
     /// When [`Sfu::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let grace = self.config.ice_disconnect_grace;
+        let (grace, setup) = (self.config.silence_timeout, self.config.connect_timeout);
         self.participants
             .values()
             .flat_map(|p| {
                 [
                     Some(p.next_timeout),
-                    p.disconnected_since.map(|t| t + grace),
+                    p.liveness_deadline(grace, setup),
                     p.next_keyframe_retry(self.config.keyframe_request_interval),
                 ]
             })

@@ -132,7 +132,9 @@ pub(crate) struct Participant {
     pub addrs: Vec<(Protocol, SocketAddr)>,
     pub next_timeout: Instant,
     pub connected: bool,
-    pub disconnected_since: Option<Instant>,
+    pub joined_at: Instant,
+    /// When the last datagram from this participant arrived.
+    pub last_heard: Instant,
     pub pending_offer: Option<SdpPendingOffer>,
     /// The client's first offer has been applied (the server may offer from then on).
     pub remote_described: bool,
@@ -161,7 +163,8 @@ impl Participant {
             addrs: Vec::new(),
             next_timeout: now,
             connected: false,
-            disconnected_since: None,
+            joined_at: now,
+            last_heard: now,
             pending_offer: None,
             remote_described: false,
             needs_negotiation: false,
@@ -183,6 +186,20 @@ impl Participant {
 
     pub fn up_track_mut(&mut self, mid: Mid) -> Option<&mut UpTrack> {
         self.up.iter_mut().find(|t| t.mid == mid)
+    }
+
+    /// When this participant counts as gone if nothing arrives from it before then: `grace`
+    /// after its last datagram once connected; WHIP/WHEP sessions that never connect get
+    /// `setup` to do so. Interactive participants that never connected are bounded by their
+    /// signaling connection instead (the user may still be granting camera access).
+    pub fn liveness_deadline(&self, grace: Duration, setup: Duration) -> Option<Instant> {
+        if self.connected {
+            Some(self.last_heard + grace)
+        } else if self.kind != ParticipantKind::Interactive {
+            Some(self.joined_at + setup)
+        } else {
+            None
+        }
     }
 
     pub fn next_keyframe_retry(&self, interval: Duration) -> Option<Instant> {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
-use str0m::{Event, IceConnectionState, Output as RtcOutput};
+use str0m::{Event, Output as RtcOutput};
 
 use stoa_proto::{ParticipantId, ServerMessage, TrackKind, TrackSource};
 
@@ -56,14 +56,6 @@ impl Sfu {
                 if let Some(p) = self.participants.get_mut(&id) {
                     p.connected = true;
                     tracing::info!(participant = %id, "media connected");
-                }
-            }
-            Event::IceConnectionStateChange(state) => {
-                if let Some(p) = self.participants.get_mut(&id) {
-                    p.disconnected_since = match state {
-                        IceConnectionState::Disconnected => p.disconnected_since.or(Some(now)),
-                        _ => None,
-                    };
                 }
             }
             Event::MediaAdded(added) => self.media_direction(now, id, added.mid, added.kind, added.direction),

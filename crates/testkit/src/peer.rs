@@ -1,0 +1,244 @@
+//! A str0m peer playing the part of a browser: publishes audio and video, answers offers,
+//! and counts the frames it decodes per remote track.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// What a peer received on one of its receiving mids.
+#[derive(Debug, Clone, Default)]
+pub struct Received {
+    pub kind: Option<MediaKind>,
+    /// The publishing participant (`msid` stream id) and track id.
+    pub stream_id: String,
+    pub track_id: String,
+    pub frames: u64,
+    pub keyframes: u64,
+    /// Frames that str0m flagged as following a gap.
+    pub discontinuities: u64,
+    /// Sequence-number ranges seen, in order, to check continuity.
+    pub last_seq: Option<u64>,
+    pub backwards: u64,
+}
+
+pub struct Peer {
+    pub rtc: Rtc,
+    pub addr: SocketAddr,
+    pub received: HashMap<Mid, Received>,
+    pub connected: bool,
+    pending: Option<SdpPendingOffer>,
+    audio_mid: Option<Mid>,
+    video_mid: Option<Mid>,
+    next_audio: Instant,
+    next_video: Instant,
+    frame_count: u64,
+    /// Every Nth video frame is a keyframe (and keyframe requests force one).
+    pub keyframe_every: u64,
+    keyframe_requested: bool,
+    pub keyframe_requests_seen: u64,
+    start: Instant,
+}
+
+const AUDIO_FRAME: Duration = Duration::from_millis(20);
+const VIDEO_FRAME: Duration = Duration::from_millis(33);
+
+impl Peer {
+    pub fn new(now: Instant, addr: SocketAddr) -> Self {
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a valid host candidate"));
+        Self {
+            rtc,
+            addr,
+            received: HashMap::new(),
+            connected: false,
+            pending: None,
+            audio_mid: None,
+            video_mid: None,
+            next_audio: now,
+            next_video: now,
+            frame_count: 0,
+            keyframe_every: 100,
+            keyframe_requested: false,
+            keyframe_requests_seen: 0,
+            start: now,
+        }
+    }
+
+    /// The first offer: sendonly audio and/or video.
+    pub fn publish_offer(&mut self, audio: bool, video: bool) -> String {
+        let mut api = self.rtc.sdp_api();
+        if audio {
+            self.audio_mid = Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        }
+        if video {
+            self.video_mid = Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        }
+        if !audio && !video {
+            api.add_channel("stoa".into());
+        }
+        let (offer, pending) = api.apply().expect("a change was made");
+        self.pending = Some(pending);
+        offer.to_sdp_string()
+    }
+
+    /// A receive-only offer (WHEP style).
+    pub fn view_offer(&mut self, audio: usize, video: usize) -> String {
+        let mut api = self.rtc.sdp_api();
+        let mut mids = Vec::new();
+        for _ in 0..audio {
+            mids.push((api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None), MediaKind::Audio));
+        }
+        for _ in 0..video {
+            mids.push((api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None), MediaKind::Video));
+        }
+        let (offer, pending) = api.apply().expect("a change was made");
+        self.pending = Some(pending);
+        for (mid, kind) in mids {
+            self.received.entry(mid).or_default().kind = Some(kind);
+        }
+        offer.to_sdp_string()
+    }
+
+    pub fn accept_answer(&mut self, sdp: &str) {
+        let answer = SdpAnswer::from_sdp_string(sdp).expect("the server's answer parses");
+        let pending = self.pending.take().expect("an offer was outstanding");
+        self.rtc.sdp_api().accept_answer(pending, answer).expect("the server's answer applies");
+    }
+
+    /// Answers a server offer (rolling back our own offer, like a polite browser).
+    pub fn accept_offer(&mut self, sdp: &str) -> String {
+        self.pending = None;
+        let offer = SdpOffer::from_sdp_string(sdp).expect("the server's offer parses");
+        let answer = self.rtc.sdp_api().accept_offer(offer).expect("the server's offer applies");
+        for m in self.rtc_receiving_mids() {
+            self.received.entry(m.0).or_default().kind = Some(m.1);
+        }
+        answer.to_sdp_string()
+    }
+
+    fn rtc_receiving_mids(&self) -> Vec<(Mid, MediaKind)> {
+        self.received.iter().filter_map(|(mid, r)| r.kind.map(|k| (*mid, k))).collect()
+    }
+
+    /// Writes media that is due at `now`.
+    pub fn produce(&mut self, now: Instant) {
+        if !self.connected {
+            return;
+        }
+        if let Some(mid) = self.audio_mid {
+            while self.next_audio <= now {
+                let t = self.next_audio.duration_since(self.start);
+                self.write(mid, Codec::Opus, now, MediaTime::from_micros(t.as_micros() as u64), vec![0xfc; 60]);
+                self.next_audio += AUDIO_FRAME;
+            }
+        }
+        if let Some(mid) = self.video_mid {
+            while self.next_video <= now {
+                let key = self.keyframe_requested || self.frame_count % self.keyframe_every == 0;
+                self.keyframe_requested = false;
+                // A VP8 frame tag: bit 0 clear marks a keyframe. 2500 bytes spans 3 packets.
+                let mut frame = vec![0x55u8; 2500];
+                frame[0] = if key { 0x10 } else { 0x11 };
+                let t = self.next_video.duration_since(self.start);
+                self.write(mid, Codec::Vp8, now, MediaTime::from_micros(t.as_micros() as u64), frame);
+                self.frame_count += 1;
+                self.next_video += VIDEO_FRAME;
+            }
+        }
+    }
+
+    fn write(&mut self, mid: Mid, codec: Codec, now: Instant, time: MediaTime, data: Vec<u8>) {
+        let Some(writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        let Some(pt) = writer.payload_params().find(|p| p.spec().codec == codec).map(|p| p.pt()) else {
+            return;
+        };
+        let clock = if codec == Codec::Opus { 48_000 } else { 90_000 };
+        let rtp_time = MediaTime::new(time.numer() * clock / 1_000_000, str0m::media::Frequency::from_nonzero(
+            std::num::NonZeroU32::new(clock as u32).expect("non-zero clock rate"),
+        ));
+        writer.write(pt, now, rtp_time, data).expect("writing a frame succeeds");
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.addr, contents) else {
+            return;
+        };
+        let _ = self.rtc.handle_input(Input::Receive(now, receive));
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.rtc.handle_input(Input::Timeout(now));
+    }
+
+    /// Polls until str0m waits; returns datagrams to send and the next deadline.
+    pub fn poll(&mut self) -> (Vec<Transmit>, Instant) {
+        let mut out = Vec::new();
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => return (out, t),
+                Ok(Output::Transmit(t)) => out.push(t),
+                Ok(Output::Event(e)) => self.on_event(e),
+                Err(e) => panic!("test peer failed: {e}"),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => self.connected = true,
+            Event::MediaAdded(m) => {
+                let entry = self.received.entry(m.mid).or_default();
+                entry.kind = Some(m.kind);
+                if let Some(media) = self.rtc.media(m.mid) {
+                    entry.stream_id = media.stream_id().to_string();
+                    entry.track_id = media.track_id().to_string();
+                }
+            }
+            Event::MediaData(d) => {
+                let r = self.received.entry(d.mid).or_default();
+                r.frames += 1;
+                if d.data.first().is_some_and(|b| b & 1 == 0) && r.kind == Some(MediaKind::Video) {
+                    r.keyframes += 1;
+                }
+                if !d.contiguous {
+                    r.discontinuities += 1;
+                }
+                let first = **d.seq_range.start();
+                if r.last_seq.is_some_and(|l| first <= l) {
+                    r.backwards += 1;
+                }
+                r.last_seq = Some(**d.seq_range.end());
+            }
+            Event::KeyframeRequest(_) => {
+                self.keyframe_requested = true;
+                self.keyframe_requests_seen += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// Frames received per remote participant (stream id) and kind.
+    pub fn frames_from(&self, stream_id: &str, kind: MediaKind) -> u64 {
+        self.received
+            .values()
+            .filter(|r| r.stream_id == stream_id && r.kind == Some(kind))
+            .map(|r| r.frames)
+            .sum()
+    }
+
+    pub fn total_frames(&self, kind: MediaKind) -> u64 {
+        self.received.values().filter(|r| r.kind == Some(kind)).map(|r| r.frames).sum()
+    }
+}

@@ -1,0 +1,293 @@
+//! A simulated network between test peers and an in-process SFU, with simulated time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use stoa_proto::{ClientMessage, ParticipantId, RoomName, ServerMessage};
+use stoa_sfu::{CloseReason, Datagram, JoinRequest, Output, ParticipantKind, Sfu, SfuConfig};
+use str0m::net::Protocol;
+use str0m::Candidate;
+
+use crate::Peer;
+
+/// One direction of a peer's link.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkParams {
+    pub latency: Duration,
+    /// Fraction of packets dropped, 0.0..1.0.
+    pub loss: f64,
+}
+
+impl Default for LinkParams {
+    fn default() -> Self {
+        Self { latency: Duration::from_millis(10), loss: 0.0 }
+    }
+}
+
+struct Client {
+    peer: Peer,
+    id: ParticipantId,
+    kind: ParticipantKind,
+    uplink: LinkParams,
+    downlink: LinkParams,
+    messages: Vec<ServerMessage>,
+    next_timeout: Instant,
+    gone: bool,
+}
+
+/// Peers, an SFU and the packets in flight between them.
+pub struct SfuSim {
+    pub now: Instant,
+    pub sfu: Sfu,
+    server_addr: SocketAddr,
+    clients: Vec<Client>,
+    /// Delivery time → datagrams (to the server when `to_peer` is None).
+    in_flight: BTreeMap<(Instant, u64), (Option<usize>, SocketAddr, Vec<u8>)>,
+    seq: u64,
+    rng: u64,
+    pub closed: Vec<(ParticipantId, CloseReason)>,
+}
+
+pub type SimNet = SfuSim;
+
+impl SfuSim {
+    pub fn new() -> Self {
+        let now = Instant::now();
+        let server_addr: SocketAddr = "10.0.0.1:8801".parse().expect("valid address");
+        let config = SfuConfig {
+            local_candidates: vec![Candidate::host(server_addr, "udp").expect("valid candidate")],
+            ..SfuConfig::default()
+        };
+        Self {
+            now,
+            sfu: Sfu::new(config),
+            server_addr,
+            clients: Vec::new(),
+            in_flight: BTreeMap::new(),
+            seq: 0,
+            rng: 0x9E37_79B9_7F4A_7C15,
+            closed: Vec::new(),
+        }
+    }
+
+    fn join(&mut self, room: &str, identity: &str, kind: ParticipantKind) -> usize {
+        let index = self.clients.len();
+        let addr: SocketAddr = format!("10.0.1.{}:5000", index + 1).parse().expect("valid address");
+        let peer = Peer::new(self.now, addr);
+        let req = JoinRequest {
+            room: RoomName::new(room).expect("valid room"),
+            identity: identity.into(),
+            name: identity.into(),
+            grants: Default::default(),
+            kind,
+            ice_servers: Vec::new(),
+        };
+        let id = self.sfu.join(self.now, req);
+        self.clients.push(Client {
+            peer,
+            id,
+            kind,
+            uplink: LinkParams::default(),
+            downlink: LinkParams::default(),
+            messages: Vec::new(),
+            next_timeout: self.now,
+            gone: false,
+        });
+        self.pump_outputs();
+        index
+    }
+
+    /// An interactive participant (like the web app) that publishes audio and video.
+    pub fn add_publisher(&mut self, room: &str, identity: &str) -> usize {
+        let i = self.join(room, identity, ParticipantKind::Interactive);
+        let offer = self.clients[i].peer.publish_offer(true, true);
+        self.client_message(i, ClientMessage::Offer { sdp: offer });
+        i
+    }
+
+    /// An interactive participant that publishes nothing.
+    pub fn add_listener(&mut self, room: &str, identity: &str) -> usize {
+        let i = self.join(room, identity, ParticipantKind::Interactive);
+        let offer = self.clients[i].peer.publish_offer(false, false);
+        self.client_message(i, ClientMessage::Offer { sdp: offer });
+        i
+    }
+
+    /// A WHEP viewer with the given number of audio and video slots.
+    pub fn add_whep_viewer(&mut self, room: &str, identity: &str, audio: usize, video: usize) -> usize {
+        let i = self.join(room, identity, ParticipantKind::Whep);
+        let offer = self.clients[i].peer.view_offer(audio, video);
+        let answer = self.sfu.accept_offer(self.now, self.clients[i].id, &offer).expect("WHEP offer accepted");
+        self.clients[i].peer.accept_answer(&answer);
+        self.pump_outputs();
+        i
+    }
+
+    pub fn client_message(&mut self, i: usize, msg: ClientMessage) {
+        let id = self.clients[i].id;
+        if let Err(e) = self.sfu.handle_message(self.now, id, msg, 0) {
+            self.clients[i].messages.push(ServerMessage::error(e.code(), e.to_string()));
+        }
+        self.pump_outputs();
+    }
+
+    pub fn leave(&mut self, i: usize) {
+        self.clients[i].gone = true;
+        let id = self.clients[i].id;
+        self.sfu.leave(self.now, id);
+        self.pump_outputs();
+    }
+
+    /// Stops a peer without telling the server (a vanished browser).
+    pub fn vanish(&mut self, i: usize) {
+        self.clients[i].gone = true;
+    }
+
+    pub fn set_links(&mut self, i: usize, uplink: LinkParams, downlink: LinkParams) {
+        self.clients[i].uplink = uplink;
+        self.clients[i].downlink = downlink;
+    }
+
+    pub fn peer(&self, i: usize) -> &Peer {
+        &self.clients[i].peer
+    }
+
+    pub fn peer_mut(&mut self, i: usize) -> &mut Peer {
+        &mut self.clients[i].peer
+    }
+
+    pub fn id(&self, i: usize) -> ParticipantId {
+        self.clients[i].id
+    }
+
+    pub fn messages(&self, i: usize) -> &[ServerMessage] {
+        &self.clients[i].messages
+    }
+
+    /// Runs the simulation for `duration` in 1 ms steps.
+    pub fn run(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.now += Duration::from_millis(1);
+            self.step();
+        }
+    }
+
+    /// Runs until `done` holds or `limit` passes; returns whether it held.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.now += Duration::from_millis(1);
+            self.step();
+        }
+        done(self)
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        // Deliver due datagrams.
+        while let Some(entry) = self.in_flight.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (to, from, data) = entry.remove();
+            match to {
+                Some(i) if !self.clients[i].gone => self.clients[i].peer.handle_datagram(now, from, &data),
+                Some(_) => {}
+                None => self.sfu.handle_datagram(
+                    now,
+                    Datagram { proto: Protocol::Udp, source: from, destination: self.server_addr, contents: &data },
+                ),
+            }
+        }
+        if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+            self.sfu.handle_timeout(now);
+        }
+        self.pump_outputs();
+        for i in 0..self.clients.len() {
+            if self.clients[i].gone {
+                continue;
+            }
+            if self.clients[i].next_timeout <= now {
+                self.clients[i].peer.handle_timeout(now);
+            }
+            self.clients[i].peer.produce(now);
+            let (transmits, next) = self.clients[i].peer.poll();
+            self.clients[i].next_timeout = next;
+            let uplink = self.clients[i].uplink;
+            for t in transmits {
+                self.send(uplink, None, t.source, t.contents.to_vec());
+            }
+        }
+    }
+
+    fn send(&mut self, link: LinkParams, to: Option<usize>, from: SocketAddr, data: Vec<u8>) {
+        if link.loss > 0.0 && self.random() < link.loss {
+            return;
+        }
+        self.seq += 1;
+        self.in_flight.insert((self.now + link.latency, self.seq), (to, from, data));
+    }
+
+    fn random(&mut self) -> f64 {
+        // xorshift64*: deterministic, so failures reproduce.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Moves SFU output to the peers: datagrams onto the wire, signals into the peers'
+    /// inboxes; server offers are answered at once, like the web app does.
+    fn pump_outputs(&mut self) {
+        let by_id: HashMap<ParticipantId, usize> = self.clients.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        let by_addr: HashMap<SocketAddr, usize> =
+            self.clients.iter().enumerate().map(|(i, c)| (c.peer.addr, i)).collect();
+        loop {
+            let Some(out) = self.sfu.poll_output() else {
+                return;
+            };
+            match out {
+                Output::Transmit(t) => {
+                    if let Some(&i) = by_addr.get(&t.destination) {
+                        let link = self.clients[i].downlink;
+                        self.send(link, Some(i), t.source, t.contents.to_vec());
+                    }
+                }
+                Output::Signal { to, message } => {
+                    let Some(&i) = by_id.get(&to) else { continue };
+                    if self.clients[i].gone {
+                        continue;
+                    }
+                    match &message {
+                        ServerMessage::Answer { sdp } => self.clients[i].peer.accept_answer(sdp),
+                        ServerMessage::Offer { sdp } => {
+                            let answer = self.clients[i].peer.accept_offer(sdp);
+                            let id = self.clients[i].id;
+                            if let Err(e) = self.sfu.handle_message(self.now, id, ClientMessage::Answer { sdp: answer }, 0) {
+                                panic!("server refused our answer: {e}");
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.clients[i].messages.push(message);
+                }
+                Output::Closed { participant, reason } => self.closed.push((participant, reason)),
+            }
+        }
+    }
+
+    pub fn kind(&self, i: usize) -> ParticipantKind {
+        self.clients[i].kind
+    }
+}
+
+impl Default for SfuSim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
