@@ -26,6 +26,13 @@ export function mediaSections(sdp) {
   });
 }
 
+/** Whether two SDPs have the same media sections (mid, kind, direction, msid, port 0). */
+function sameShape(a, b) {
+  if (!a || !b) return false;
+  const key = (sdp) => mediaSections(sdp).map((s) => [s.mid, s.kind, s.dir, s.msid?.join(' '), s.rejected].join('|')).join('\n');
+  return key(a) === key(b);
+}
+
 export class Call {
   /**
    * @param {object} o
@@ -101,6 +108,9 @@ export class Call {
     const iceRestart = this.wantRestart;
     this.wantOffer = this.wantRestart = false;
     const offer = await pc.createOffer({ iceRestart });
+    // Chrome can keep firing negotiationneeded with nothing to change (e.g. after rolling back
+    // an offer that introduced the data channel, crbug 1032987): don't send no-op offers.
+    if (!iceRestart && sameShape(offer.sdp, pc.currentLocalDescription?.sdp)) return;
     await pc.setLocalDescription(offer);
     this.lastOfferRestart = iceRestart;
     this.send({ type: 'offer', sdp: pc.localDescription.sdp });

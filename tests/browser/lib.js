@@ -1,0 +1,104 @@
+// Test harness: starts a Stoa server and headless Chromium instances (each its own process,
+// with a fake camera and microphone) and helps tests drive the meeting page.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const STOA_BIN = process.env.STOA_BIN;
+const CHROME_FLAGS = [
+  '--no-sandbox', '--disable-gpu',
+  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+  '--disable-features=WebRtcHideLocalIpsWithMdns', '--allow-loopback-in-peer-connection',
+  '--mute-audio', '--disable-quic',
+  // getDisplayMedia picks the fake screen without a picker.
+  '--auto-select-desktop-capture-source=Entire screen', '--auto-accept-this-tab-capture',
+];
+
+export async function startServer(port = 8800) {
+  if (!STOA_BIN) throw new Error('STOA_BIN is not set: run through tests/browser/run.sh');
+  const dataDir = mkdtempSync(join(tmpdir(), 'stoa-e2e-'));
+  const proc = spawn(STOA_BIN, ['serve', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, STOA_LOG: process.env.STOA_LOG || 'info' },
+  });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`stoa exited early:\n${log}`);
+    try {
+      const r = await fetch(`${base}/healthz`);
+      if (r.ok) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`stoa did not become healthy:\n${log}`);
+    await sleep(100);
+  }
+  return {
+    base,
+    dataDir,
+    log: () => log,
+    token(room, identity, extra = []) {
+      const out = execFileSync(STOA_BIN, ['token', '--data-dir', dataDir, '--room', room, '--identity', identity, ...extra]);
+      return out.toString().trim().split('\n').pop();
+    },
+    async counters(room) {
+      const token = this.token(room, 'test-admin', ['--admin']);
+      const r = await fetch(`${base}/api/v1/rooms/${room}/counters`, { headers: { authorization: `Bearer ${token}` } });
+      if (!r.ok) throw new Error(`counters: ${r.status} ${await r.text()}`);
+      return r.json();
+    },
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One participant: its own Chromium process and profile, on the meeting page. */
+export async function openParticipant(server, room, name, query = '') {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROME_FLAGS });
+  const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
+  const page = await context.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(`[${name}] ${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[${name}] pageerror: ${e.message}`));
+  await page.goto(`${server.base}/m/${room}?name=${encodeURIComponent(name)}&autojoin=1${query}`);
+  return {
+    name, browser, page, logs,
+    /** Polls `fn` (run in the page, may be async) until it returns something truthy. */
+    async waitFor(fn, arg, timeout = 20000, what = 'condition') {
+      const deadline = Date.now() + timeout;
+      let last;
+      while (Date.now() < deadline) {
+        last = await page.evaluate(fn, arg).catch((e) => `error: ${e.message}`);
+        if (last && !(typeof last === 'string' && last.startsWith('error: '))) return last;
+        await sleep(250);
+      }
+      throw new Error(`${name}: timed out waiting for ${what} (last: ${JSON.stringify(last)})\n${logs.slice(-30).join('\n')}`);
+    },
+    stats: () => page.evaluate(() => window.stoa.stats()),
+    eval: (fn, arg) => page.evaluate(fn, arg),
+    close: () => browser.close(),
+  };
+}
+
+/** Waits until a participant decodes video frames and receives audio with energy. */
+export async function waitForRemoteMedia(p, { videos = 1, frames = 30, timeout = 25000 } = {}) {
+  await p.waitFor(async ({ videos, frames }) => {
+    const s = await window.stoa.stats();
+    if (!s) return false;
+    const v = s.inbound.filter((x) => x.kind === 'video' && x.framesDecoded > frames);
+    const a = s.inbound.filter((x) => x.kind === 'audio' && x.totalSamplesReceived > 48000 && x.totalAudioEnergy > 0);
+    return v.length >= videos && a.length >= 1;
+  }, { videos, frames }, timeout, `${videos} remote video(s) decoding and audio`);
+  return p.stats();
+}
+
+export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the browser tests inside a fresh network namespace that has only loopback, so the
+# server and the browsers can reach nothing but each other. Needs root (ip netns).
+set -euo pipefail
+cd "$(dirname "$0")"
+export STOA_BIN=${STOA_BIN:-$(cd ../.. && pwd)/target/debug/stoa}
+[ -x "$STOA_BIN" ] || { echo "error: $STOA_BIN not built (cargo build -p stoa)" >&2; exit 1; }
+command -v chromium >/dev/null || { echo "error: chromium is not installed (scripts/install-test-deps)" >&2; exit 1; }
+NS=stoa-e2e-$$
+ip netns add "$NS"
+trap 'ip netns del "$NS" 2>/dev/null || true' EXIT
+ip netns exec "$NS" ip link set lo up
+ip netns exec "$NS" node --test --test-concurrency=1 "$@" ./*.test.js
