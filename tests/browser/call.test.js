@@ -1,7 +1,7 @@
 // Two and three people in a meeting through the web app, headless Chromium with fake devices.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, openParticipant, waitForRemoteMedia, sleep } from './lib.js';
+import { startServer, openParticipant, waitForRemoteMedia, spawnBareChromium, sleep } from './lib.js';
 
 const people = [];
 let server;
@@ -38,4 +38,60 @@ test('two browsers see and hear each other through the SFU', async () => {
   // Names are shown on the tiles.
   const names = await alice.page.locator('.tile').allInnerTexts();
   assert.ok(names.some((t) => t.includes('Bob')), `Alice's tiles: ${names}`);
+});
+
+test('three people: everyone decodes two videos; a screen share and a chat message reach the others; leaving is seen', async () => {
+  const room = 'e2e-three';
+  const [a, b, c] = [await openParticipant(server, room, 'Ann'), await openParticipant(server, room, 'Ben'), await openParticipant(server, room, 'Cat')];
+  people.push(a, b, c);
+  for (const p of [a, b, c]) await waitForRemoteMedia(p, { videos: 2 });
+
+  // Ann shares her screen (a user gesture is needed for getDisplayMedia).
+  await a.page.click('#screen-button');
+  for (const p of [b, c]) {
+    await p.waitFor(() => document.querySelectorAll('.tile.screen video').length > 0, null, 15000, 'a screen-share tile');
+    await waitForRemoteMedia(p, { videos: 3, frames: 10 });
+  }
+
+  // Ben writes in the chat; everyone gets it with his name.
+  await b.page.fill('#chat-input', 'hello from Ben');
+  await b.page.click('#chat-send');
+  for (const p of [a, c]) {
+    const msg = await p.waitFor(() => window.stoa.chat.find((m) => m.text === 'hello from Ben'), null, 10000, 'the chat message');
+    assert.equal(msg.name, 'Ben');
+  }
+  const log = await a.page.locator('#chat-log').innerText();
+  assert.ok(log.includes('hello from Ben'), `chat log shows the message: ${log}`);
+
+  // Cat leaves; the others see her tile go within a few seconds.
+  const catId = await c.eval(() => window.stoa.me.id);
+  for (const p of [a, b]) {
+    await p.waitFor((id) => document.querySelector(`.tile[data-participant="${id}"]`), catId, 5000, 'Cat\'s tile');
+  }
+  const t0 = Date.now();
+  await c.page.click('#leave-button');
+  for (const p of [a, b]) {
+    await p.waitFor((id) => !document.querySelector(`.tile[data-participant="${id}"]`), catId, 5000, 'Cat\'s tile to disappear');
+  }
+  const goneMs = Date.now() - t0;
+  assert.ok(goneMs < 5000, `Cat's departure took ${goneMs} ms to show`);
+});
+
+test('a browser that vanishes without saying goodbye is removed within seconds', async () => {
+  const room = 'e2e-vanish';
+  const a = await openParticipant(server, room, 'Stay');
+  people.push(a);
+  // A bare Chromium process (no driver) that we can kill outright: no leave message, no
+  // WebSocket close handshake, no DTLS close.
+  const b = spawnBareChromium(`${server.base}/m/${room}?name=Vanish&autojoin=1`);
+  await waitForRemoteMedia(a);
+  const bId = await a.waitFor(() => [...window.stoa.participants.values()].find((p) => p.name === 'Vanish')?.id, null, 10000, 'the other participant');
+  const t0 = Date.now();
+  b.kill('SIGKILL');
+  await a.waitFor((id) => !window.stoa.participants.has(id), bId, 20000, 'the vanished participant to be removed');
+  const report = await server.counters(room);
+  assert.equal(report.participants.length, 1, JSON.stringify(report));
+  const ms = Date.now() - t0;
+  console.log(`vanished participant removed after ${ms} ms`);
+  assert.ok(ms < 16000, `removal took ${ms} ms`);
 });

@@ -102,3 +102,11 @@ export async function waitForRemoteMedia(p, { videos = 1, frames = 30, timeout =
 }
 
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+/** A Chromium process without a driver, for tests that kill it abruptly. */
+export function spawnBareChromium(url) {
+  const profile = mkdtempSync(join(tmpdir(), 'stoa-chrome-'));
+  const proc = spawn('/usr/bin/chromium', ['--headless=new', ...CHROME_FLAGS, `--user-data-dir=${profile}`, url], { stdio: 'ignore' });
+  proc.once('exit', () => rmSync(profile, { recursive: true, force: true }));
+  return proc;
+}

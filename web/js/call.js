@@ -175,16 +175,23 @@ export class Call {
 
   // ---- our tracks ------------------------------------------------------------------------
 
+  // Changes that need an offer also call negotiate() themselves: Chrome stops firing
+  // negotiationneeded once its flag is stuck (see offer()), and negotiate() coalesces.
+
   /** Starts sending `track` as `source` (microphone, camera, screen); renegotiates if needed. */
   async setTrack(source, track, stream) {
     const t = this.local.get(source);
     if (t && !isStopped(t)) {
       await t.sender.replaceTrack(track); // same transceiver: no renegotiation
-      if (t.direction !== 'sendonly') t.direction = 'sendonly'; // reusing an idle one: renegotiates
+      if (t.direction !== 'sendonly') {   // reusing an idle one
+        t.direction = 'sendonly';
+        this.negotiate();
+      }
       return;
     }
     const opts = { direction: 'sendonly', streams: stream ? [stream] : [] };
     this.local.set(source, this.pc.addTransceiver(track, opts));
+    this.negotiate();
   }
 
   /** Stops sending `source`: the transceiver goes inactive (kept for reuse) and we renegotiate. */
@@ -193,6 +200,7 @@ export class Call {
     if (!t || isStopped(t)) return;
     await t.sender.replaceTrack(null);
     t.direction = 'inactive';
+    this.negotiate();
   }
 
   /** Mutes or unmutes what we send as `source` and tells the room. */
@@ -301,6 +309,7 @@ export class Call {
       selectedPair = {
         state: pair.state,
         local: local?.candidateType, remote: remote?.candidateType,
+        localCandidateType: local?.candidateType, remoteCandidateType: remote?.candidateType,
         localProtocol: local?.protocol, remoteProtocol: remote?.protocol,
         localAddress: local?.address, remoteAddress: remote?.address, remotePort: remote?.port,
         currentRoundTripTime: pair.currentRoundTripTime,

@@ -27,6 +27,7 @@ const S = {
   me: null,
   grants: { publish: true, subscribe: true, publish_data: true, room_admin: false },
   participants: new Map(), // id -> {id, identity, name, tracks: [Track]}, everyone but us
+  orphans: new Map(),      // participant id -> tracks announced before the participant was
   chat: [],
   timings: { pageStart: 0, timeOrigin: performance.timeOrigin, joined: null, firstRemoteFrame: null, reconnects: 0 },
   sig: null,
@@ -56,7 +57,7 @@ function render() {
   renderQueued = true;
   queueMicrotask(() => {
     renderQueued = false;
-    const me = { id: S.me?.id, name: S.me?.name || S.name, micOff: !(S.micOn && S.mic) };
+    const me = { id: S.me?.pid, name: S.me?.name || S.name, micOff: !(S.micOn && S.mic) };
     ui.renderMedia(S.participants, S.call?.remote || new Map(), me);
   });
 }
@@ -238,6 +239,8 @@ async function connect(gen) {
   S.sig = sig;
   const joined = await sig.join(token);
   check();
+  if (S.timings.joined == null) S.timings.joined = performance.now();
+  else { S.timings.reconnects++; S.timings.rejoined = performance.now(); }
   await S.mediaReady;
   check();
   onJoined(joined);
@@ -271,15 +274,13 @@ async function runSession(reconnecting) {
 }
 
 function onJoined(j) {
-  S.me = { ...j.you, id: pid(j.you.id), tracks: (j.you.tracks || []).map(normTrack) };
+  S.me = normParticipant(j.you);
   S.grants = { ...S.grants, ...j.grants };
   S.participants.clear();
   for (const p of j.participants || []) {
     const n = normParticipant(p);
-    if (n.id !== S.me.id) S.participants.set(n.id, n);
+    if (n.pid !== S.me.pid) S.participants.set(n.pid, n);
   }
-  if (S.timings.joined == null) S.timings.joined = performance.now();
-  else { S.timings.reconnects++; S.timings.rejoined = performance.now(); }
   refreshLocal();
 }
 
@@ -329,6 +330,7 @@ function teardown() {
   clearTimeout(S.mediaFailTimer);
   S.mediaFailTimer = 0;
   S.participants.clear();
+  S.orphans.clear();
   ui.setSpeaking(new Set());
   render();
 }
@@ -375,8 +377,13 @@ function rejoin() {
 
 // ---- server messages -------------------------------------------------------------------
 
-const normTrack = (t) => ({ ...t, participant: pid(t.participant) });
-const normParticipant = (p) => ({ ...p, id: pid(p.id), tracks: (p.tracks || []).map(normTrack) });
+// Objects keep the server's fields as sent (`id` may be a number); `pid` adds the "p7" form
+// used for map keys, tiles and msid matching.
+const normParticipant = (p) => ({ ...p, pid: pid(p.id), tracks: [...(p.tracks || [])] });
+const ownerOf = (participant) => {
+  const id = pid(participant);
+  return id === S.me?.pid ? S.me : S.participants.get(id);
+};
 
 function onMessage(m) {
   const call = S.call;
@@ -385,9 +392,11 @@ function onMessage(m) {
     case 'answer': call?.handleAnswer(m.sdp); break;
     case 'participant_joined': {
       const p = normParticipant(m.participant);
-      if (p.id === S.me?.id) break;
-      const known = S.participants.has(p.id);
-      S.participants.set(p.id, p);
+      if (p.pid === S.me?.pid) break;
+      for (const t of S.orphans.get(p.pid) || []) if (!p.tracks.some((x) => x.id === t.id)) p.tracks.push(t);
+      S.orphans.delete(p.pid);
+      const known = S.participants.has(p.pid);
+      S.participants.set(p.pid, p);
       if (!known) ui.toast(`${p.name} joined`);
       break;
     }
@@ -395,26 +404,30 @@ function onMessage(m) {
       const id = pid(m.id);
       const p = S.participants.get(id);
       S.participants.delete(id);
+      S.orphans.delete(id);
       call?.forgetParticipant(id);
       if (p) ui.toast(`${p.name} left`);
       break;
     }
     case 'track_published': {
-      const t = normTrack(m.track);
-      const owner = t.participant === S.me?.id ? S.me : S.participants.get(t.participant);
+      const t = m.track;
+      const owner = ownerOf(t.participant);
+      const key = pid(t.participant);
       if (owner) owner.tracks = [...owner.tracks.filter((x) => x.id !== t.id), t];
+      else S.orphans.set(key, [...(S.orphans.get(key) || []).filter((x) => x.id !== t.id), t]);
       break;
     }
     case 'track_unpublished': {
-      const owner = pid(m.participant) === S.me?.id ? S.me : S.participants.get(pid(m.participant));
+      const owner = ownerOf(m.participant);
       if (owner) owner.tracks = owner.tracks.filter((x) => x.id !== m.id);
+      S.orphans.delete(pid(m.participant));
       call?.forgetTrack(m.id);
       break;
     }
     case 'chat': {
-      const msg = { ...m.message, from: pid(m.message.from) };
+      const msg = m.message;
       S.chat.push(msg);
-      ui.addChat({ name: msg.name, text: msg.text, ts: msg.ts, mine: msg.from === S.me?.id });
+      ui.addChat({ name: msg.name, text: msg.text, ts: msg.ts, mine: pid(msg.from) === S.me?.pid });
       break;
     }
     case 'pong': return;
@@ -509,6 +522,15 @@ function init() {
   ui.onFirstFrame((t) => { if (S.timings.firstRemoteFrame == null) S.timings.firstRemoteFrame = t; });
   navigator.mediaDevices?.addEventListener?.('devicechange', refreshDevices);
   window.addEventListener('pagehide', () => S.sig?.send({ type: 'leave' }));
+  // Meet's shortcuts: Ctrl/⌘+D microphone, Ctrl/⌘+E camera.
+  window.addEventListener('keydown', (e) => {
+    if (!(e.ctrlKey || e.metaKey) || e.altKey || e.shiftKey) return;
+    const k = e.key.toLowerCase();
+    if (k !== 'd' && k !== 'e') return;
+    if (S.state !== 'prejoin' && S.state !== 'joined') return;
+    e.preventDefault();
+    if (k === 'd') toggleMic(); else toggleCam();
+  });
 
   const name = (params.get('name') || store.get('name')).trim();
   ui.setName(name);

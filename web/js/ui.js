@@ -76,6 +76,7 @@ export function onFirstFrame(cb) { firstFrameCb = cb; }
 
 /** state: prejoin | joining | joined | reconnecting | left */
 export function setState(state, detail) {
+  if (state === 'left') $('#toasts').replaceChildren();
   document.body.dataset.state = state;
   const overlay = $('#overlay');
   overlay.classList.toggle('show', state === 'joining' || state === 'reconnecting');
@@ -257,14 +258,15 @@ function makeTile(key, screen) {
   t.innerHTML = `<video autoplay playsinline muted></video>
     <div class="avatar-wrap"><div class="avatar"></div></div>
     <div class="nameplate"><span class="mic-state"></span><span class="name"></span></div>`;
-  (screen ? $('#screens') : $('#grid')).append(t);
+  if (screen) $('#screens').append(t);
+  else $('#grid').insertBefore(t, $('#grid > #self-view')); // the self view stays last
   tiles.set(key, t);
   return t;
 }
 
 /**
  * Renders every remote participant and track.
- * @param {Map<string, {id, name, tracks: Array}>} participants  others, by id
+ * @param {Map<string, {pid, name, tracks: Array}>} participants  others, by "p7" id
  * @param {Map<string, {id, participant, kind, track}>} remote    received tracks, by server track id
  * @param {{name: string}} me
  */
@@ -275,16 +277,16 @@ export function renderMedia(participants, remote, me) {
     let cam = null;
     let camInfo = null;
     for (const r of remote.values()) {
-      if (r.participant !== p.id || r.kind !== 'video') continue;
+      if (r.participant !== p.pid || r.kind !== 'video') continue;
       const info = infos.get(r.id);
       if (info?.source === 'screen') {
         const key = `screen:${r.id}`;
         keep.add(key);
         const t = tiles.get(key) || makeTile(key, true);
-        t.dataset.owner = p.id;
+        t.dataset.owner = p.pid;
         t.dataset.track = r.id;
         t.querySelector('.name').textContent = `${p.name} is presenting`;
-        setAvatar(t.querySelector('.avatar'), p.name, p.id);
+        setAvatar(t.querySelector('.avatar'), p.name, p.pid);
         t.classList.toggle('video-off', r.track.muted);
         if (attach(t.querySelector('video'), r.track)) watchFirstFrame(t.querySelector('video'));
       } else if (!cam || (info && !camInfo)) {
@@ -292,8 +294,8 @@ export function renderMedia(participants, remote, me) {
         camInfo = info;
       }
     }
-    keep.add(p.id);
-    const t = tiles.get(p.id) || makeTile(p.id, false);
+    keep.add(p.pid);
+    const t = tiles.get(p.pid) || makeTile(p.pid, false);
     const mic = p.tracks.find((x) => x.kind === 'audio' && x.source !== 'screen');
     const micOff = !mic || mic.muted;
     t.querySelector('.name').textContent = p.name;
@@ -301,7 +303,7 @@ export function renderMedia(participants, remote, me) {
     t.classList.toggle('mic-off', micOff);
     t.classList.toggle('video-off', !cam || !!camInfo?.muted || cam.track.muted);
     if (cam) t.dataset.track = cam.id; else delete t.dataset.track;
-    setAvatar(t.querySelector('.avatar'), p.name, p.id);
+    setAvatar(t.querySelector('.avatar'), p.name, p.pid);
     if (attach(t.querySelector('video'), cam?.track || null) && cam) watchFirstFrame(t.querySelector('video'));
   }
   for (const [key, t] of tiles) {
@@ -333,7 +335,14 @@ export function renderMedia(participants, remote, me) {
 
   renderPeople(participants, me);
   const gallery = $('#gallery');
-  gallery.classList.toggle('presenting', $('#screens').children.length > 0);
+  const presenting = $('#screens').children.length > 0;
+  gallery.classList.toggle('presenting', presenting);
+  // Like Meet: the self view fills the stage when alone, floats beside one other person,
+  // and joins the grid from three people on.
+  const self = $('#self-view');
+  const inGrid = presenting || participants.size !== 1;
+  if (inGrid && self.parentElement !== $('#grid')) $('#grid').append(self);
+  if (!inGrid && self.parentElement !== gallery) gallery.append(self);
   gallery.classList.toggle('alone', participants.size === 0);
   $('#people-count').textContent = String(participants.size + 1);
   layout();
@@ -374,33 +383,40 @@ function renderPeople(participants, me) {
   const rows = [row(me?.name || 'You', me?.id || 'me', !!me?.micOff, true)];
   for (const p of participants.values()) {
     const mic = p.tracks.find((x) => x.kind === 'audio' && x.source !== 'screen');
-    rows.push(row(p.name, p.id, !mic || mic.muted, false));
+    rows.push(row(p.name, p.pid, !mic || mic.muted, false));
   }
   list.replaceChildren(...rows);
 }
 
 // ---- layout ----------------------------------------------------------------------------
 
-/** Picks the column count that makes 16:9 tiles largest in `box`; sets --tile-w. */
-function fit(box, count, gap = 10) {
+/**
+ * Picks the column count that makes tiles largest in `box`; sets --tile-w and --tile-ar.
+ * Tiles are 16:9, or 3:4 in a portrait box (phones) unless `fixed`.
+ */
+function fit(box, count, fixed = false, gap = 10) {
   const W = box.clientWidth;
   const H = box.clientHeight;
   if (!count || !W || !H) return;
+  const ar = !fixed && H > W * 1.2 ? 3 / 4 : 16 / 9;
   let best = 0;
   for (let cols = 1; cols <= count; cols++) {
     const rows = Math.ceil(count / cols);
-    const w = Math.min((W - gap * (cols - 1)) / cols, ((H - gap * (rows - 1)) / rows) * (16 / 9));
+    const w = Math.min((W - gap * (cols - 1)) / cols, ((H - gap * (rows - 1)) / rows) * ar);
     best = Math.max(best, w);
   }
   box.style.setProperty('--tile-w', `${Math.floor(best)}px`);
+  box.style.setProperty('--tile-ar', ar === 16 / 9 ? '16 / 9' : '3 / 4');
 }
 
 export function layout() {
   const gallery = $('#gallery');
+  const grid = $('#grid');
   if (gallery.classList.contains('presenting')) {
-    fit($('#screens'), $('#screens').children.length);
-    $('#grid').style.removeProperty('--tile-w');
+    fit($('#screens'), $('#screens').children.length, true);
+    grid.style.removeProperty('--tile-w');
+    grid.style.removeProperty('--tile-ar');
   } else {
-    fit($('#grid'), $('#grid').children.length);
+    fit(grid, grid.children.length);
   }
 }

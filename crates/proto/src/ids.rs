@@ -101,10 +101,7 @@ mod tests {
         assert!(RoomName::new("team-sync_1").is_ok());
         assert_eq!(RoomName::new(""), Err(RoomNameError::Empty));
         assert_eq!(RoomName::new("a".repeat(65)), Err(RoomNameError::TooLong));
-        assert_eq!(
-            RoomName::new("a/b"),
-            Err(RoomNameError::BadCharacter('/'))
-        );
+        assert_eq!(RoomName::new("a/b"), Err(RoomNameError::BadCharacter('/')));
         assert!(serde_json::from_str::<RoomName>("\"../x\"").is_err());
     }
 

@@ -9,8 +9,8 @@ mod signal;
 
 pub use ids::{ParticipantId, RoomName, RoomNameError};
 pub use signal::{
-    ChatMessage, ClientMessage, ErrorCode, Grants, IceServer, ParticipantInfo, PublishedTrack, ServerMessage,
-    TrackInfo, TrackKind, TrackSource, PROTOCOL_VERSION,
+    ChatMessage, ClientMessage, ErrorCode, Grants, IceServer, ParticipantInfo, PublishedTrack,
+    ServerMessage, TrackInfo, TrackKind, TrackSource, PROTOCOL_VERSION,
 };
 
 use serde::{Deserialize, Serialize};

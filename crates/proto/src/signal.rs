@@ -97,18 +97,33 @@ pub struct ChatMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// The first message on a connection.
-    Join { token: String },
+    Join {
+        token: String,
+    },
     /// An SDP offer (the client's first offer, or a renegotiation / ICE restart).
-    Offer { sdp: String },
+    Offer {
+        sdp: String,
+    },
     /// The answer to a server offer.
-    Answer { sdp: String },
+    Answer {
+        sdp: String,
+    },
     /// A trickled ICE candidate (`candidate:` line); an empty string ends gathering.
-    Candidate { candidate: String },
+    Candidate {
+        candidate: String,
+    },
     /// Declares what each of the client's sending transceivers carries, by mid.
-    Publish { tracks: Vec<PublishedTrack> },
+    Publish {
+        tracks: Vec<PublishedTrack>,
+    },
     /// Mutes or unmutes one of the client's published tracks.
-    Mute { mid: String, muted: bool },
-    Chat { text: String },
+    Mute {
+        mid: String,
+        muted: bool,
+    },
+    Chat {
+        text: String,
+    },
     /// Keeps the connection alive; answered by `pong`.
     Ping,
     Leave,

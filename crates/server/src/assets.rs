@@ -22,7 +22,13 @@ fn serve(path: &str, cache: &'static str) -> Response {
     match Web::get(path) {
         Some(f) => {
             let mime = mime_guess::from_path(path).first_or_octet_stream();
-            ([(header::CONTENT_TYPE, mime.as_ref().to_string()), (header::CACHE_CONTROL, cache.to_string())], f.data)
+            (
+                [
+                    (header::CONTENT_TYPE, mime.as_ref().to_string()),
+                    (header::CACHE_CONTROL, cache.to_string()),
+                ],
+                f.data,
+            )
                 .into_response()
         }
         None => (StatusCode::NOT_FOUND, "not found").into_response(),

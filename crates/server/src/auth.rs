@@ -89,7 +89,14 @@ impl TokenKeys {
         Ok(Self::from_secret(&secret))
     }
 
-    pub fn mint(&self, room: &RoomName, identity: &str, name: &str, grants: Grants, ttl: Duration) -> String {
+    pub fn mint(
+        &self,
+        room: &RoomName,
+        identity: &str,
+        name: &str,
+        grants: Grants,
+        ttl: Duration,
+    ) -> String {
         let iat = unix_now();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -114,14 +121,15 @@ impl TokenKeys {
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::InvalidSignature => TokenError::BadSignature,
-                _ => TokenError::Malformed(e.to_string()),
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    ErrorKind::InvalidSignature => TokenError::BadSignature,
+                    _ => TokenError::Malformed(e.to_string()),
+                }
+            })?;
         let claims = data.claims;
         if RoomName::new(claims.room.clone()).is_err() {
             return Err(TokenError::Malformed("invalid room claim".into()));
@@ -162,16 +170,34 @@ mod tests {
     #[test]
     fn a_minted_token_verifies_for_its_room_only() {
         let keys = TokenKeys::from_secret(b"test-secret");
-        let t = keys.mint(&room("r1"), "alice", "Alice", Grants::default(), Duration::from_secs(60));
+        let t = keys.mint(
+            &room("r1"),
+            "alice",
+            "Alice",
+            Grants::default(),
+            Duration::from_secs(60),
+        );
         let c = keys.verify(&t, Some(&room("r1"))).unwrap();
-        assert_eq!((c.sub.as_str(), c.name.as_str(), c.room.as_str()), ("alice", "Alice", "r1"));
-        assert_eq!(keys.verify(&t, Some(&room("r2"))), Err(TokenError::WrongRoom));
+        assert_eq!(
+            (c.sub.as_str(), c.name.as_str(), c.room.as_str()),
+            ("alice", "Alice", "r1")
+        );
+        assert_eq!(
+            keys.verify(&t, Some(&room("r2"))),
+            Err(TokenError::WrongRoom)
+        );
     }
 
     #[test]
     fn tampered_foreign_expired_and_garbage_tokens_are_refused() {
         let keys = TokenKeys::from_secret(b"test-secret");
-        let t = keys.mint(&room("r1"), "alice", "Alice", Grants::default(), Duration::from_secs(60));
+        let t = keys.mint(
+            &room("r1"),
+            "alice",
+            "Alice",
+            Grants::default(),
+            Duration::from_secs(60),
+        );
         let other = TokenKeys::from_secret(b"other");
         assert_eq!(other.verify(&t, None), Err(TokenError::BadSignature));
 
@@ -181,11 +207,17 @@ mod tests {
             &room("r1"),
             "alice",
             "Alice",
-            Grants { room_admin: true, ..Grants::default() },
+            Grants {
+                room_admin: true,
+                ..Grants::default()
+            },
             Duration::from_secs(60),
         );
         parts[1] = forged.split('.').nth(1).unwrap().to_string();
-        assert_eq!(keys.verify(&parts.join("."), None), Err(TokenError::BadSignature));
+        assert_eq!(
+            keys.verify(&parts.join("."), None),
+            Err(TokenError::BadSignature)
+        );
 
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -203,7 +235,10 @@ mod tests {
         .unwrap();
         assert_eq!(keys.verify(&expired, None), Err(TokenError::Expired));
         assert_eq!(keys.verify("", None), Err(TokenError::Missing));
-        assert!(matches!(keys.verify("a.b.c", None), Err(TokenError::Malformed(_))));
+        assert!(matches!(
+            keys.verify("a.b.c", None),
+            Err(TokenError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -212,7 +247,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let a = TokenKeys::load(&dir, None).unwrap();
         let b = TokenKeys::load(&dir, None).unwrap();
-        let t = a.mint(&room("r"), "x", "x", Grants::default(), Duration::from_secs(60));
+        let t = a.mint(
+            &room("r"),
+            "x",
+            "x",
+            Grants::default(),
+            Duration::from_secs(60),
+        );
         assert!(b.verify(&t, None).is_ok());
         std::fs::remove_dir_all(dir).unwrap();
     }

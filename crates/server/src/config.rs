@@ -37,7 +37,12 @@ pub struct ServeArgs {
     pub public_ip: Option<IpAddr>,
 
     /// Secret for signing access tokens (HS256); by default a key generated into the data dir
-    #[arg(long, env = "STOA_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "STOA_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
 
     /// Log filter in tracing's EnvFilter syntax, e.g. `info,stoa_sfu=debug` [default: info]
@@ -77,7 +82,10 @@ impl Settings {
             None => FileConfig::default(),
         };
         Ok(Self {
-            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| "stoa-data".into()),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| "stoa-data".into()),
             http_addr: args
                 .http_addr
                 .or(file.http_addr)
@@ -112,7 +120,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("stoa-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("stoa.toml");
-        std::fs::write(&path, "http_addr = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "http_addr = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\n",
+        )
+        .unwrap();
         let args = ServeArgs {
             config: Some(path.clone()),
             data_dir: Some("/tmp/from-flag".into()),
@@ -124,7 +136,11 @@ mod tests {
         assert_eq!(s.media_udp_addr, "0.0.0.0:8801".parse().unwrap());
 
         std::fs::write(&path, "http_adr = \"127.0.0.1:9000\"\n").unwrap();
-        let err = Settings::resolve(ServeArgs { config: Some(path), ..Default::default() }).unwrap_err();
+        let err = Settings::resolve(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -34,7 +34,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { assets::page("index.html") }))
         .route("/m/{room}", get(meeting_page))
-        .route("/static/{*path}", get(|Path(path): Path<String>| async move { assets::file(&path) }))
+        .route(
+            "/static/{*path}",
+            get(|Path(path): Path<String>| async move { assets::file(&path) }),
+        )
         .route("/healthz", get(healthz))
         .route("/ws", get(ws::upgrade))
         .route("/api/v1/meetings", post(create_meeting))
@@ -44,7 +47,13 @@ pub fn router(state: AppState) -> Router {
         .route("/whip/{room}/{id}", delete(end_session))
         .route("/whep/{room}", post(whep))
         .route("/whep/{room}/{id}", delete(end_session))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page or endpoint") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such page or endpoint",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -58,7 +67,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { error: error.into(), message: message.into() } }
+        Self {
+            status,
+            body: ErrorBody {
+                error: error.into(),
+                message: message.into(),
+            },
+        }
     }
 }
 
@@ -81,37 +96,54 @@ impl From<SfuError> for ApiError {
             SfuError::Forbidden(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         };
-        let code = serde_json::to_value(e.code()).ok().and_then(|v| v.as_str().map(String::from));
-        ApiError::new(status, code.as_deref().unwrap_or("bad_request"), e.to_string())
+        let code = serde_json::to_value(e.code())
+            .ok()
+            .and_then(|v| v.as_str().map(String::from));
+        ApiError::new(
+            status,
+            code.as_deref().unwrap_or("bad_request"),
+            e.to_string(),
+        )
     }
 }
 
 fn room_name(raw: &str) -> Result<RoomName, ApiError> {
-    RoomName::new(raw).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))
+    RoomName::new(raw)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))
 }
 
 fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .ok_or(TokenError::Missing)
 }
 
 async fn meeting_page(Path(room): Path<String>) -> Response {
     match RoomName::new(room) {
         Ok(_) => assets::page("meeting.html"),
-        Err(e) => ApiError::new(StatusCode::NOT_FOUND, "invalid_room", e.to_string()).into_response(),
+        Err(e) => {
+            ApiError::new(StatusCode::NOT_FOUND, "invalid_room", e.to_string()).into_response()
+        }
     }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.media.health().await {
         Some((participants, rooms)) => {
-            Json(serde_json::json!({"status": "ok", "participants": participants, "rooms": rooms})).into_response()
+            Json(serde_json::json!({"status": "ok", "participants": participants, "rooms": rooms}))
+                .into_response()
         }
-        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the media worker is not running")
-            .into_response(),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the media worker is not running",
+        )
+        .into_response(),
     }
 }
 
@@ -119,13 +151,19 @@ async fn healthz(State(state): State<AppState>) -> Response {
 async fn create_meeting() -> Response {
     let room = random_room_name();
     let url = format!("/m/{room}");
-    (StatusCode::CREATED, Json(serde_json::json!({"room": room, "url": url}))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({"room": room, "url": url})),
+    )
+        .into_response()
 }
 
 fn random_room_name() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
     let pick = |n: usize| -> String {
-        (0..n).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+        (0..n)
+            .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+            .collect()
     };
     format!("{}-{}-{}", pick(3), pick(4), pick(3))
 }
@@ -142,14 +180,24 @@ async fn guest_join(
     body: Result<Json<GuestJoin>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let room = room_name(&room)?;
-    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))?;
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 64 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", "name must be 1 to 64 characters"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            "name must be 1 to 64 characters",
+        ));
     }
     let identity = format!("guest-{:016x}", rand::random::<u64>());
-    let token = state.keys.mint(&room, &identity, name, Grants::default(), GUEST_TOKEN_TTL);
-    Ok(Json(serde_json::json!({"token": token, "room": room, "identity": identity, "name": name})).into_response())
+    let token = state
+        .keys
+        .mint(&room, &identity, name, Grants::default(), GUEST_TOKEN_TTL);
+    Ok(
+        Json(serde_json::json!({"token": token, "room": room, "identity": identity, "name": name}))
+            .into_response(),
+    )
 }
 
 async fn room_counters(
@@ -160,7 +208,11 @@ async fn room_counters(
     let room = room_name(&room)?;
     let claims = state.keys.verify(bearer(&headers)?, Some(&room))?;
     if !claims.grants.room_admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "a room-admin token is required"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a room-admin token is required",
+        ));
     }
     let (participants, server) = state.media.report(room.clone()).await;
     let participants: Vec<_> = participants
@@ -183,11 +235,21 @@ async fn room_counters(
     .into_response())
 }
 
-async fn whip(state: State<AppState>, room: Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn whip(
+    state: State<AppState>,
+    room: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     ingest_or_egress(state, room, headers, body, ParticipantKind::Whip).await
 }
 
-async fn whep(state: State<AppState>, room: Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn whep(
+    state: State<AppState>,
+    room: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     ingest_or_egress(state, room, headers, body, ParticipantKind::Whep).await
 }
 
@@ -201,7 +263,10 @@ async fn ingest_or_egress(
 ) -> Result<Response, ApiError> {
     let room = room_name(&room)?;
     let claims: Claims = state.keys.verify(bearer(&headers)?, Some(&room))?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !content_type.starts_with("application/sdp") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -214,7 +279,11 @@ async fn ingest_or_egress(
         _ => claims.grants.subscribe,
     };
     if !needed {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the token does not grant this"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the token does not grant this",
+        ));
     }
     let sdp = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_sdp", "the SDP is not UTF-8"))?;
@@ -227,11 +296,18 @@ async fn ingest_or_egress(
         ice_servers: Vec::new(),
     };
     let (id, answer) = state.media.offer(req, sdp).await?;
-    let prefix = if kind == ParticipantKind::Whip { "whip" } else { "whep" };
+    let prefix = if kind == ParticipantKind::Whip {
+        "whip"
+    } else {
+        "whep"
+    };
     let location = format!("/{prefix}/{room}/{id}");
     let mut response = (StatusCode::CREATED, answer).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
     if let Ok(v) = HeaderValue::from_str(&location) {
         h.insert(header::LOCATION, v);
     }
@@ -249,8 +325,16 @@ async fn end_session(
         .parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"))?;
     let (participants, _) = state.media.report(room).await;
-    if !participants.unwrap_or_default().iter().any(|p| p.id == id && p.kind != ParticipantKind::Interactive) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"));
+    if !participants
+        .unwrap_or_default()
+        .iter()
+        .any(|p| p.id == id && p.kind != ParticipantKind::Interactive)
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such session",
+        ));
     }
     state.media.send(Command::Leave { id });
     Ok(StatusCode::OK.into_response())

@@ -26,16 +26,24 @@ pub struct Running {
 /// Port 0 in any address picks a free port (tests do this).
 pub async fn start(settings: &Settings) -> Result<Running, String> {
     let keys = Arc::new(
-        auth::TokenKeys::load(&settings.data_dir, settings.jwt_secret.as_deref())
-            .map_err(|e| format!("cannot load the token key from {}: {e}", settings.data_dir.display()))?,
-    );
-    let sockets = media::MediaSockets::bind(settings.media_udp_addr, settings.media_tcp_addr, settings.public_ip)
-        .map_err(|e| {
+        auth::TokenKeys::load(&settings.data_dir, settings.jwt_secret.as_deref()).map_err(|e| {
             format!(
-                "cannot bind media ports {} (UDP) / {} (TCP): {e}",
-                settings.media_udp_addr, settings.media_tcp_addr
+                "cannot load the token key from {}: {e}",
+                settings.data_dir.display()
             )
-        })?;
+        })?,
+    );
+    let sockets = media::MediaSockets::bind(
+        settings.media_udp_addr,
+        settings.media_tcp_addr,
+        settings.public_ip,
+    )
+    .map_err(|e| {
+        format!(
+            "cannot bind media ports {} (UDP) / {} (TCP): {e}",
+            settings.media_udp_addr, settings.media_tcp_addr
+        )
+    })?;
     let media_udp_addr = sockets.udp.local_addr().map_err(|e| e.to_string())?;
     let media_tcp_addr = sockets.tcp.local_addr().map_err(|e| e.to_string())?;
     let media = media::spawn(sockets).map_err(|e| format!("cannot start the media worker: {e}"))?;
@@ -43,7 +51,10 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot bind HTTP address {}: {e}", settings.http_addr))?;
     let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = http::router(http::AppState { media, keys: keys.clone() });
+    let app = http::router(http::AppState {
+        media,
+        keys: keys.clone(),
+    });
     let serve = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -51,5 +62,11 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
             })
             .await
     });
-    Ok(Running { http_addr, media_udp_addr, media_tcp_addr, keys, serve })
+    Ok(Running {
+        http_addr,
+        media_udp_addr,
+        media_tcp_addr,
+        keys,
+        serve,
+    })
 }

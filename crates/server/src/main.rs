@@ -10,7 +10,11 @@ use stoa::config::{ServeArgs, Settings};
 use stoa_proto::{Grants, RoomName};
 
 #[derive(Parser)]
-#[command(name = "stoa", version, about = "Self-hosted video conferencing: web app, signaling and SFU in one binary")]
+#[command(
+    name = "stoa",
+    version,
+    about = "Self-hosted video conferencing: web app, signaling and SFU in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -33,7 +37,12 @@ struct TokenArgs {
     #[arg(long, env = "STOA_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Signing secret, if the server uses one instead of the key file
-    #[arg(long, env = "STOA_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "STOA_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     jwt_secret: Option<String>,
     /// Room the token is valid for
     #[arg(long)]
@@ -126,7 +135,10 @@ fn token(args: TokenArgs) -> ExitCode {
     let keys = match TokenKeys::load(&settings.data_dir, settings.jwt_secret.as_deref()) {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("error: cannot load the signing key from {}: {e}", settings.data_dir.display());
+            eprintln!(
+                "error: cannot load the signing key from {}: {e}",
+                settings.data_dir.display()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -137,7 +149,10 @@ fn token(args: TokenArgs) -> ExitCode {
         room_admin: args.admin,
     };
     let name = args.name.unwrap_or_else(|| args.identity.clone());
-    println!("{}", keys.mint(&room, &args.identity, &name, grants, args.ttl));
+    println!(
+        "{}",
+        keys.mint(&room, &args.identity, &name, grants, args.ttl)
+    );
     ExitCode::SUCCESS
 }
 
@@ -146,5 +161,10 @@ fn init_logging(filter: &str) {
         eprintln!("warning: invalid log filter {filter:?} ({e}); using info");
         tracing_subscriber::EnvFilter::new("info")
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }

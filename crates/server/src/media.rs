@@ -11,9 +11,11 @@ use quinn_udp::{RecvMeta, UdpSocketState};
 use stoa_proto::{ClientMessage, ParticipantId, RoomName, ServerMessage};
 use stoa_sfu::str0m::net::Protocol;
 use stoa_sfu::str0m::Candidate;
-use stoa_sfu::{Datagram, JoinRequest, Output, ParticipantReport, ServerCounters, Sfu, SfuConfig, SfuError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use stoa_sfu::{
+    Datagram, JoinRequest, Output, ParticipantReport, ServerCounters, Sfu, SfuConfig, SfuError,
+};
 use tokio::io::Interest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
@@ -75,13 +77,21 @@ impl MediaHandle {
         let _ = self.tx.send(cmd);
     }
 
-    pub async fn join(&self, req: JoinRequest, events: mpsc::UnboundedSender<ServerMessage>) -> Option<ParticipantId> {
+    pub async fn join(
+        &self,
+        req: JoinRequest,
+        events: mpsc::UnboundedSender<ServerMessage>,
+    ) -> Option<ParticipantId> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Join { req, events, reply });
         rx.await.ok()
     }
 
-    pub async fn offer(&self, req: JoinRequest, sdp: String) -> Result<(ParticipantId, String), SfuError> {
+    pub async fn offer(
+        &self,
+        req: JoinRequest,
+        sdp: String,
+    ) -> Result<(ParticipantId, String), SfuError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Offer { req, sdp, reply });
         rx.await.unwrap_or(Err(SfuError::UnknownParticipant))
@@ -110,7 +120,11 @@ pub struct MediaSockets {
 }
 
 impl MediaSockets {
-    pub fn bind(udp: SocketAddr, tcp: SocketAddr, public_ip: Option<IpAddr>) -> std::io::Result<Self> {
+    pub fn bind(
+        udp: SocketAddr,
+        tcp: SocketAddr,
+        public_ip: Option<IpAddr>,
+    ) -> std::io::Result<Self> {
         let udp_socket = std::net::UdpSocket::bind(udp)?;
         udp_socket.set_nonblocking(true)?;
         let tcp_listener = std::net::TcpListener::bind(tcp)?;
@@ -126,7 +140,11 @@ impl MediaSockets {
         } else if !advertised.contains(&udp.ip()) {
             advertised.push(udp.ip());
         }
-        Ok(Self { udp: udp_socket, tcp: tcp_listener, advertised })
+        Ok(Self {
+            udp: udp_socket,
+            tcp: tcp_listener,
+            advertised,
+        })
     }
 
     fn candidates(&self) -> Vec<Candidate> {
@@ -155,22 +173,27 @@ pub fn spawn(sockets: MediaSockets) -> std::io::Result<MediaHandle> {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = MediaHandle { tx };
     let for_tcp = handle.clone();
-    let config = SfuConfig { local_candidates: sockets.candidates(), ..SfuConfig::default() };
+    let config = SfuConfig {
+        local_candidates: sockets.candidates(),
+        ..SfuConfig::default()
+    };
     for c in &config.local_candidates {
         tracing::info!(candidate = %c.to_sdp_string(), "media candidate");
     }
-    std::thread::Builder::new().name("stoa-media".into()).spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a current-thread runtime builds with default settings");
-        runtime.block_on(async move {
-            let udp = UdpSocket::from_std(sockets.udp).expect("the socket is non-blocking");
-            let tcp = TcpListener::from_std(sockets.tcp).expect("the listener is non-blocking");
-            tokio::spawn(accept_tcp(tcp, for_tcp));
-            Worker::new(Sfu::new(config), udp).run(rx).await;
-        });
-    })?;
+    std::thread::Builder::new()
+        .name("stoa-media".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime builds with default settings");
+            runtime.block_on(async move {
+                let udp = UdpSocket::from_std(sockets.udp).expect("the socket is non-blocking");
+                let tcp = TcpListener::from_std(sockets.tcp).expect("the listener is non-blocking");
+                tokio::spawn(accept_tcp(tcp, for_tcp));
+                Worker::new(Sfu::new(config), udp).run(rx).await;
+            });
+        })?;
     Ok(handle)
 }
 
@@ -203,7 +226,10 @@ impl Worker {
         // Each slot can hold a GRO-coalesced run of datagrams, up to 64 KiB.
         let mut buf = vec![0u8; RECV_SLOT * RECV_BATCH];
         loop {
-            let deadline = self.sfu.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            let deadline = self
+                .sfu
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => self.handle_command(cmd),
@@ -229,9 +255,10 @@ impl Worker {
         loop {
             let mut meta = [RecvMeta::default(); RECV_BATCH];
             let mut slices: Vec<IoSliceMut> = buf.chunks_mut(chunk).map(IoSliceMut::new).collect();
-            let result = self
-                .udp
-                .try_io(Interest::READABLE, || self.udp_state.recv((&self.udp).into(), &mut slices, &mut meta));
+            let result = self.udp.try_io(Interest::READABLE, || {
+                self.udp_state
+                    .recv((&self.udp).into(), &mut slices, &mut meta)
+            });
             let n = match result {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -250,7 +277,12 @@ impl Worker {
                 for contents in data.chunks(stride) {
                     self.sfu.handle_datagram(
                         now,
-                        Datagram { proto: Protocol::Udp, source: m.addr, destination, contents },
+                        Datagram {
+                            proto: Protocol::Udp,
+                            source: m.addr,
+                            destination,
+                            contents,
+                        },
                     );
                 }
             }
@@ -298,7 +330,12 @@ impl Worker {
             Command::TcpFrame { peer, local, data } => {
                 self.sfu.handle_datagram(
                     now,
-                    Datagram { proto: Protocol::Tcp, source: peer, destination: local, contents: &data },
+                    Datagram {
+                        proto: Protocol::Tcp,
+                        source: peer,
+                        destination: local,
+                        contents: &data,
+                    },
                 );
             }
             Command::TcpClosed { peer } => {
@@ -328,7 +365,10 @@ impl Worker {
                         let _ = s.send(message);
                     }
                 }
-                Output::Closed { participant, reason } => {
+                Output::Closed {
+                    participant,
+                    reason,
+                } => {
                     tracing::info!(%participant, ?reason, "closing participant's connection");
                     // Dropping the sender ends the participant's WebSocket task.
                     self.sessions.remove(&participant);
@@ -345,9 +385,9 @@ impl Worker {
             segment_size: None,
             src_ip: (!source.is_unspecified()).then_some(source),
         };
-        let result = self
-            .udp
-            .try_io(Interest::WRITABLE, || self.udp_state.try_send((&self.udp).into(), &transmit));
+        let result = self.udp.try_io(Interest::WRITABLE, || {
+            self.udp_state.try_send((&self.udp).into(), &transmit)
+        });
         if let Err(e) = result {
             self.send_errors += 1;
             tracing::trace!(error = %e, %destination, "UDP send failed");
@@ -383,7 +423,9 @@ async fn tcp_connection(stream: TcpStream, peer: SocketAddr, media: MediaHandle)
             let Ok(len) = u16::try_from(frame.len()) else {
                 continue;
             };
-            if writer.write_all(&len.to_be_bytes()).await.is_err() || writer.write_all(&frame).await.is_err() {
+            if writer.write_all(&len.to_be_bytes()).await.is_err()
+                || writer.write_all(&frame).await.is_err()
+            {
                 break;
             }
         }
@@ -398,7 +440,11 @@ async fn tcp_connection(stream: TcpStream, peer: SocketAddr, media: MediaHandle)
         if reader.read_exact(&mut frame[..len]).await.is_err() {
             break;
         }
-        media.send(Command::TcpFrame { peer, local, data: frame[..len].to_vec() });
+        media.send(Command::TcpFrame {
+            peer,
+            local,
+            data: frame[..len].to_vec(),
+        });
     }
     media.send(Command::TcpClosed { peer });
     write_task.abort();

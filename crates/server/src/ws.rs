@@ -21,7 +21,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_MESSAGE: usize = 256 * 1024;
 
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_MESSAGE).on_upgrade(move |socket| session(socket, state))
+    ws.max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| session(socket, state))
 }
 
 async fn session(mut socket: WebSocket, state: AppState) {
@@ -79,7 +80,12 @@ async fn session(mut socket: WebSocket, state: AppState) {
         }
     }
     state.media.send(Command::Leave { id });
-    let _ = socket.send(Message::Close(Some(CloseFrame { code: 1000, reason: "bye".into() }))).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: "bye".into(),
+        })))
+        .await;
     tracing::info!(participant = %id, "signaling session ended");
 }
 
@@ -89,18 +95,33 @@ async fn authenticate(socket: &mut WebSocket, state: &AppState) -> Option<JoinRe
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
         _ => {
-            fail(socket, ErrorCode::Unauthorized, "the first message must be join").await;
+            fail(
+                socket,
+                ErrorCode::Unauthorized,
+                "the first message must be join",
+            )
+            .await;
             return None;
         }
     };
     let token = match serde_json::from_str::<ClientMessage>(&text) {
         Ok(ClientMessage::Join { token }) => token,
         Ok(_) => {
-            fail(socket, ErrorCode::Unauthorized, "the first message must be join").await;
+            fail(
+                socket,
+                ErrorCode::Unauthorized,
+                "the first message must be join",
+            )
+            .await;
             return None;
         }
         Err(e) => {
-            fail(socket, ErrorCode::BadMessage, &format!("unreadable message: {e}")).await;
+            fail(
+                socket,
+                ErrorCode::BadMessage,
+                &format!("unreadable message: {e}"),
+            )
+            .await;
             return None;
         }
     };
@@ -123,9 +144,18 @@ async fn authenticate(socket: &mut WebSocket, state: &AppState) -> Option<JoinRe
 }
 
 async fn fail(socket: &mut WebSocket, code: ErrorCode, message: &str) {
-    let msg = ServerMessage::Error { code, message: message.into(), fatal: true };
+    let msg = ServerMessage::Error {
+        code,
+        message: message.into(),
+        fatal: true,
+    };
     send(socket, &msg).await;
-    let _ = socket.send(Message::Close(Some(CloseFrame { code: 4001, reason: message.to_string().into() }))).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 4001,
+            reason: message.to_string().into(),
+        })))
+        .await;
 }
 
 async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {

@@ -12,10 +12,12 @@ use str0m::media::MediaKind;
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn start() -> stoa::Running {
-    let dir = std::env::temp_dir().join(format!("stoa-it-{}-{}", std::process::id(), rand_suffix()));
+    let dir =
+        std::env::temp_dir().join(format!("stoa-it-{}-{}", std::process::id(), rand_suffix()));
     let settings = Settings {
         data_dir: dir,
         http_addr: "127.0.0.1:0".parse().unwrap(),
@@ -29,11 +31,20 @@ async fn start() -> stoa::Running {
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 fn token(server: &stoa::Running, room: &str, identity: &str, grants: Grants) -> String {
-    server.keys.mint(&RoomName::new(room).unwrap(), identity, identity, grants, Duration::from_secs(600))
+    server.keys.mint(
+        &RoomName::new(room).unwrap(),
+        identity,
+        identity,
+        grants,
+        Duration::from_secs(600),
+    )
 }
 
 /// A str0m peer on a real UDP socket, optionally with a signaling WebSocket.
@@ -49,7 +60,13 @@ impl NetPeer {
     async fn new() -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
-        Self { peer: Peer::new(Instant::now(), addr), socket, ws: None, messages: Vec::new(), buf: vec![0; 2000] }
+        Self {
+            peer: Peer::new(Instant::now(), addr),
+            socket,
+            ws: None,
+            messages: Vec::new(),
+            buf: vec![0; 2000],
+        }
     }
 
     /// Joins over signaling and publishes audio+video (or nothing).
@@ -57,8 +74,12 @@ impl NetPeer {
         let mut me = Self::new().await;
         let url = format!("ws://{}/ws", server.http_addr);
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let join = ClientMessage::Join { token: token(server, room, identity, Grants::default()) };
-        ws.send(Message::text(serde_json::to_string(&join).unwrap())).await.unwrap();
+        let join = ClientMessage::Join {
+            token: token(server, room, identity, Grants::default()),
+        };
+        ws.send(Message::text(serde_json::to_string(&join).unwrap()))
+            .await
+            .unwrap();
         me.ws = Some(ws);
         let offer = me.peer.publish_offer(publish, publish);
         me.send(ClientMessage::Offer { sdp: offer }).await;
@@ -67,7 +88,9 @@ impl NetPeer {
 
     async fn send(&mut self, msg: ClientMessage) {
         let ws = self.ws.as_mut().unwrap();
-        ws.send(Message::text(serde_json::to_string(&msg).unwrap())).await.unwrap();
+        ws.send(Message::text(serde_json::to_string(&msg).unwrap()))
+            .await
+            .unwrap();
     }
 
     /// One round of I/O without blocking: network in, signaling in, media out.
@@ -83,9 +106,9 @@ impl NetPeer {
                 let msg: ServerMessage = serde_json::from_str(&text).unwrap();
                 match &msg {
                     ServerMessage::Answer { sdp } => self.peer.accept_answer(sdp),
-                    ServerMessage::Offer { sdp } => {
-                        replies.push(ClientMessage::Answer { sdp: self.peer.accept_offer(sdp) })
-                    }
+                    ServerMessage::Offer { sdp } => replies.push(ClientMessage::Answer {
+                        sdp: self.peer.accept_offer(sdp),
+                    }),
                     _ => {}
                 }
                 self.messages.push(msg);
@@ -103,7 +126,11 @@ impl NetPeer {
     }
 }
 
-async fn run_until(peers: &mut [&mut NetPeer], limit: Duration, done: impl Fn(&[&mut NetPeer]) -> bool) -> bool {
+async fn run_until(
+    peers: &mut [&mut NetPeer],
+    limit: Duration,
+    done: impl Fn(&[&mut NetPeer]) -> bool,
+) -> bool {
     let end = Instant::now() + limit;
     while Instant::now() < end {
         if done(peers) {
@@ -118,9 +145,20 @@ async fn run_until(peers: &mut [&mut NetPeer], limit: Duration, done: impl Fn(&[
 }
 
 async fn counters(server: &stoa::Running, room: &str) -> serde_json::Value {
-    let admin = token(server, room, "admin", Grants { room_admin: true, ..Grants::default() });
+    let admin = token(
+        server,
+        room,
+        "admin",
+        Grants {
+            room_admin: true,
+            ..Grants::default()
+        },
+    );
     reqwest::Client::new()
-        .get(format!("http://{}/api/v1/rooms/{room}/counters", server.http_addr))
+        .get(format!(
+            "http://{}/api/v1/rooms/{room}/counters",
+            server.http_addr
+        ))
         .bearer_auth(admin)
         .send()
         .await
@@ -136,16 +174,33 @@ async fn three_str0m_clients_exchange_media_through_the_server() {
     let mut a = NetPeer::join(&server, "it-room", "alice", true).await;
     let mut b = NetPeer::join(&server, "it-room", "bob", true).await;
     let mut c = NetPeer::join(&server, "it-room", "carol", true).await;
-    let ok = run_until(&mut [&mut a, &mut b, &mut c], Duration::from_secs(15), |ps| {
-        ps.iter().all(|p| p.peer.total_frames(MediaKind::Video) > 60 && p.peer.total_frames(MediaKind::Audio) > 100)
-    })
+    let ok = run_until(
+        &mut [&mut a, &mut b, &mut c],
+        Duration::from_secs(15),
+        |ps| {
+            ps.iter().all(|p| {
+                p.peer.total_frames(MediaKind::Video) > 60
+                    && p.peer.total_frames(MediaKind::Audio) > 100
+            })
+        },
+    )
     .await;
     for (name, p) in [("alice", &a), ("bob", &b), ("carol", &c)] {
-        let per_stream: Vec<_> = p.peer.received.values().map(|r| (r.stream_id.clone(), r.kind, r.frames)).collect();
+        let per_stream: Vec<_> = p
+            .peer
+            .received
+            .values()
+            .map(|r| (r.stream_id.clone(), r.kind, r.frames))
+            .collect();
         assert!(ok, "{name} received {per_stream:?}");
         // Two remote participants, each with audio and video.
-        let streams: std::collections::HashSet<_> =
-            p.peer.received.values().filter(|r| r.frames > 0).map(|r| r.stream_id.clone()).collect();
+        let streams: std::collections::HashSet<_> = p
+            .peer
+            .received
+            .values()
+            .filter(|r| r.frames > 0)
+            .map(|r| r.stream_id.clone())
+            .collect();
         assert_eq!(streams.len(), 2, "{name} received from {streams:?}");
     }
     let report = counters(&server, "it-room").await;
@@ -181,7 +236,15 @@ async fn whip_publisher_is_seen_by_a_whep_viewer_and_delete_ends_it() {
 
     let mut viewer = NetPeer::new().await;
     let offer = viewer.peer.view_offer(1, 1);
-    let viewer_token = token(&server, "live", "viewer", Grants { publish: false, ..Grants::default() });
+    let viewer_token = token(
+        &server,
+        "live",
+        "viewer",
+        Grants {
+            publish: false,
+            ..Grants::default()
+        },
+    );
     let res = http
         .post(format!("{base}/whep/live"))
         .bearer_auth(&viewer_token)
@@ -194,19 +257,41 @@ async fn whip_publisher_is_seen_by_a_whep_viewer_and_delete_ends_it() {
     let whep_location = res.headers()["location"].to_str().unwrap().to_string();
     viewer.peer.accept_answer(&res.text().await.unwrap());
 
-    let ok = run_until(&mut [&mut publisher, &mut viewer], Duration::from_secs(15), |ps| {
-        ps[1].peer.total_frames(MediaKind::Video) > 60 && ps[1].peer.total_frames(MediaKind::Audio) > 100
-    })
+    let ok = run_until(
+        &mut [&mut publisher, &mut viewer],
+        Duration::from_secs(15),
+        |ps| {
+            ps[1].peer.total_frames(MediaKind::Video) > 60
+                && ps[1].peer.total_frames(MediaKind::Audio) > 100
+        },
+    )
     .await;
     assert!(ok, "the WHEP viewer received {:?}", viewer.peer.received);
 
     for location in [whep_location, whip_location] {
-        let res = http.delete(format!("{base}{location}")).bearer_auth(&viewer_token).send().await.unwrap();
+        let res = http
+            .delete(format!("{base}{location}"))
+            .bearer_auth(&viewer_token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200, "DELETE {location}");
-        let again = http.delete(format!("{base}{location}")).bearer_auth(&viewer_token).send().await.unwrap();
+        let again = http
+            .delete(format!("{base}{location}"))
+            .bearer_auth(&viewer_token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(again.status(), 404);
     }
-    let health: serde_json::Value = http.get(format!("{base}/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["participants"], 0, "{health}");
 }
 
@@ -216,10 +301,23 @@ async fn bad_tokens_and_bodies_get_clear_errors() {
     let http = reqwest::Client::new();
     let base = format!("http://{}", server.http_addr);
     let good = token(&server, "r1", "u", Grants::default());
-    let other_key = stoa::auth::TokenKeys::from_secret(b"someone-else")
-        .mint(&RoomName::new("r1").unwrap(), "u", "u", Grants::default(), Duration::from_secs(60));
+    let other_key = stoa::auth::TokenKeys::from_secret(b"someone-else").mint(
+        &RoomName::new("r1").unwrap(),
+        "u",
+        "u",
+        Grants::default(),
+        Duration::from_secs(60),
+    );
     // The payload of an admin token under the signature of a plain one.
-    let admin = token(&server, "r1", "u", Grants { room_admin: true, ..Grants::default() });
+    let admin = token(
+        &server,
+        "r1",
+        "u",
+        Grants {
+            room_admin: true,
+            ..Grants::default()
+        },
+    );
     let mut tampered: Vec<&str> = good.split('.').collect();
     tampered[1] = admin.split('.').nth(1).unwrap();
     let tampered = tampered.join(".");
@@ -233,7 +331,10 @@ async fn bad_tokens_and_bodies_get_clear_errors() {
         (Some(good.clone()), "bad%20room", 400, "invalid_room"),
     ];
     for (tok, room, status, code) in cases {
-        let mut req = http.post(format!("{base}/whip/{room}")).header("content-type", "application/sdp").body("v=0");
+        let mut req = http
+            .post(format!("{base}/whip/{room}"))
+            .header("content-type", "application/sdp")
+            .body("v=0");
         if let Some(t) = tok {
             req = req.bearer_auth(t);
         }
@@ -252,28 +353,61 @@ async fn bad_tokens_and_bodies_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "bad_sdp");
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"],
+        "bad_sdp"
+    );
     // Guest join validation.
-    let res = http.post(format!("{base}/api/v1/rooms/r1/join")).json(&serde_json::json!({"name": ""})).send().await.unwrap();
+    let res = http
+        .post(format!("{base}/api/v1/rooms/r1/join"))
+        .json(&serde_json::json!({"name": ""}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
-    let res = http.post(format!("{base}/api/v1/rooms/r1/join")).body("{").header("content-type", "application/json").send().await.unwrap();
+    let res = http
+        .post(format!("{base}/api/v1/rooms/r1/join"))
+        .body("{")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
 
     // WebSocket: an expired token is refused with a fatal error before reaching the SFU.
     let expired = {
         let keys = &server.keys;
-        keys.mint(&RoomName::new("r1").unwrap(), "u", "u", Grants::default(), Duration::from_secs(1))
+        keys.mint(
+            &RoomName::new("r1").unwrap(),
+            "u",
+            "u",
+            Grants::default(),
+            Duration::from_secs(1),
+        )
     };
     tokio::time::sleep(Duration::from_millis(7100)).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.http_addr)).await.unwrap();
-    ws.send(Message::text(serde_json::to_string(&ClientMessage::Join { token: expired }).unwrap())).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.http_addr))
+        .await
+        .unwrap();
+    ws.send(Message::text(
+        serde_json::to_string(&ClientMessage::Join { token: expired }).unwrap(),
+    ))
+    .await
+    .unwrap();
     let reply = ws.next().await.unwrap().unwrap();
     let msg: ServerMessage = serde_json::from_str(reply.to_text().unwrap()).unwrap();
     assert!(
         matches!(&msg, ServerMessage::Error { code: stoa_proto::ErrorCode::Unauthorized, fatal: true, message } if message.contains("expired")),
         "{msg:?}"
     );
-    let health: serde_json::Value = http.get(format!("{base}/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["participants"], 0);
 }
 
@@ -282,27 +416,46 @@ async fn malformed_signaling_keeps_the_connection_usable() {
     let server = start().await;
     let mut a = NetPeer::join(&server, "sig", "alice", true).await;
     let ws = a.ws.as_mut().unwrap();
-    for bad in ["not json", "{\"type\":\"warp\"}", "{\"type\":\"answer\",\"sdp\":\"x\"}", "{\"type\":\"join\",\"token\":\"x\"}"] {
+    for bad in [
+        "not json",
+        "{\"type\":\"warp\"}",
+        "{\"type\":\"answer\",\"sdp\":\"x\"}",
+        "{\"type\":\"join\",\"token\":\"x\"}",
+    ] {
         ws.send(Message::text(bad)).await.unwrap();
     }
     let mut b = NetPeer::join(&server, "sig", "bob", true).await;
     let ok = run_until(&mut [&mut a, &mut b], Duration::from_secs(10), |ps| {
-        ps[0].peer.total_frames(MediaKind::Video) > 30 && ps[1].peer.total_frames(MediaKind::Video) > 30
+        ps[0].peer.total_frames(MediaKind::Video) > 30
+            && ps[1].peer.total_frames(MediaKind::Video) > 30
     })
     .await;
     assert!(ok);
-    let errors: Vec<_> = a.messages.iter().filter(|m| matches!(m, ServerMessage::Error { fatal: false, .. })).collect();
+    let errors: Vec<_> = a
+        .messages
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::Error { fatal: false, .. }))
+        .collect();
     assert_eq!(errors.len(), 4, "{errors:?}");
-    a.send(ClientMessage::Chat { text: "still here".into() }).await;
+    a.send(ClientMessage::Chat {
+        text: "still here".into(),
+    })
+    .await;
     let delivered = run_until(&mut [&mut a, &mut b], Duration::from_secs(5), |ps| {
-        ps[1].messages.iter().any(|m| matches!(m, ServerMessage::Chat { message } if message.text == "still here"))
+        ps[1]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Chat { message } if message.text == "still here"))
     })
     .await;
     assert!(delivered);
     // Closing the WebSocket removes the participant at once.
     a.ws.take().unwrap().close(None).await.unwrap();
     let gone = run_until(&mut [&mut b], Duration::from_secs(5), |ps| {
-        ps[0].messages.iter().any(|m| matches!(m, ServerMessage::ParticipantLeft { .. }))
+        ps[0]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::ParticipantLeft { .. }))
     })
     .await;
     assert!(gone);
@@ -313,7 +466,10 @@ async fn garbage_on_the_media_ports_is_dropped_and_counted() {
     let server = start().await;
     let mut a = NetPeer::join(&server, "g", "alice", true).await;
     let mut b = NetPeer::join(&server, "g", "bob", true).await;
-    run_until(&mut [&mut a, &mut b], Duration::from_secs(10), |ps| ps[1].peer.total_frames(MediaKind::Video) > 10).await;
+    run_until(&mut [&mut a, &mut b], Duration::from_secs(10), |ps| {
+        ps[1].peer.total_frames(MediaKind::Video) > 10
+    })
+    .await;
 
     let junk = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut x: u32 = 7;
@@ -332,7 +488,9 @@ async fn garbage_on_the_media_ports_is_dropped_and_counted() {
     }
     // And a stranger speaking nonsense on ICE-TCP, including an oversized length prefix.
     use tokio::io::AsyncWriteExt;
-    let mut tcp = tokio::net::TcpStream::connect(server.media_tcp_addr).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(server.media_tcp_addr)
+        .await
+        .unwrap();
     tcp.write_all(&[0xff, 0xff, 1, 2, 3]).await.unwrap();
     tcp.write_all(&[0, 4, 0, 1, 0, 0]).await.unwrap();
     drop(tcp);
@@ -344,6 +502,9 @@ async fn garbage_on_the_media_ports_is_dropped_and_counted() {
     .await;
     assert!(ok, "media kept flowing");
     let report = counters(&server, "g").await;
-    assert!(report["server"]["unroutable"].as_u64().unwrap() >= 2900, "{report}");
+    assert!(
+        report["server"]["unroutable"].as_u64().unwrap() >= 2900,
+        "{report}"
+    );
     let _: SocketAddr = server.media_udp_addr;
 }

@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn finds_the_server_ufrag() {
-        assert_eq!(stun_local_ufrag(&binding_request("srv1:cli9")), Some("srv1"));
+        assert_eq!(
+            stun_local_ufrag(&binding_request("srv1:cli9")),
+            Some("srv1")
+        );
         assert_eq!(stun_local_ufrag(&binding_request("abcde:f")), Some("abcde"));
     }
 

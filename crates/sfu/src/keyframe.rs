@@ -111,7 +111,10 @@ mod tests {
         assert!(starts_keyframe(VideoCodec::H264, &[0x67, 0x42]));
         assert!(!starts_keyframe(VideoCodec::H264, &[0x41, 0x9a]));
         // STAP-A: SPS (len 2) then PPS.
-        assert!(starts_keyframe(VideoCodec::H264, &[0x78, 0, 2, 0x67, 0x42, 0, 1, 0x68]));
+        assert!(starts_keyframe(
+            VideoCodec::H264,
+            &[0x78, 0, 2, 0x67, 0x42, 0, 1, 0x68]
+        ));
         // FU-A start of IDR, and a middle fragment.
         assert!(starts_keyframe(VideoCodec::H264, &[0x7c, 0x85, 0]));
         assert!(!starts_keyframe(VideoCodec::H264, &[0x7c, 0x05, 0]));

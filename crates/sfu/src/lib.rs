@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc};
 
-pub use participant::ParticipantKind;
 use participant::Participant;
+pub use participant::ParticipantKind;
 pub use stoa_proto as proto;
 use stoa_proto::{
     ClientMessage, ErrorCode, Grants, IceServer, ParticipantId, RoomName, ServerMessage,
@@ -250,7 +250,11 @@ impl Sfu {
         }
         if kind.is_visible() {
             let info = self.participants[&id].info();
-            self.broadcast(&req.room, Some(id), ServerMessage::ParticipantJoined { participant: info });
+            self.broadcast(
+                &req.room,
+                Some(id),
+                ServerMessage::ParticipantJoined { participant: info },
+            );
         }
         self.subscribe_to_room(id);
         self.dirty.push(id);
@@ -272,7 +276,12 @@ impl Sfu {
     }
 
     /// Applies a client's SDP offer and returns the answer (WHIP, WHEP, or a signaling `offer`).
-    pub fn accept_offer(&mut self, now: Instant, id: ParticipantId, sdp: &str) -> Result<String, SfuError> {
+    pub fn accept_offer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        sdp: &str,
+    ) -> Result<String, SfuError> {
         let answer = self.apply_offer(id, sdp)?;
         self.process(now);
         Ok(answer)
@@ -417,7 +426,8 @@ impl Sfu {
     fn owner_of(&self, d: &Datagram) -> Option<ParticipantId> {
         // STUN names its owner; it goes first so a reused address cannot misroute an ICE check.
         if demux::classify(d.contents) == demux::PacketClass::Stun {
-            if let Some(id) = demux::stun_local_ufrag(d.contents).and_then(|u| self.by_ufrag.get(u)) {
+            if let Some(id) = demux::stun_local_ufrag(d.contents).and_then(|u| self.by_ufrag.get(u))
+            {
                 return Some(*id);
             }
         }
@@ -442,20 +452,32 @@ impl Sfu {
     }
 
     fn signal(&mut self, to: ParticipantId, message: ServerMessage) {
-        if self.participants.get(&to).is_some_and(|p| p.kind == ParticipantKind::Interactive) {
+        if self
+            .participants
+            .get(&to)
+            .is_some_and(|p| p.kind == ParticipantKind::Interactive)
+        {
             self.outputs.push_back(Output::Signal { to, message });
         }
     }
 
     /// Sends a message to every interactive participant of a room except `except`.
-    fn broadcast(&mut self, room: &RoomName, except: Option<ParticipantId>, message: ServerMessage) {
+    fn broadcast(
+        &mut self,
+        room: &RoomName,
+        except: Option<ParticipantId>,
+        message: ServerMessage,
+    ) {
         let targets: Vec<ParticipantId> = self
             .room_members(room)
             .filter(|p| Some(p.id) != except && p.kind == ParticipantKind::Interactive)
             .map(|p| p.id)
             .collect();
         for to in targets {
-            self.outputs.push_back(Output::Signal { to, message: message.clone() });
+            self.outputs.push_back(Output::Signal {
+                to,
+                message: message.clone(),
+            });
         }
     }
 
@@ -466,7 +488,10 @@ impl Sfu {
         message: ClientMessage,
         unix_ms: u64,
     ) -> Result<(), SfuError> {
-        let p = self.participants.get_mut(&id).ok_or(SfuError::UnknownParticipant)?;
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownParticipant)?;
         match message {
             ClientMessage::Join { .. } => Err(SfuError::OutOfOrder("already joined")),
             ClientMessage::Offer { sdp } => {
@@ -503,11 +528,15 @@ impl Sfu {
             }
             ClientMessage::Chat { text } => {
                 if !p.grants.publish_data {
-                    return Err(SfuError::Forbidden("the token does not grant sending chat messages"));
+                    return Err(SfuError::Forbidden(
+                        "the token does not grant sending chat messages",
+                    ));
                 }
                 let text = text.trim();
                 if text.is_empty() || text.chars().count() > 4000 {
-                    return Err(SfuError::BadRequest("chat text must be 1 to 4000 characters".into()));
+                    return Err(SfuError::BadRequest(
+                        "chat text must be 1 to 4000 characters".into(),
+                    ));
                 }
                 let message = stoa_proto::ChatMessage {
                     from: id,
@@ -531,7 +560,10 @@ impl Sfu {
     }
 
     fn apply_offer(&mut self, id: ParticipantId, sdp: &str) -> Result<String, SfuError> {
-        let p = self.participants.get_mut(&id).ok_or(SfuError::UnknownParticipant)?;
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownParticipant)?;
         let offer = str0m::change::SdpOffer::from_sdp_string(sdp)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let answer = p

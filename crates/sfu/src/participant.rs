@@ -11,7 +11,9 @@ use str0m::media::{Mid, Pt};
 use str0m::net::Protocol;
 use str0m::Rtc;
 
-use stoa_proto::{Grants, ParticipantId, ParticipantInfo, RoomName, TrackInfo, TrackKind, TrackSource};
+use stoa_proto::{
+    Grants, ParticipantId, ParticipantInfo, RoomName, TrackInfo, TrackKind, TrackSource,
+};
 
 use crate::keyframe::VideoCodec;
 use crate::rewrite::SeqRewriter;

@@ -31,7 +31,12 @@ impl SeqRewriter {
 
     /// Output `(sequence number, timestamp)` for an input packet, or `None` when it predates
     /// the current run.
-    pub fn rewrite(&mut self, in_seq: u64, in_ts: u32, ts_step_on_restart: u32) -> Option<(u64, u32)> {
+    pub fn rewrite(
+        &mut self,
+        in_seq: u64,
+        in_ts: u32,
+        ts_step_on_restart: u32,
+    ) -> Option<(u64, u32)> {
         if !self.started {
             let next_out = match self.highest_out {
                 Some(h) => h + 1,
@@ -68,9 +73,15 @@ mod tests {
     fn first_run_keeps_low_bits_and_drops_older_packets() {
         let mut r = SeqRewriter::default();
         assert_eq!(r.rewrite(70_000, 1000, 0), Some((70_000 & 0xffff, 1000)));
-        assert_eq!(r.rewrite(70_002, 1000, 0), Some(((70_000 & 0xffff) + 2, 1000)));
+        assert_eq!(
+            r.rewrite(70_002, 1000, 0),
+            Some(((70_000 & 0xffff) + 2, 1000))
+        );
         // Reordered packet inside the run is passed through.
-        assert_eq!(r.rewrite(70_001, 1000, 0), Some(((70_000 & 0xffff) + 1, 1000)));
+        assert_eq!(
+            r.rewrite(70_001, 1000, 0),
+            Some(((70_000 & 0xffff) + 1, 1000))
+        );
         assert_eq!(r.rewrite(69_999, 900, 0), None);
     }
 

@@ -58,7 +58,9 @@ impl Sfu {
                     tracing::info!(participant = %id, "media connected");
                 }
             }
-            Event::MediaAdded(added) => self.media_direction(now, id, added.mid, added.kind, added.direction),
+            Event::MediaAdded(added) => {
+                self.media_direction(now, id, added.mid, added.kind, added.direction)
+            }
             Event::MediaChanged(changed) => {
                 let kind = self
                     .participants
@@ -85,7 +87,14 @@ impl Sfu {
 
     /// A remote m-line appeared or changed direction: it publishes into the room if we
     /// receive on it, and is a WHEP slot if we only send on it.
-    fn media_direction(&mut self, now: Instant, id: ParticipantId, mid: Mid, kind: MediaKind, dir: Direction) {
+    fn media_direction(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        mid: Mid,
+        kind: MediaKind,
+        dir: Direction,
+    ) {
         let Some(p) = self.participants.get(&id) else {
             return;
         };
@@ -117,11 +126,18 @@ impl Sfu {
         if !p.grants.publish {
             self.signal(
                 id,
-                ServerMessage::error(stoa_proto::ErrorCode::Forbidden, "the token does not grant publishing"),
+                ServerMessage::error(
+                    stoa_proto::ErrorCode::Forbidden,
+                    "the token does not grant publishing",
+                ),
             );
             return;
         }
-        let (source, muted) = p.declared.get(&mid.to_string()).copied().unwrap_or_default();
+        let (source, muted) = p
+            .declared
+            .get(&mid.to_string())
+            .copied()
+            .unwrap_or_default();
         let default_source = match kind {
             TrackKind::Audio => TrackSource::Microphone,
             TrackKind::Video => TrackSource::Camera,
@@ -167,7 +183,10 @@ impl Sfu {
         self.broadcast(
             &room,
             None,
-            ServerMessage::TrackUnpublished { id: track.id, participant: id },
+            ServerMessage::TrackUnpublished {
+                id: track.id,
+                participant: id,
+            },
         );
     }
 
@@ -230,7 +249,11 @@ impl Sfu {
         if kind == ParticipantKind::Whep {
             return; // WHEP viewers take tracks into their fixed slots; see fill_whep_slots.
         }
-        let Some(track) = self.participants.get_mut(&publisher).and_then(|p| p.up_track_mut(mid)) else {
+        let Some(track) = self
+            .participants
+            .get_mut(&publisher)
+            .and_then(|p| p.up_track_mut(mid))
+        else {
             return;
         };
         if !track.subscribers.contains(&sub) {
@@ -281,7 +304,10 @@ impl Sfu {
         let mut candidates: Vec<(ParticipantId, Mid, TrackKind, String)> = self
             .room_members(&v.room)
             .filter(|p| p.id != viewer)
-            .flat_map(|p| p.up.iter().map(move |t| (p.id, t.mid, t.kind, t.id.clone())))
+            .flat_map(|p| {
+                p.up.iter()
+                    .map(move |t| (p.id, t.mid, t.kind, t.id.clone()))
+            })
             .filter(|(p, m, _, _)| !assigned.contains(&(*p, *m)))
             .collect();
         let mut filled = Vec::new();
@@ -296,7 +322,11 @@ impl Sfu {
             }
         }
         for (publisher, mid) in filled {
-            if let Some(t) = self.participants.get_mut(&publisher).and_then(|p| p.up_track_mut(mid)) {
+            if let Some(t) = self
+                .participants
+                .get_mut(&publisher)
+                .and_then(|p| p.up_track_mut(mid))
+            {
                 t.subscribers.push(viewer);
             }
             self.request_keyframe(now, publisher, mid);
@@ -326,7 +356,13 @@ impl Sfu {
                         TrackKind::Audio => MediaKind::Audio,
                         TrackKind::Video => MediaKind::Video,
                     };
-                    d.mid = Some(api.add_media(kind, Direction::SendOnly, stream_id, Some(d.track_id.clone()), None));
+                    d.mid = Some(api.add_media(
+                        kind,
+                        Direction::SendOnly,
+                        stream_id,
+                        Some(d.track_id.clone()),
+                        None,
+                    ));
                     d.state = DownState::Negotiating;
                 }
                 DownState::ToStop => {
@@ -343,12 +379,25 @@ impl Sfu {
         }
         if let Some((offer, pending)) = api.apply() {
             p.pending_offer = Some(pending);
-            self.signal(id, ServerMessage::Offer { sdp: offer.to_sdp_string() });
+            self.signal(
+                id,
+                ServerMessage::Offer {
+                    sdp: offer.to_sdp_string(),
+                },
+            );
         }
     }
 
-    pub(crate) fn apply_answer(&mut self, now: Instant, id: ParticipantId, sdp: &str) -> Result<(), SfuError> {
-        let p = self.participants.get_mut(&id).ok_or(SfuError::UnknownParticipant)?;
+    pub(crate) fn apply_answer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        sdp: &str,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownParticipant)?;
         let Some(pending) = p.pending_offer.take() else {
             return Err(SfuError::OutOfOrder("no offer is outstanding"));
         };
@@ -380,7 +429,10 @@ impl Sfu {
         if accepted {
             p.down.retain(|d| d.state != DownState::NegotiatingStop);
         }
-        p.needs_negotiation |= p.down.iter().any(|d| matches!(d.state, DownState::ToOpen | DownState::ToStop));
+        p.needs_negotiation |= p
+            .down
+            .iter()
+            .any(|d| matches!(d.state, DownState::ToOpen | DownState::ToStop));
         self.dirty.push(id);
         // Ask for a keyframe at once, so the new subscriber's first frame is not a wait for
         // the publisher's next periodic keyframe.
@@ -396,7 +448,12 @@ impl Sfu {
             return;
         };
         p.counters.packets_in += 1;
-        let Some(mid) = p.rtc.direct_api().stream_rx(&packet.header.ssrc).map(|s| s.mid()) else {
+        let Some(mid) = p
+            .rtc
+            .direct_api()
+            .stream_rx(&packet.header.ssrc)
+            .map(|s| s.mid())
+        else {
             return;
         };
         let pt = packet.header.payload_type;
@@ -452,8 +509,15 @@ impl Sfu {
                 s.counters.dropped += 1;
                 continue;
             };
-            let step = if d.kind == TrackKind::Video { VIDEO_TS_STEP } else { AUDIO_TS_STEP };
-            let Some((seq, ts)) = d.rewriter.rewrite(*packet.seq_no, packet.header.timestamp, step) else {
+            let step = if d.kind == TrackKind::Video {
+                VIDEO_TS_STEP
+            } else {
+                AUDIO_TS_STEP
+            };
+            let Some((seq, ts)) = d
+                .rewriter
+                .rewrite(*packet.seq_no, packet.header.timestamp, step)
+            else {
                 continue;
             };
             let Some(mid_out) = d.mid else {
@@ -501,7 +565,10 @@ impl Sfu {
         if track.kind != TrackKind::Video {
             return;
         }
-        if track.last_keyframe_request.is_some_and(|last| now < last + interval) {
+        if track
+            .last_keyframe_request
+            .is_some_and(|last| now < last + interval)
+        {
             track.keyframe_owed = true;
             return;
         }
@@ -520,7 +587,10 @@ impl Sfu {
             .values()
             .flat_map(|p| {
                 p.up.iter()
-                    .filter(|t| t.keyframe_owed && t.last_keyframe_request.is_none_or(|l| now >= l + interval))
+                    .filter(|t| {
+                        t.keyframe_owed
+                            && t.last_keyframe_request.is_none_or(|l| now >= l + interval)
+                    })
                     .map(move |t| (p.id, t.mid))
             })
             .collect();
@@ -550,10 +620,11 @@ impl Sfu {
             }
         }
         for d in &p.down {
-            if let Some(t) = d
-                .source
-                .and_then(|(publisher, mid)| self.participants.get_mut(&publisher).and_then(|pp| pp.up_track_mut(mid)))
-            {
+            if let Some(t) = d.source.and_then(|(publisher, mid)| {
+                self.participants
+                    .get_mut(&publisher)
+                    .and_then(|pp| pp.up_track_mut(mid))
+            }) {
                 t.subscribers.retain(|s| *s != id);
             }
         }
@@ -570,14 +641,20 @@ impl Sfu {
             self.broadcast(
                 &p.room,
                 None,
-                ServerMessage::TrackUnpublished { id: track.id.clone(), participant: id },
+                ServerMessage::TrackUnpublished {
+                    id: track.id.clone(),
+                    participant: id,
+                },
             );
         }
         if p.kind.is_visible() {
             self.broadcast(&p.room, None, ServerMessage::ParticipantLeft { id });
         }
         if let Some(reason) = reason {
-            self.outputs.push_back(Output::Closed { participant: id, reason });
+            self.outputs.push_back(Output::Closed {
+                participant: id,
+                reason,
+            });
         }
         tracing::info!(participant = %id, room = %p.room, ?reason, "participant left");
         for viewer in std::mem::take(&mut self.whep_refill) {

@@ -13,24 +13,44 @@ fn stream(sim: &SfuSim, i: usize) -> String {
 #[test]
 fn three_participants_each_receive_the_other_two() {
     let mut sim = SfuSim::new();
-    let peers: Vec<usize> = (0..3).map(|n| sim.add_publisher("room", &format!("user{n}"))).collect();
+    let peers: Vec<usize> = (0..3)
+        .map(|n| sim.add_publisher("room", &format!("user{n}")))
+        .collect();
     sim.run(Duration::from_secs(3));
     for &me in &peers {
         for &other in &peers {
             if me == other {
                 continue;
             }
-            let video = sim.peer(me).frames_from(&stream(&sim, other), MediaKind::Video);
-            let audio = sim.peer(me).frames_from(&stream(&sim, other), MediaKind::Audio);
-            assert!(video > 30, "peer {me} got {video} video frames from {other}");
-            assert!(audio > 50, "peer {me} got {audio} audio frames from {other}");
+            let video = sim
+                .peer(me)
+                .frames_from(&stream(&sim, other), MediaKind::Video);
+            let audio = sim
+                .peer(me)
+                .frames_from(&stream(&sim, other), MediaKind::Audio);
+            assert!(
+                video > 30,
+                "peer {me} got {video} video frames from {other}"
+            );
+            assert!(
+                audio > 50,
+                "peer {me} got {audio} audio frames from {other}"
+            );
         }
-        assert_eq!(sim.peer(me).frames_from(&stream(&sim, me), MediaKind::Video), 0, "no echo of own media");
+        assert_eq!(
+            sim.peer(me)
+                .frames_from(&stream(&sim, me), MediaKind::Video),
+            0,
+            "no echo of own media"
+        );
     }
     let report = sim.sfu.room_report(&"room".parse_room()).unwrap();
     assert_eq!(report.len(), 3);
     for p in report {
-        assert!(p.counters.packets_in > 100 && p.counters.packets_out > 200, "{p:?}");
+        assert!(
+            p.counters.packets_in > 100 && p.counters.packets_out > 200,
+            "{p:?}"
+        );
     }
 }
 
@@ -52,10 +72,21 @@ fn late_joiner_starts_on_a_keyframe_without_waiting_for_the_periodic_one() {
     sim.run(Duration::from_secs(2));
     let b = sim.add_listener("room", "bob");
     let from_a = stream(&sim, a);
-    let got_video = sim.run_until(Duration::from_secs(2), |s| s.peer(b).frames_from(&from_a, MediaKind::Video) > 0);
+    let got_video = sim.run_until(Duration::from_secs(2), |s| {
+        s.peer(b).frames_from(&from_a, MediaKind::Video) > 0
+    });
     assert!(got_video, "the late joiner decoded no video");
-    let first = sim.peer(b).received.values().find(|r| r.kind == Some(MediaKind::Video)).unwrap().clone();
-    assert!(first.keyframes >= 1, "the first frames forwarded include a keyframe: {first:?}");
+    let first = sim
+        .peer(b)
+        .received
+        .values()
+        .find(|r| r.kind == Some(MediaKind::Video))
+        .unwrap()
+        .clone();
+    assert!(
+        first.keyframes >= 1,
+        "the first frames forwarded include a keyframe: {first:?}"
+    );
     assert!(sim.peer(a).keyframe_requests_seen >= 1);
 }
 
@@ -72,7 +103,10 @@ fn keyframe_requests_to_a_publisher_are_throttled() {
     sim.run(Duration::from_secs(2));
     let requests = sim.peer(a).keyframe_requests_seen;
     // 2.5 s at one request per 500 ms allows at most 6.
-    assert!((1..=6).contains(&requests), "publisher saw {requests} keyframe requests");
+    assert!(
+        (1..=6).contains(&requests),
+        "publisher saw {requests} keyframe requests"
+    );
 }
 
 #[test]
@@ -82,17 +116,34 @@ fn join_and_leave_renegotiate_and_notify() {
     let b = sim.add_publisher("room", "bob");
     sim.run(Duration::from_secs(2));
     let b_id = sim.id(b);
-    assert!(sim.messages(a).iter().any(|m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.id == b_id)));
+    assert!(sim.messages(a).iter().any(
+        |m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.id == b_id)
+    ));
     sim.leave(b);
     sim.run(Duration::from_secs(1));
-    assert!(sim.messages(a).iter().any(|m| matches!(m, ServerMessage::ParticipantLeft { id } if *id == b_id)));
-    assert!(sim.messages(a).iter().any(|m| matches!(m, ServerMessage::TrackUnpublished { participant, .. } if *participant == b_id)));
+    assert!(sim
+        .messages(a)
+        .iter()
+        .any(|m| matches!(m, ServerMessage::ParticipantLeft { id } if *id == b_id)));
+    assert!(sim.messages(a).iter().any(
+        |m| matches!(m, ServerMessage::TrackUnpublished { participant, .. } if *participant == b_id)
+    ));
     // A third participant joins after: a still gets media and renegotiates again.
     let c = sim.add_publisher("room", "carol");
     let from_c = stream(&sim, c);
-    assert!(sim.run_until(Duration::from_secs(3), |s| s.peer(a).frames_from(&from_c, MediaKind::Video) > 10));
-    let offers = sim.messages(a).iter().filter(|m| matches!(m, ServerMessage::Offer { .. })).count();
-    assert!(offers >= 3, "alice saw {offers} server offers (join, leave, join)");
+    assert!(sim.run_until(Duration::from_secs(3), |s| s
+        .peer(a)
+        .frames_from(&from_c, MediaKind::Video)
+        > 10));
+    let offers = sim
+        .messages(a)
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::Offer { .. }))
+        .count();
+    assert!(
+        offers >= 3,
+        "alice saw {offers} server offers (join, leave, join)"
+    );
 }
 
 #[test]
@@ -104,7 +155,9 @@ fn a_vanished_peer_is_removed_after_the_ice_grace_period() {
     sim.vanish(b);
     let b_id = sim.id(b);
     let removed = sim.run_until(Duration::from_secs(20), |s| {
-        s.messages(a).iter().any(|m| matches!(m, ServerMessage::ParticipantLeft { id } if *id == b_id))
+        s.messages(a)
+            .iter()
+            .any(|m| matches!(m, ServerMessage::ParticipantLeft { id } if *id == b_id))
     });
     assert!(removed, "the vanished peer was never removed");
     assert_eq!(sim.sfu.participant_count(), 1);
@@ -119,13 +172,26 @@ fn nack_recovers_video_lost_on_the_subscriber_link() {
     sim.set_links(
         b,
         LinkParams::default(),
-        LinkParams { latency: Duration::from_millis(20), loss: 0.05 },
+        LinkParams {
+            latency: Duration::from_millis(20),
+            loss: 0.05,
+        },
     );
     sim.run(Duration::from_secs(10));
-    let r = sim.peer(b).received.values().find(|r| r.kind == Some(MediaKind::Video)).unwrap().clone();
+    let r = sim
+        .peer(b)
+        .received
+        .values()
+        .find(|r| r.kind == Some(MediaKind::Video))
+        .unwrap()
+        .clone();
     let sent = 10_000 / 33;
     // Frames str0m could not assemble contiguously are what NACK/RTX failed to recover.
-    assert!(r.frames as f64 > 0.9 * sent as f64, "received {} of about {sent} frames: {r:?}", r.frames);
+    assert!(
+        r.frames as f64 > 0.9 * sent as f64,
+        "received {} of about {sent} frames: {r:?}",
+        r.frames
+    );
     assert!(
         (r.discontinuities as f64) < 0.02 * r.frames as f64,
         "{} of {} frames followed an unrecovered gap",
@@ -141,15 +207,29 @@ fn whep_viewer_receives_the_rooms_tracks_and_is_refilled() {
     let a = sim.add_publisher("room", "alice");
     sim.run(Duration::from_secs(1));
     let v = sim.add_whep_viewer("room", "viewer", 1, 1);
-    assert!(sim.run_until(Duration::from_secs(3), |s| s.peer(v).total_frames(MediaKind::Video) > 20));
+    assert!(sim.run_until(Duration::from_secs(3), |s| s
+        .peer(v)
+        .total_frames(MediaKind::Video)
+        > 20));
     assert!(sim.peer(v).total_frames(MediaKind::Audio) > 20);
     // The publisher leaves and another arrives: the same slots carry the new one.
     let b = sim.add_publisher("room", "bob");
     sim.leave(a);
     let before = sim.peer(v).total_frames(MediaKind::Video);
-    assert!(sim.run_until(Duration::from_secs(3), |s| s.peer(v).total_frames(MediaKind::Video) > before + 20));
-    let r = sim.peer(v).received.values().find(|r| r.kind == Some(MediaKind::Video)).unwrap();
-    assert_eq!(r.backwards, 0, "the slot's sequence numbers never went backwards");
+    assert!(sim.run_until(Duration::from_secs(3), |s| s
+        .peer(v)
+        .total_frames(MediaKind::Video)
+        > before + 20));
+    let r = sim
+        .peer(v)
+        .received
+        .values()
+        .find(|r| r.kind == Some(MediaKind::Video))
+        .unwrap();
+    assert_eq!(
+        r.backwards, 0,
+        "the slot's sequence numbers never went backwards"
+    );
     let _ = b;
 }
 
@@ -157,17 +237,47 @@ fn whep_viewer_receives_the_rooms_tracks_and_is_refilled() {
 fn bad_signaling_gets_errors_and_the_session_stays_usable() {
     let mut sim = SfuSim::new();
     let a = sim.add_publisher("room", "alice");
-    sim.client_message(a, ClientMessage::Answer { sdp: "v=0 garbage".into() });
-    sim.client_message(a, ClientMessage::Offer { sdp: "not sdp".into() });
-    sim.client_message(a, ClientMessage::Candidate { candidate: "candidate:garbage".into() });
+    sim.client_message(
+        a,
+        ClientMessage::Answer {
+            sdp: "v=0 garbage".into(),
+        },
+    );
+    sim.client_message(
+        a,
+        ClientMessage::Offer {
+            sdp: "not sdp".into(),
+        },
+    );
+    sim.client_message(
+        a,
+        ClientMessage::Candidate {
+            candidate: "candidate:garbage".into(),
+        },
+    );
     sim.client_message(a, ClientMessage::Chat { text: "   ".into() });
-    let errors = sim.messages(a).iter().filter(|m| matches!(m, ServerMessage::Error { .. })).count();
+    let errors = sim
+        .messages(a)
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::Error { .. }))
+        .count();
     assert_eq!(errors, 4, "{:?}", sim.messages(a));
     let b = sim.add_publisher("room", "bob");
     let from_b = stream(&sim, b);
-    assert!(sim.run_until(Duration::from_secs(3), |s| s.peer(a).frames_from(&from_b, MediaKind::Video) > 10));
-    sim.client_message(a, ClientMessage::Chat { text: "hello".into() });
-    assert!(sim.messages(b).iter().any(|m| matches!(m, ServerMessage::Chat { message } if message.text == "hello")));
+    assert!(sim.run_until(Duration::from_secs(3), |s| s
+        .peer(a)
+        .frames_from(&from_b, MediaKind::Video)
+        > 10));
+    sim.client_message(
+        a,
+        ClientMessage::Chat {
+            text: "hello".into(),
+        },
+    );
+    assert!(sim
+        .messages(b)
+        .iter()
+        .any(|m| matches!(m, ServerMessage::Chat { message } if message.text == "hello")));
 }
 
 #[test]
@@ -190,7 +300,12 @@ fn garbage_datagrams_are_counted_not_fatal() {
         for source in [stranger, sim.peer(a).addr] {
             sim.sfu.handle_datagram(
                 now,
-                stoa_sfu::Datagram { proto: str0m::net::Protocol::Udp, source, destination: server, contents: &data },
+                stoa_sfu::Datagram {
+                    proto: str0m::net::Protocol::Udp,
+                    source,
+                    destination: server,
+                    contents: &data,
+                },
             );
         }
     }

@@ -78,10 +78,12 @@ impl Peer {
     pub fn publish_offer(&mut self, audio: bool, video: bool) -> String {
         let mut api = self.rtc.sdp_api();
         if audio {
-            self.audio_mid = Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+            self.audio_mid =
+                Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
         }
         if video {
-            self.video_mid = Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+            self.video_mid =
+                Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
         }
         if !audio && !video {
             api.add_channel("stoa".into());
@@ -96,10 +98,16 @@ impl Peer {
         let mut api = self.rtc.sdp_api();
         let mut mids = Vec::new();
         for _ in 0..audio {
-            mids.push((api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None), MediaKind::Audio));
+            mids.push((
+                api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None),
+                MediaKind::Audio,
+            ));
         }
         for _ in 0..video {
-            mids.push((api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None), MediaKind::Video));
+            mids.push((
+                api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None),
+                MediaKind::Video,
+            ));
         }
         let (offer, pending) = api.apply().expect("a change was made");
         self.pending = Some(pending);
@@ -112,14 +120,21 @@ impl Peer {
     pub fn accept_answer(&mut self, sdp: &str) {
         let answer = SdpAnswer::from_sdp_string(sdp).expect("the server's answer parses");
         let pending = self.pending.take().expect("an offer was outstanding");
-        self.rtc.sdp_api().accept_answer(pending, answer).expect("the server's answer applies");
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("the server's answer applies");
     }
 
     /// Answers a server offer (rolling back our own offer, like a polite browser).
     pub fn accept_offer(&mut self, sdp: &str) -> String {
         self.pending = None;
         let offer = SdpOffer::from_sdp_string(sdp).expect("the server's offer parses");
-        let answer = self.rtc.sdp_api().accept_offer(offer).expect("the server's offer applies");
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .expect("the server's offer applies");
         for m in self.rtc_receiving_mids() {
             self.received.entry(m.0).or_default().kind = Some(m.1);
         }
@@ -127,7 +142,10 @@ impl Peer {
     }
 
     fn rtc_receiving_mids(&self) -> Vec<(Mid, MediaKind)> {
-        self.received.iter().filter_map(|(mid, r)| r.kind.map(|k| (*mid, k))).collect()
+        self.received
+            .iter()
+            .filter_map(|(mid, r)| r.kind.map(|k| (*mid, k)))
+            .collect()
     }
 
     /// Writes media that is due at `now`.
@@ -138,7 +156,13 @@ impl Peer {
         if let Some(mid) = self.audio_mid {
             while self.next_audio <= now {
                 let t = self.next_audio.duration_since(self.start);
-                self.write(mid, Codec::Opus, now, MediaTime::from_micros(t.as_micros() as u64), vec![0xfc; 60]);
+                self.write(
+                    mid,
+                    Codec::Opus,
+                    now,
+                    MediaTime::from_micros(t.as_micros() as u64),
+                    vec![0xfc; 60],
+                );
                 self.next_audio += AUDIO_FRAME;
             }
         }
@@ -150,7 +174,13 @@ impl Peer {
                 let mut frame = vec![0x55u8; 2500];
                 frame[0] = if key { 0x10 } else { 0x11 };
                 let t = self.next_video.duration_since(self.start);
-                self.write(mid, Codec::Vp8, now, MediaTime::from_micros(t.as_micros() as u64), frame);
+                self.write(
+                    mid,
+                    Codec::Vp8,
+                    now,
+                    MediaTime::from_micros(t.as_micros() as u64),
+                    frame,
+                );
                 self.frame_count += 1;
                 self.next_video += VIDEO_FRAME;
             }
@@ -161,14 +191,23 @@ impl Peer {
         let Some(writer) = self.rtc.writer(mid) else {
             return;
         };
-        let Some(pt) = writer.payload_params().find(|p| p.spec().codec == codec).map(|p| p.pt()) else {
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+        else {
             return;
         };
         let clock = if codec == Codec::Opus { 48_000 } else { 90_000 };
-        let rtp_time = MediaTime::new(time.numer() * clock / 1_000_000, str0m::media::Frequency::from_nonzero(
-            std::num::NonZeroU32::new(clock as u32).expect("non-zero clock rate"),
-        ));
-        writer.write(pt, now, rtp_time, data).expect("writing a frame succeeds");
+        let rtp_time = MediaTime::new(
+            time.numer() * clock / 1_000_000,
+            str0m::media::Frequency::from_nonzero(
+                std::num::NonZeroU32::new(clock as u32).expect("non-zero clock rate"),
+            ),
+        );
+        writer
+            .write(pt, now, rtp_time, data)
+            .expect("writing a frame succeeds");
     }
 
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
@@ -239,6 +278,10 @@ impl Peer {
     }
 
     pub fn total_frames(&self, kind: MediaKind) -> u64 {
-        self.received.values().filter(|r| r.kind == Some(kind)).map(|r| r.frames).sum()
+        self.received
+            .values()
+            .filter(|r| r.kind == Some(kind))
+            .map(|r| r.frames)
+            .sum()
     }
 }

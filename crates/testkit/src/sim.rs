@@ -21,7 +21,10 @@ pub struct LinkParams {
 
 impl Default for LinkParams {
     fn default() -> Self {
-        Self { latency: Duration::from_millis(10), loss: 0.0 }
+        Self {
+            latency: Duration::from_millis(10),
+            loss: 0.0,
+        }
     }
 }
 
@@ -73,7 +76,9 @@ impl SfuSim {
 
     fn join(&mut self, room: &str, identity: &str, kind: ParticipantKind) -> usize {
         let index = self.clients.len();
-        let addr: SocketAddr = format!("10.0.1.{}:5000", index + 1).parse().expect("valid address");
+        let addr: SocketAddr = format!("10.0.1.{}:5000", index + 1)
+            .parse()
+            .expect("valid address");
         let peer = Peer::new(self.now, addr);
         let req = JoinRequest {
             room: RoomName::new(room).expect("valid room"),
@@ -115,10 +120,19 @@ impl SfuSim {
     }
 
     /// A WHEP viewer with the given number of audio and video slots.
-    pub fn add_whep_viewer(&mut self, room: &str, identity: &str, audio: usize, video: usize) -> usize {
+    pub fn add_whep_viewer(
+        &mut self,
+        room: &str,
+        identity: &str,
+        audio: usize,
+        video: usize,
+    ) -> usize {
         let i = self.join(room, identity, ParticipantKind::Whep);
         let offer = self.clients[i].peer.view_offer(audio, video);
-        let answer = self.sfu.accept_offer(self.now, self.clients[i].id, &offer).expect("WHEP offer accepted");
+        let answer = self
+            .sfu
+            .accept_offer(self.now, self.clients[i].id, &offer)
+            .expect("WHEP offer accepted");
         self.clients[i].peer.accept_answer(&answer);
         self.pump_outputs();
         i
@@ -127,7 +141,9 @@ impl SfuSim {
     pub fn client_message(&mut self, i: usize, msg: ClientMessage) {
         let id = self.clients[i].id;
         if let Err(e) = self.sfu.handle_message(self.now, id, msg, 0) {
-            self.clients[i].messages.push(ServerMessage::error(e.code(), e.to_string()));
+            self.clients[i]
+                .messages
+                .push(ServerMessage::error(e.code(), e.to_string()));
         }
         self.pump_outputs();
     }
@@ -196,11 +212,18 @@ impl SfuSim {
             }
             let (to, from, data) = entry.remove();
             match to {
-                Some(i) if !self.clients[i].gone => self.clients[i].peer.handle_datagram(now, from, &data),
+                Some(i) if !self.clients[i].gone => {
+                    self.clients[i].peer.handle_datagram(now, from, &data)
+                }
                 Some(_) => {}
                 None => self.sfu.handle_datagram(
                     now,
-                    Datagram { proto: Protocol::Udp, source: from, destination: self.server_addr, contents: &data },
+                    Datagram {
+                        proto: Protocol::Udp,
+                        source: from,
+                        destination: self.server_addr,
+                        contents: &data,
+                    },
                 ),
             }
         }
@@ -230,7 +253,8 @@ impl SfuSim {
             return;
         }
         self.seq += 1;
-        self.in_flight.insert((self.now + link.latency, self.seq), (to, from, data));
+        self.in_flight
+            .insert((self.now + link.latency, self.seq), (to, from, data));
     }
 
     fn random(&mut self) -> f64 {
@@ -244,9 +268,18 @@ impl SfuSim {
     /// Moves SFU output to the peers: datagrams onto the wire, signals into the peers'
     /// inboxes; server offers are answered at once, like the web app does.
     fn pump_outputs(&mut self) {
-        let by_id: HashMap<ParticipantId, usize> = self.clients.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
-        let by_addr: HashMap<SocketAddr, usize> =
-            self.clients.iter().enumerate().map(|(i, c)| (c.peer.addr, i)).collect();
+        let by_id: HashMap<ParticipantId, usize> = self
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i))
+            .collect();
+        let by_addr: HashMap<SocketAddr, usize> = self
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.peer.addr, i))
+            .collect();
         loop {
             let Some(out) = self.sfu.poll_output() else {
                 return;
@@ -268,7 +301,12 @@ impl SfuSim {
                         ServerMessage::Offer { sdp } => {
                             let answer = self.clients[i].peer.accept_offer(sdp);
                             let id = self.clients[i].id;
-                            if let Err(e) = self.sfu.handle_message(self.now, id, ClientMessage::Answer { sdp: answer }, 0) {
+                            if let Err(e) = self.sfu.handle_message(
+                                self.now,
+                                id,
+                                ClientMessage::Answer { sdp: answer },
+                                0,
+                            ) {
                                 panic!("server refused our answer: {e}");
                             }
                         }
@@ -276,7 +314,10 @@ impl SfuSim {
                     }
                     self.clients[i].messages.push(message);
                 }
-                Output::Closed { participant, reason } => self.closed.push((participant, reason)),
+                Output::Closed {
+                    participant,
+                    reason,
+                } => self.closed.push((participant, reason)),
             }
         }
     }
