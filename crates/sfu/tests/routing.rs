@@ -165,6 +165,36 @@ fn a_vanished_peer_is_removed_after_the_ice_grace_period() {
 }
 
 #[test]
+fn a_peer_that_changes_network_reconnects_with_an_ice_restart() {
+    let mut sim = SfuSim::new();
+    let a = sim.add_publisher("room", "alice");
+    let b = sim.add_publisher("room", "bob");
+    sim.run(Duration::from_secs(2));
+    let from_a = stream(&sim, a);
+    sim.change_network(b, "10.0.2.99:6000".parse().unwrap());
+    let before = sim.peer(b).frames_from(&from_a, MediaKind::Video);
+    let resumed = sim.run_until(Duration::from_secs(5), |s| {
+        s.peer(b).frames_from(&from_a, MediaKind::Video) > before + 30
+    });
+    let msgs: Vec<String> = sim
+        .messages(b)
+        .iter()
+        .map(|m| format!("{m:?}").chars().take(120).collect())
+        .collect();
+    let report = sim.sfu.room_report(&"room".parse_room());
+    assert!(resumed, "media resumed at the new address; connected={} report={report:?} server={:?} msgs={msgs:#?}", sim.peer(b).rtc.is_connected(), sim.sfu.counters());
+    // Bob's own media reaches Alice again too, and nobody was removed.
+    let from_b = stream(&sim, b);
+    let before = sim.peer(a).frames_from(&from_b, MediaKind::Video);
+    assert!(sim.run_until(Duration::from_secs(3), |s| s
+        .peer(a)
+        .frames_from(&from_b, MediaKind::Video)
+        > before + 30));
+    sim.run(Duration::from_secs(10));
+    assert_eq!(sim.sfu.participant_count(), 2);
+}
+
+#[test]
 fn nack_recovers_video_lost_on_the_subscriber_link() {
     let mut sim = SfuSim::new();
     let a = sim.add_publisher("room", "alice");

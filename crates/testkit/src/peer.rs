@@ -117,6 +117,20 @@ impl Peer {
         offer.to_sdp_string()
     }
 
+    /// Moves to a new address (a network change) and returns an ICE-restart offer.
+    pub fn restart_ice(&mut self, new_addr: SocketAddr) -> String {
+        let old = Candidate::host(self.addr, "udp").expect("a valid host candidate");
+        self.rtc.direct_api().invalidate_candidate(&old);
+        self.addr = new_addr;
+        self.rtc
+            .add_local_candidate(Candidate::host(new_addr, "udp").expect("a valid host candidate"));
+        let mut api = self.rtc.sdp_api();
+        api.ice_restart(true);
+        let (offer, pending) = api.apply().expect("an ICE restart is a change");
+        self.pending = Some(pending);
+        offer.to_sdp_string()
+    }
+
     pub fn accept_answer(&mut self, sdp: &str) {
         let answer = SdpAnswer::from_sdp_string(sdp).expect("the server's answer parses");
         let pending = self.pending.take().expect("an offer was outstanding");

@@ -160,6 +160,12 @@ impl SfuSim {
         self.clients[i].gone = true;
     }
 
+    /// The peer's network changes: new address, ICE restart through signaling.
+    pub fn change_network(&mut self, i: usize, new_addr: SocketAddr) {
+        let offer = self.clients[i].peer.restart_ice(new_addr);
+        self.client_message(i, ClientMessage::Offer { sdp: offer });
+    }
+
     pub fn set_links(&mut self, i: usize, uplink: LinkParams, downlink: LinkParams) {
         self.clients[i].uplink = uplink;
         self.clients[i].downlink = downlink;
