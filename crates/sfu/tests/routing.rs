@@ -176,13 +176,7 @@ fn a_peer_that_changes_network_reconnects_with_an_ice_restart() {
     let resumed = sim.run_until(Duration::from_secs(5), |s| {
         s.peer(b).frames_from(&from_a, MediaKind::Video) > before + 30
     });
-    let msgs: Vec<String> = sim
-        .messages(b)
-        .iter()
-        .map(|m| format!("{m:?}").chars().take(120).collect())
-        .collect();
-    let report = sim.sfu.room_report(&"room".parse_room());
-    assert!(resumed, "media resumed at the new address; connected={} report={report:?} server={:?} msgs={msgs:#?}", sim.peer(b).rtc.is_connected(), sim.sfu.counters());
+    assert!(resumed, "media resumed at the new address");
     // Bob's own media reaches Alice again too, and nobody was removed.
     let from_b = stream(&sim, b);
     let before = sim.peer(a).frames_from(&from_b, MediaKind::Video);
