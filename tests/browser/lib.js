@@ -42,6 +42,7 @@ export async function startServer(port = 8800) {
   return {
     base,
     dataDir,
+    pid: proc.pid,
     log: () => log,
     token(room, identity, extra = []) {
       const out = execFileSync(STOA_BIN, ['token', '--data-dir', dataDir, '--room', room, '--identity', identity, ...extra]);
