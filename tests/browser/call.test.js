@@ -64,7 +64,7 @@ test('three people: everyone decodes two videos; a screen share and a chat messa
   assert.ok(log.includes('hello from Ben'), `chat log shows the message: ${log}`);
 
   // Cat leaves; the others see her tile go within a few seconds.
-  const catId = await c.eval(() => window.stoa.me.id);
+  const catId = await c.eval(() => window.stoa.me.pid);
   for (const p of [a, b]) {
     await p.waitFor((id) => document.querySelector(`.tile[data-participant="${id}"]`), catId, 5000, 'Cat\'s tile');
   }
@@ -85,7 +85,7 @@ test('a browser that vanishes without saying goodbye is removed within seconds',
   // WebSocket close handshake, no DTLS close.
   const b = spawnBareChromium(`${server.base}/m/${room}?name=Vanish&autojoin=1`);
   await waitForRemoteMedia(a);
-  const bId = await a.waitFor(() => [...window.stoa.participants.values()].find((p) => p.name === 'Vanish')?.id, null, 10000, 'the other participant');
+  const bId = await a.waitFor(() => [...window.stoa.participants.values()].find((p) => p.name === 'Vanish')?.pid, null, 10000, 'the other participant');
   const t0 = Date.now();
   b.kill('SIGKILL');
   await a.waitFor((id) => !window.stoa.participants.has(id), bId, 20000, 'the vanished participant to be removed');
@@ -94,4 +94,23 @@ test('a browser that vanishes without saying goodbye is removed within seconds',
   const ms = Date.now() - t0;
   console.log(`vanished participant removed after ${ms} ms`);
   assert.ok(ms < 16000, `removal took ${ms} ms`);
+});
+
+test('an ICE restart (as after a network change) keeps the call going without reloading', async () => {
+  const room = 'e2e-restart';
+  const a = await openParticipant(server, room, 'Rita');
+  const b = await openParticipant(server, room, 'Sam');
+  people.push(a, b);
+  await waitForRemoteMedia(b);
+  const ufrag = () => window.stoa.pc.remoteDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1];
+  const before = await b.eval(ufrag);
+  const loadId = await b.eval(() => performance.timeOrigin);
+  await b.eval(() => window.stoa.restartIce());
+  await b.waitFor((old) => window.stoa.pc.remoteDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1] !== old, before, 10000, 'new server ICE credentials');
+  const frames0 = (await b.stats()).inbound.find((x) => x.kind === 'video').framesDecoded;
+  await b.waitFor(async (f0) => {
+    const s = await window.stoa.stats();
+    return window.stoa.pc.connectionState === 'connected' && s.inbound.find((x) => x.kind === 'video').framesDecoded > f0 + 30;
+  }, frames0, 15000, 'video to keep flowing after the restart');
+  assert.equal(await b.eval(() => performance.timeOrigin), loadId, 'the page was not reloaded');
 });
