@@ -1,12 +1,16 @@
 // Two and three people in a meeting through the web app, headless Chromium with fake devices.
-import { test, after } from 'node:test';
+import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, openParticipant, waitForRemoteMedia, spawnBareChromium, sleep } from './lib.js';
 
-const people = [];
+let people = [];
 let server;
-after(async () => {
+// Each test's browsers are closed when it ends, so later tests do not share the CPU with them.
+afterEach(async () => {
   for (const p of people) await p.close().catch(() => {});
+  people = [];
+});
+after(async () => {
   if (server) await server.stop();
 });
 

@@ -178,15 +178,16 @@ export class Call {
   // Changes that need an offer also call negotiate() themselves: Chrome stops firing
   // negotiationneeded once its flag is stuck (see offer()), and negotiate() coalesces.
 
-  /** Starts sending `track` as `source` (microphone, camera, screen); renegotiates if needed. */
+  /**
+   * Starts sending `track` as `source` (microphone, camera, screen). A source already being
+   * sent switches track on its transceiver (replaceTrack, no renegotiation); otherwise a new
+   * sendonly transceiver is added (an idle one is not reused: a fresh mid is a fresh track
+   * for the server) and we renegotiate.
+   */
   async setTrack(source, track, stream) {
     const t = this.local.get(source);
-    if (t && !isStopped(t)) {
-      await t.sender.replaceTrack(track); // same transceiver: no renegotiation
-      if (t.direction !== 'sendonly') {   // reusing an idle one
-        t.direction = 'sendonly';
-        this.negotiate();
-      }
+    if (t && !isStopped(t) && t.direction === 'sendonly') {
+      await t.sender.replaceTrack(track);
       return;
     }
     const opts = { direction: 'sendonly', streams: stream ? [stream] : [] };
@@ -194,7 +195,7 @@ export class Call {
     this.negotiate();
   }
 
-  /** Stops sending `source`: the transceiver goes inactive (kept for reuse) and we renegotiate. */
+  /** Stops sending `source`: its transceiver goes inactive and we renegotiate. */
   async removeTrack(source) {
     const t = this.local.get(source);
     if (!t || isStopped(t)) return;
@@ -239,6 +240,11 @@ export class Call {
   forgetTrack(id) {
     this.gone.add(id);
     if (this.remote.delete(id)) this.onRemoteChange();
+  }
+
+  /** `track_published`: the server may reuse a track id (e.g. "p7-3") after unpublishing it. */
+  reviveTrack(id) {
+    if (this.gone.delete(id)) this.syncRemote();
   }
 
   forgetParticipant(participant) {

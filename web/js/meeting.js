@@ -411,6 +411,7 @@ function onMessage(m) {
     }
     case 'track_published': {
       const t = m.track;
+      call?.reviveTrack(t.id);
       const owner = ownerOf(t.participant);
       const key = pid(t.participant);
       if (owner) owner.tracks = [...owner.tracks.filter((x) => x.id !== t.id), t];
