@@ -108,6 +108,6 @@ export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 export function spawnBareChromium(url) {
   const profile = mkdtempSync(join(tmpdir(), 'stoa-chrome-'));
   const proc = spawn('/usr/bin/chromium', ['--headless=new', ...CHROME_FLAGS, `--user-data-dir=${profile}`, url], { stdio: 'ignore' });
-  proc.once('exit', () => rmSync(profile, { recursive: true, force: true }));
+  proc.once('exit', () => rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }));
   return proc;
 }

@@ -42,7 +42,8 @@ export class Call {
    * @param {(state: string) => void} [o.onConnectionState]
    * @param {(err: Error, broken: boolean) => void} [o.onError]  broken: negotiation cannot continue
    */
-  constructor({ iceServers, send, onRemoteChange, onConnectionState, onError }) {
+  constructor({ iceServers, send, onRemoteChange, onConnectionState, onError, videoCodec }) {
+    this.videoCodec = videoCodec ? `video/${videoCodec}`.toLowerCase() : null; // preferred, e.g. H264
     this.pc = new RTCPeerConnection({ iceServers: iceServers || [], bundlePolicy: 'max-bundle' });
     this.send = send;
     this.onRemoteChange = onRemoteChange || (() => {});
@@ -191,7 +192,9 @@ export class Call {
       return;
     }
     const opts = { direction: 'sendonly', streams: stream ? [stream] : [] };
-    this.local.set(source, this.pc.addTransceiver(track, opts));
+    const transceiver = this.pc.addTransceiver(track, opts);
+    if (track.kind === 'video' && this.videoCodec) preferCodec(transceiver, this.videoCodec);
+    this.local.set(source, transceiver);
     this.negotiate();
   }
 
@@ -292,7 +295,7 @@ export class Call {
           framesDecoded: s.framesDecoded, frameWidth: s.frameWidth, frameHeight: s.frameHeight,
           framesPerSecond: s.framesPerSecond, audioLevel: s.audioLevel,
           totalAudioEnergy: s.totalAudioEnergy, totalSamplesReceived: s.totalSamplesReceived,
-          jitter: s.jitter,
+          jitter: s.jitter, codec: report.get(s.codecId)?.mimeType,
         });
       } else if (s.type === 'outbound-rtp') {
         outbound.push({
@@ -331,5 +334,14 @@ export class Call {
     this.pc.onnegotiationneeded = this.pc.onicecandidate = this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
     try { this.pc.close(); } catch { /* already closed */ }
+  }
+}
+
+/** Puts `mimeType` (lower case) first in a transceiver's codec list, when the browser has it. */
+function preferCodec(transceiver, mimeType) {
+  const codecs = RTCRtpSender.getCapabilities('video')?.codecs || [];
+  const first = codecs.filter((c) => c.mimeType.toLowerCase() === mimeType);
+  if (first.length && transceiver.setCodecPreferences) {
+    transceiver.setCodecPreferences([...first, ...codecs.filter((c) => c.mimeType.toLowerCase() !== mimeType)]);
   }
 }

@@ -287,6 +287,7 @@ function onJoined(j) {
 function startCall(sig, iceServers) {
   const call = new Call({
     iceServers,
+    videoCodec: params.get('codec'),
     send: (m) => sig.send(m),
     onRemoteChange: render,
     onConnectionState: onPcState,

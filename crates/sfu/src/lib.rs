@@ -15,6 +15,7 @@ pub mod keyframe;
 mod participant;
 pub mod rewrite;
 mod routing;
+pub mod sdp;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -222,11 +223,11 @@ impl Sfu {
 
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
-        let rtc = self.new_rtc(now);
+        let rtc = self.new_rtc(now, false);
         let participant = Participant::new(id, &req, rtc, now);
-        self.register_ufrag(id, participant.ufrag.clone());
         let kind = participant.kind;
         self.participants.insert(id, participant);
+        self.register_current_ufrag(id);
         self.rooms.entry(req.room.clone()).or_default().push(id);
 
         if kind == ParticipantKind::Interactive {
@@ -282,7 +283,7 @@ impl Sfu {
         id: ParticipantId,
         sdp: &str,
     ) -> Result<String, SfuError> {
-        let answer = self.apply_offer(id, sdp)?;
+        let answer = self.apply_offer(now, id, sdp)?;
         self.process(now);
         Ok(answer)
     }
@@ -408,15 +409,25 @@ impl Sfu {
         self.rooms.len()
     }
 
-    fn new_rtc(&self, now: Instant) -> Rtc {
-        let mut rtc = Rtc::builder()
+    /// Address and ufrag routes held, for leak checks.
+    pub fn routing_entries(&self) -> usize {
+        self.by_addr.len() + self.by_ufrag.len()
+    }
+
+    /// A session for one participant. str0m answers with its own codec order, so the order is
+    /// chosen here: H.264 first for a publisher whose offer prefers it, VP8 first otherwise.
+    fn new_rtc(&self, now: Instant, prefer_h264: bool) -> Rtc {
+        let builder = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .enable_h264(true)
-            .build(now);
+            .enable_opus(true, false);
+        let builder = if prefer_h264 {
+            builder.enable_h264(true).enable_vp8(true)
+        } else {
+            builder.enable_vp8(true).enable_h264(true)
+        };
+        let mut rtc = builder.build(now);
         for c in &self.config.local_candidates {
             rtc.add_local_candidate(c.clone());
         }
@@ -434,13 +445,17 @@ impl Sfu {
         self.by_addr.get(&(d.proto, d.source)).copied()
     }
 
-    fn register_ufrag(&mut self, id: ParticipantId, ufrag: String) {
-        self.by_ufrag.insert(ufrag.clone(), id);
-        if let Some(p) = self.participants.get_mut(&id) {
-            if !p.ufrags.contains(&ufrag) {
-                p.ufrags.push(ufrag);
-            }
+    /// Routes STUN for the participant's current server ufrag to it (after join, after an
+    /// offer that restarted ICE or replaced the session).
+    fn register_current_ufrag(&mut self, id: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
+        if !p.ufrags.contains(&ufrag) {
+            p.ufrags.push(ufrag.clone());
         }
+        self.by_ufrag.insert(ufrag, id);
     }
 
     fn room_members<'a>(&'a self, room: &RoomName) -> impl Iterator<Item = &'a Participant> + 'a {
@@ -500,7 +515,7 @@ impl Sfu {
                     // answers our offer, then offers again.
                     return Ok(());
                 }
-                let answer = self.apply_offer(id, &sdp)?;
+                let answer = self.apply_offer(now, id, &sdp)?;
                 self.signal(id, ServerMessage::Answer { sdp: answer });
                 Ok(())
             }
@@ -559,21 +574,35 @@ impl Sfu {
         }
     }
 
-    fn apply_offer(&mut self, id: ParticipantId, sdp: &str) -> Result<String, SfuError> {
+    fn apply_offer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        sdp: &str,
+    ) -> Result<String, SfuError> {
+        let offer = str0m::change::SdpOffer::from_sdp_string(sdp)
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let fresh = self
+            .participants
+            .get(&id)
+            .is_some_and(|p| !p.remote_described);
+        if fresh && sdp::prefers_h264(sdp) {
+            let rtc = self.new_rtc(now, true);
+            if let Some(p) = self.participants.get_mut(&id) {
+                p.rtc = rtc;
+            }
+        }
         let p = self
             .participants
             .get_mut(&id)
             .ok_or(SfuError::UnknownParticipant)?;
-        let offer = str0m::change::SdpOffer::from_sdp_string(sdp)
-            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let answer = p
             .rtc
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
         p.remote_described = true;
-        let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
-        self.register_ufrag(id, ufrag);
+        self.register_current_ufrag(id);
         self.dirty.push(id);
         Ok(answer.to_sdp_string())
     }

@@ -127,8 +127,7 @@ pub(crate) struct Participant {
     pub grants: Grants,
     pub kind: ParticipantKind,
     pub rtc: Rtc,
-    /// The server-side ICE ufrag (the latest after ICE restarts) and all earlier ones.
-    pub ufrag: String,
+    /// Every server-side ICE ufrag this participant has had (they change on ICE restarts).
     pub ufrags: Vec<String>,
     /// Remote addresses this participant has sent from.
     pub addrs: Vec<(Protocol, SocketAddr)>,
@@ -150,8 +149,7 @@ pub(crate) struct Participant {
 }
 
 impl Participant {
-    pub fn new(id: ParticipantId, req: &JoinRequest, mut rtc: Rtc, now: Instant) -> Self {
-        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+    pub fn new(id: ParticipantId, req: &JoinRequest, rtc: Rtc, now: Instant) -> Self {
         Self {
             id,
             room: req.room.clone(),
@@ -160,7 +158,6 @@ impl Participant {
             grants: req.grants,
             kind: req.kind,
             rtc,
-            ufrag,
             ufrags: Vec::new(),
             addrs: Vec::new(),
             next_timeout: now,

@@ -349,3 +349,22 @@ impl ParseRoom for &str {
         stoa_proto::RoomName::new(*self).unwrap()
     }
 }
+
+#[test]
+fn leaving_forgets_every_address_and_ufrag() {
+    let mut sim = SfuSim::new();
+    let a = sim.add_publisher("room", "alice");
+    let b = sim.add_publisher("room", "bob");
+    sim.run(Duration::from_secs(1));
+    sim.change_network(b, "10.0.2.7:7000".parse().unwrap());
+    sim.run(Duration::from_secs(1));
+    sim.leave(a);
+    sim.leave(b);
+    assert_eq!(sim.sfu.participant_count(), 0);
+    assert_eq!(sim.sfu.room_count(), 0);
+    assert_eq!(
+        sim.sfu.routing_entries(),
+        0,
+        "no address or ufrag routes are left"
+    );
+}

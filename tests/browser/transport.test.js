@@ -1,0 +1,45 @@
+// Codecs and transports: H.264 where the browser offers it, and ICE-TCP when UDP is blocked.
+import { test, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { startServer, openParticipant, waitForRemoteMedia } from './lib.js';
+
+let people = [];
+let server;
+afterEach(async () => {
+  for (const p of people) await p.close().catch(() => {});
+  people = [];
+});
+after(async () => {
+  if (server) await server.stop();
+});
+
+test('a browser publishing H.264 is decoded by one receiving it through the SFU', async () => {
+  server = await startServer();
+  const room = 'e2e-h264';
+  const h264 = await openParticipant(server, room, 'Hana', '&codec=H264');
+  const vp8 = await openParticipant(server, room, 'Victor');
+  people.push(h264, vp8);
+  const got = await waitForRemoteMedia(vp8);
+  const video = got.inbound.find((x) => x.kind === 'video' && x.framesDecoded > 30);
+  assert.equal(video.codec, 'video/H264', `Victor decodes ${video.codec}`);
+  const back = await waitForRemoteMedia(h264);
+  assert.equal(back.inbound.find((x) => x.kind === 'video').codec, 'video/VP8');
+});
+
+test('with UDP to the media port blocked, browsers connect over ICE-TCP', async () => {
+  const room = 'e2e-tcp';
+  const rule = ['INPUT', '-p', 'udp', '--dport', '8801', '-j', 'DROP'];
+  execFileSync('iptables', ['-A', ...rule]);
+  try {
+    const a = await openParticipant(server, room, 'Tcp-A');
+    const b = await openParticipant(server, room, 'Tcp-B');
+    people.push(a, b);
+    for (const p of [a, b]) {
+      const s = await waitForRemoteMedia(p, { timeout: 40000 });
+      assert.equal(s.selectedPair?.remoteProtocol, 'tcp', `${p.name}: ${JSON.stringify(s.selectedPair)}`);
+    }
+  } finally {
+    execFileSync('iptables', ['-D', ...rule]);
+  }
+});
