@@ -1,7 +1,7 @@
 // Test harness: starts a Stoa server and headless Chromium instances (each its own process,
 // with a fake camera and microphone) and helps tests drive the meeting page.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -18,17 +18,23 @@ const CHROME_FLAGS = [
   '--auto-select-desktop-capture-source=Entire screen', '--auto-accept-this-tab-capture',
 ];
 
-export async function startServer(port = 8800) {
+/**
+ * Starts `stoa serve` and waits for /healthz. `host`/`port` is its HTTP address; `args` are
+ * extra flags; `netns` runs it inside that network namespace.
+ */
+export async function startServer(port = 8800, { host = '127.0.0.1', args = [], netns = null } = {}) {
   if (!STOA_BIN) throw new Error('STOA_BIN is not set: run through tests/browser/run.sh');
   const dataDir = mkdtempSync(join(tmpdir(), 'stoa-e2e-'));
-  const proc = spawn(STOA_BIN, ['serve', '--data-dir', dataDir, '--http-addr', `127.0.0.1:${port}`], {
+  const argv = ['serve', '--data-dir', dataDir, '--http-addr', `${host}:${port}`, ...args];
+  const [cmd, cmdArgs] = netns ? ['ip', ['netns', 'exec', netns, STOA_BIN, ...argv]] : [STOA_BIN, argv];
+  const proc = spawn(cmd, cmdArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, STOA_LOG: process.env.STOA_LOG || 'info' },
   });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
-  const base = `http://127.0.0.1:${port}`;
+  const base = `http://${host}:${port}`;
   const deadline = Date.now() + 20000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`stoa exited early:\n${log}`);
@@ -62,9 +68,27 @@ export async function startServer(port = 8800) {
   };
 }
 
+/**
+ * A headless Chromium process with a fake camera and microphone; `netns` starts it inside
+ * that network namespace, `origin` is an http:// origin to treat as secure.
+ */
+export async function launchBrowser({ netns = null, origin = null } = {}) {
+  const args = [...CHROME_FLAGS];
+  if (origin) args.push(`--unsafely-treat-insecure-origin-as-secure=${origin}`);
+  const executablePath = netns ? netnsChromium(netns) : '/usr/bin/chromium';
+  return chromium.launch({ executablePath, headless: true, args });
+}
+
+/** A wrapper script that starts Chromium inside a network namespace. */
+function netnsChromium(netns) {
+  const path = join(tmpdir(), `stoa-chromium-${netns}.sh`);
+  writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${netns} /usr/bin/chromium "$@"\n`, { mode: 0o755 });
+  return path;
+}
+
 /** One participant: its own Chromium process and profile, on the meeting page. */
-export async function openParticipant(server, room, name, query = '') {
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROME_FLAGS });
+export async function openParticipant(server, room, name, query = '', browserOptions = {}) {
+  const browser = await launchBrowser(browserOptions);
   const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
   const page = await context.newPage();
   const logs = [];

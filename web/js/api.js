@@ -1,5 +1,5 @@
-// HTTP API of the Stoa server (new meetings, guest tokens) and the room-name rules that the
-// home page and the meeting page share. No WebRTC, no DOM.
+// HTTP API of the Stoa server (new meetings, guest tokens, network-test settings) and the
+// room-name rules that the home page and the meeting page share. No WebRTC, no DOM.
 
 /** A room name: 1 to 64 characters of A-Z a-z 0-9 - _ (crates/proto/src/ids.rs). */
 export const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -29,12 +29,35 @@ async function post(path, body) {
   return data;
 }
 
+async function get(path, { timeoutMs = 0 } = {}) {
+  const ctl = new AbortController();
+  const timer = timeoutMs ? setTimeout(() => ctl.abort(), timeoutMs) : 0;
+  let res;
+  try {
+    res = await fetch(path, { headers: { accept: 'application/json' }, signal: ctl.signal, cache: 'no-store' });
+  } catch (err) {
+    throw new ApiError(ctl.signal.aborted ? 'the server did not answer in time' : err.message || String(err), 0);
+  } finally {
+    clearTimeout(timer);
+  }
+  let data = null;
+  try { data = await res.json(); } catch { /* empty or non-JSON body */ }
+  if (!res.ok) {
+    throw new ApiError(data?.message || `${res.status} ${res.statusText}`, res.status, data?.error);
+  }
+  if (data == null) throw new ApiError('the server did not answer with JSON', res.status);
+  return data;
+}
+
 /** `POST /api/v1/meetings` → `{room, url}`. */
 export const createMeeting = () => post('/api/v1/meetings', {});
 
 /** `POST /api/v1/rooms/{room}/join` → `{token, identity, name, room}`. */
 export const joinRoom = (room, name) =>
   post(`/api/v1/rooms/${encodeURIComponent(room)}/join`, { name });
+
+/** `GET /api/v1/nettest` → `{host, stun, stun_alt, turn: {udp, tcp, tls}|null, username, credential, media}`. */
+export const getNetTest = () => get('/api/v1/nettest', { timeoutMs: 3000 });
 
 /** The room a meeting page is for: the last segment of `/m/{room}`. */
 export function roomFromLocation(loc = location) {

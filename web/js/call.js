@@ -41,10 +41,15 @@ export class Call {
    * @param {() => void} [o.onRemoteChange]              remote tracks appeared, went or (un)muted
    * @param {(state: string) => void} [o.onConnectionState]
    * @param {(err: Error, broken: boolean) => void} [o.onError]  broken: negotiation cannot continue
+   * @param {boolean} [o.relayOnly]                     only TURN relay candidates (iceTransportPolicy 'relay')
    */
-  constructor({ iceServers, send, onRemoteChange, onConnectionState, onError, videoCodec }) {
+  constructor({ iceServers, send, onRemoteChange, onConnectionState, onError, videoCodec, relayOnly }) {
     this.videoCodec = videoCodec ? `video/${videoCodec}`.toLowerCase() : null; // preferred, e.g. H264
-    this.pc = new RTCPeerConnection({ iceServers: iceServers || [], bundlePolicy: 'max-bundle' });
+    this.pc = new RTCPeerConnection({
+      iceServers: iceServers || [],
+      bundlePolicy: 'max-bundle',
+      iceTransportPolicy: relayOnly ? 'relay' : 'all',
+    });
     this.send = send;
     this.onRemoteChange = onRemoteChange || (() => {});
     this.onConnectionState = onConnectionState || (() => {});

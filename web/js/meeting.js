@@ -284,9 +284,17 @@ function onJoined(j) {
   refreshLocal();
 }
 
+/** Whether `iceServers` has a TURN server, which `?relay=1` needs to connect at all. */
+const hasTurn = (iceServers) => (iceServers || []).some((s) => [].concat(s.urls || []).some((u) => /^turns?:/i.test(u)));
+
 function startCall(sig, iceServers) {
+  const relayOnly = flag('relay');
+  if (relayOnly && !hasTurn(iceServers)) {
+    ui.toast('Relay-only mode (?relay=1), but the server offers no TURN relay: media cannot connect.', 'error', 10000);
+  }
   const call = new Call({
     iceServers,
+    relayOnly,
     videoCodec: params.get('codec'),
     send: (m) => sig.send(m),
     onRemoteChange: render,
@@ -495,6 +503,7 @@ window.stoa = {
   get room() { return S.room; },
   get grants() { return S.grants; },
   get remoteTracks() { return S.call?.remote || new Map(); },
+  get relayOnly() { return flag('relay'); },
   get local() { return { mic: S.mic, cam: S.cam, screen: S.screen, micOn: S.micOn, camOn: S.camOn }; },
   join: (name) => (S.state === 'prejoin' ? join(String(name || 'Guest')) : undefined),
   sendChat,
@@ -510,6 +519,7 @@ window.stoa = {
 
 function init() {
   document.title = `${S.room} · Stoa`;
+  document.getElementById('nettest-link').href = `/nettest?room=${encodeURIComponent(S.room)}`;
   ui.initUi({
     room: S.room,
     onJoin: join,

@@ -48,6 +48,97 @@ pub struct ServeArgs {
     /// Log filter in tracing's EnvFilter syntax, e.g. `info,stoa_sfu=debug` [default: info]
     #[arg(long, env = "STOA_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+
+    #[command(flatten)]
+    pub turn: TurnArgs,
+}
+
+/// STUN/TURN settings of `stoa serve`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "STUN/TURN server")]
+pub struct TurnArgs {
+    /// STUN/TURN listener, UDP and TCP [default: 0.0.0.0:3478]
+    #[arg(long, env = "STOA_TURN_ADDR", value_name = "HOST:PORT")]
+    pub turn_addr: Option<SocketAddr>,
+
+    /// Second address (another IP, and the port is also used +1 alongside) for RFC 5780 NAT
+    /// behaviour discovery, e.g. 203.0.113.11:3479
+    #[arg(long, env = "STOA_TURN_ALT_ADDR", value_name = "HOST:PORT")]
+    pub turn_alt_addr: Option<SocketAddr>,
+
+    /// TURN over TLS listener [default: 0.0.0.0:5349]; uses --turn-tls-cert/--turn-tls-key,
+    /// or a self-signed certificate generated into the data dir
+    #[arg(long, env = "STOA_TURN_TLS_ADDR", value_name = "HOST:PORT")]
+    pub turn_tls_addr: Option<SocketAddr>,
+
+    /// PEM certificate chain for TURN over TLS
+    #[arg(long, env = "STOA_TURN_TLS_CERT", value_name = "FILE")]
+    pub turn_tls_cert: Option<PathBuf>,
+
+    /// PEM private key for TURN over TLS
+    #[arg(long, env = "STOA_TURN_TLS_KEY", value_name = "FILE")]
+    pub turn_tls_key: Option<PathBuf>,
+
+    /// Realm of the long-term credentials [default: stoa]
+    #[arg(long, env = "STOA_TURN_REALM", value_name = "REALM")]
+    pub turn_realm: Option<String>,
+
+    /// Shared secret of the time-limited credential scheme (coturn's use-auth-secret); by
+    /// default a secret generated into the data dir. Participants get credentials from it.
+    #[arg(
+        long,
+        env = "STOA_TURN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub turn_secret: Option<String>,
+
+    /// A long-term credential user, NAME:PASSWORD (repeatable; comma-separated in the env)
+    #[arg(
+        long,
+        env = "STOA_TURN_USER",
+        value_name = "NAME:PASSWORD",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub turn_user: Vec<String>,
+
+    /// Allow relaying to a range denied by default, e.g. 127.0.0.0/8 (repeatable)
+    #[arg(
+        long,
+        env = "STOA_TURN_ALLOW_PEER",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub turn_allow_peer: Vec<String>,
+
+    /// Never relay to this range (repeatable)
+    #[arg(
+        long,
+        env = "STOA_TURN_DENY_PEER",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub turn_deny_peer: Vec<String>,
+
+    /// Address put in relayed candidates [default: --public-ip, else the TURN address, else
+    /// the first non-loopback interface address]
+    #[arg(long, env = "STOA_TURN_RELAY_IP", value_name = "IP")]
+    pub turn_relay_ip: Option<IpAddr>,
+
+    /// Host name or IP that clients should use for STUN/TURN [default: the host the client
+    /// reached the web server at]
+    #[arg(long, env = "STOA_TURN_HOST", value_name = "HOST")]
+    pub turn_host: Option<String>,
+
+    /// Hand out this external TURN server (e.g. turn:turn.example.org:3478) instead of the
+    /// built-in one; it must use the same --turn-secret (repeatable)
+    #[arg(long, env = "STOA_TURN_URL", value_name = "URL", value_delimiter = ',')]
+    pub turn_url: Vec<String>,
+
+    /// Do not run the built-in STUN/TURN server
+    #[arg(long, env = "STOA_NO_TURN")]
+    pub no_turn: bool,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -61,6 +152,25 @@ struct FileConfig {
     public_ip: Option<IpAddr>,
     jwt_secret: Option<String>,
     log: Option<String>,
+    turn_addr: Option<SocketAddr>,
+    turn_alt_addr: Option<SocketAddr>,
+    turn_tls_addr: Option<SocketAddr>,
+    turn_tls_cert: Option<PathBuf>,
+    turn_tls_key: Option<PathBuf>,
+    turn_realm: Option<String>,
+    turn_secret: Option<String>,
+    #[serde(default)]
+    turn_user: Vec<String>,
+    #[serde(default)]
+    turn_allow_peer: Vec<String>,
+    #[serde(default)]
+    turn_deny_peer: Vec<String>,
+    turn_relay_ip: Option<IpAddr>,
+    turn_host: Option<String>,
+    #[serde(default)]
+    turn_url: Vec<String>,
+    #[serde(default)]
+    no_turn: bool,
 }
 
 /// Resolved settings.
@@ -73,14 +183,34 @@ pub struct Settings {
     pub public_ip: Option<IpAddr>,
     pub jwt_secret: Option<String>,
     pub log: String,
+    pub turn: TurnSettings,
+}
+
+/// Resolved STUN/TURN settings.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    pub enabled: bool,
+    pub addr: SocketAddr,
+    pub alt_addr: Option<SocketAddr>,
+    pub tls_addr: SocketAddr,
+    pub tls_cert: Option<(PathBuf, PathBuf)>,
+    pub realm: String,
+    pub secret: Option<String>,
+    pub users: Vec<(String, String)>,
+    pub allow_peers: Vec<String>,
+    pub deny_peers: Vec<String>,
+    pub relay_ip: Option<IpAddr>,
+    pub host: Option<String>,
+    pub external_urls: Vec<String>,
 }
 
 impl Settings {
     pub fn resolve(args: ServeArgs) -> Result<Self, String> {
-        let file = match &args.config {
+        let mut file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let turn = resolve_turn(args.turn, &mut file)?;
         Ok(Self {
             data_dir: args
                 .data_dir
@@ -101,8 +231,68 @@ impl Settings {
             public_ip: args.public_ip.or(file.public_ip),
             jwt_secret: args.jwt_secret.or(file.jwt_secret),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            turn,
         })
     }
+}
+
+/// `a` unless empty, else `b`: list settings from flags/env replace the file's.
+fn list_or(a: Vec<String>, b: Vec<String>) -> Vec<String> {
+    if a.is_empty() {
+        b
+    } else {
+        a
+    }
+}
+
+fn resolve_turn(args: TurnArgs, file: &mut FileConfig) -> Result<TurnSettings, String> {
+    let users = list_or(args.turn_user, std::mem::take(&mut file.turn_user))
+        .into_iter()
+        .map(|u| match u.split_once(':') {
+            Some((name, password)) if !name.is_empty() && !password.is_empty() => {
+                Ok((name.to_string(), password.to_string()))
+            }
+            _ => Err(format!("--turn-user {u:?} must be NAME:PASSWORD")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tls_cert = match (
+        args.turn_tls_cert.or(file.turn_tls_cert.take()),
+        args.turn_tls_key.or(file.turn_tls_key.take()),
+    ) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => return Err("--turn-tls-cert and --turn-tls-key must be given together".into()),
+    };
+    Ok(TurnSettings {
+        enabled: !(args.no_turn || file.no_turn),
+        addr: args
+            .turn_addr
+            .or(file.turn_addr)
+            .unwrap_or_else(|| ([0, 0, 0, 0], 3478).into()),
+        alt_addr: args.turn_alt_addr.or(file.turn_alt_addr),
+        tls_addr: args
+            .turn_tls_addr
+            .or(file.turn_tls_addr)
+            .unwrap_or_else(|| ([0, 0, 0, 0], 5349).into()),
+        tls_cert,
+        realm: args
+            .turn_realm
+            .or(file.turn_realm.take())
+            .unwrap_or_else(|| "stoa".into()),
+        secret: args.turn_secret.or(file.turn_secret.take()),
+        users,
+        allow_peers: list_or(
+            args.turn_allow_peer,
+            std::mem::take(&mut file.turn_allow_peer),
+        ),
+        deny_peers: list_or(
+            args.turn_deny_peer,
+            std::mem::take(&mut file.turn_deny_peer),
+        ),
+        relay_ip: args.turn_relay_ip.or(file.turn_relay_ip),
+        host: args.turn_host.or(file.turn_host.take()),
+        external_urls: list_or(args.turn_url, std::mem::take(&mut file.turn_url)),
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {

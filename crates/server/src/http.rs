@@ -16,6 +16,7 @@ use stoa_sfu::{JoinRequest, ParticipantKind, SfuError};
 
 use crate::assets;
 use crate::auth::{Claims, TokenError, TokenKeys};
+use crate::ice::IceAdvert;
 use crate::media::{Command, MediaHandle};
 use crate::ws;
 
@@ -28,6 +29,7 @@ const MAX_BODY: usize = 256 * 1024;
 pub struct AppState {
     pub media: MediaHandle,
     pub keys: Arc<TokenKeys>,
+    pub ice: Arc<IceAdvert>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -40,6 +42,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/ws", get(ws::upgrade))
+        .route("/nettest", get(|| async { assets::page("nettest.html") }))
+        .route("/api/v1/nettest", get(nettest_config))
         .route("/api/v1/meetings", post(create_meeting))
         .route("/api/v1/rooms/{room}/join", post(guest_join))
         .route("/api/v1/rooms/{room}/counters", get(room_counters))
@@ -145,6 +149,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
         )
         .into_response(),
     }
+}
+
+/// STUN/TURN addresses and short-lived credentials for the pre-call network test.
+async fn nettest_config(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    Json(state.ice.nettest(host)).into_response()
 }
 
 /// A fresh, hard-to-guess meeting link (`abc-defg-hjk`).
@@ -287,6 +297,8 @@ async fn ingest_or_egress(
     }
     let sdp = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_sdp", "the SDP is not UTF-8"))?;
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let links = state.ice.link_headers(host, &claims.sub);
     let req = JoinRequest {
         room: room.clone(),
         identity: claims.sub,
@@ -310,6 +322,11 @@ async fn ingest_or_egress(
     );
     if let Ok(v) = HeaderValue::from_str(&location) {
         h.insert(header::LOCATION, v);
+    }
+    for link in links {
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            h.append(header::LINK, v);
+        }
     }
     Ok(response)
 }

@@ -5,7 +5,9 @@ pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod ice;
 pub mod media;
+pub mod relay;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub media_udp_addr: SocketAddr,
     pub media_tcp_addr: SocketAddr,
+    /// The primary STUN/TURN address, when the built-in server runs.
+    pub turn_addr: Option<SocketAddr>,
     pub keys: Arc<auth::TokenKeys>,
     pub serve: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -46,7 +50,46 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
     })?;
     let media_udp_addr = sockets.udp.local_addr().map_err(|e| e.to_string())?;
     let media_tcp_addr = sockets.tcp.local_addr().map_err(|e| e.to_string())?;
-    let media = media::spawn(sockets).map_err(|e| format!("cannot start the media worker: {e}"))?;
+    let turn_secret = ice::load_secret(&settings.data_dir, settings.turn.secret.as_deref())
+        .map_err(|e| {
+            format!(
+                "cannot load the TURN secret from {}: {e}",
+                settings.data_dir.display()
+            )
+        })?;
+    let turn = match settings.turn.enabled {
+        true => Some(relay::bind(
+            settings,
+            &sockets.advertised,
+            turn_secret.clone(),
+        )?),
+        false => None,
+    };
+    let ports = ice::AdvertPorts {
+        turn: turn
+            .as_ref()
+            .map(|t| t.config.primary.port())
+            .unwrap_or(settings.turn.addr.port()),
+        turn_alt: turn
+            .as_ref()
+            .and_then(|t| t.config.alternate)
+            .map(|a| a.port()),
+        // Only a configured certificate is trusted by browsers; a self-signed one is for tools.
+        turn_tls: match (&turn, &settings.turn.tls_cert) {
+            (Some(t), Some(_)) => t
+                .tls
+                .as_ref()
+                .and_then(|(l, _)| l.local_addr().ok())
+                .map(|a| a.port()),
+            _ => None,
+        },
+        media_udp: media_udp_addr.port(),
+        media_tcp: media_tcp_addr.port(),
+    };
+    let turn_addr = turn.as_ref().map(|t| t.config.primary);
+    let ice = Arc::new(ice::IceAdvert::new(&settings.turn, turn_secret, ports));
+    let media =
+        media::spawn(sockets, turn).map_err(|e| format!("cannot start the media worker: {e}"))?;
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .map_err(|e| format!("cannot bind HTTP address {}: {e}", settings.http_addr))?;
@@ -54,6 +97,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
     let app = http::router(http::AppState {
         media,
         keys: keys.clone(),
+        ice,
     });
     let serve = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -66,6 +110,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         http_addr,
         media_udp_addr,
         media_tcp_addr,
+        turn_addr,
         keys,
         serve,
     })

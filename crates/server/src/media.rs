@@ -19,6 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::relay::{Ready, TurnIo};
+use stoa_turn::TurnServer;
+
 /// Datagrams read per `recvmmsg` call.
 const RECV_BATCH: usize = 32;
 const RECV_SLOT: usize = 65536;
@@ -63,6 +66,25 @@ pub enum Command {
     TcpClosed {
         peer: SocketAddr,
     },
+    TurnStreamOpen {
+        client: SocketAddr,
+        local: SocketAddr,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    TurnStreamData {
+        transport: stoa_turn::Transport,
+        client: SocketAddr,
+        local: SocketAddr,
+        data: Vec<u8>,
+    },
+    TurnStreamClosed {
+        transport: stoa_turn::Transport,
+        client: SocketAddr,
+        local: SocketAddr,
+    },
+    TurnStats {
+        reply: oneshot::Sender<Option<stoa_turn::TurnStats>>,
+    },
 }
 
 /// A cheap, cloneable way to reach the media worker.
@@ -101,6 +123,12 @@ impl MediaHandle {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Report { room, reply });
         rx.await.unwrap_or((None, ServerCounters::default()))
+    }
+
+    pub async fn turn_stats(&self) -> Option<stoa_turn::TurnStats> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::TurnStats { reply });
+        rx.await.ok().flatten()
     }
 
     /// `(participants, rooms)`.
@@ -147,6 +175,15 @@ impl MediaSockets {
         })
     }
 
+    /// The UDP media addresses clients reach the SFU at.
+    pub fn own_media(&self) -> Vec<SocketAddr> {
+        let port = self.udp.local_addr().map(|a| a.port()).unwrap_or(0);
+        self.advertised
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect()
+    }
+
     fn candidates(&self) -> Vec<Candidate> {
         let udp_port = self.udp.local_addr().map(|a| a.port()).unwrap_or(0);
         let tcp_port = self.tcp.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -168,8 +205,18 @@ impl MediaSockets {
     }
 }
 
-/// Starts the media worker on its own thread.
-pub fn spawn(sockets: MediaSockets) -> std::io::Result<MediaHandle> {
+/// What the media worker needs to run the STUN/TURN server.
+pub struct TurnSetup {
+    pub config: stoa_turn::TurnConfig,
+    /// UDP listeners (primary first, then RFC 5780 alternates) with their addresses.
+    pub udp: Vec<(std::net::UdpSocket, SocketAddr)>,
+    pub tcp: std::net::TcpListener,
+    pub tls: Option<(std::net::TcpListener, tokio_rustls::TlsAcceptor)>,
+    pub relay_bind_ip: IpAddr,
+}
+
+/// Starts the media worker (and the TURN server, if set up) on its own thread.
+pub fn spawn(sockets: MediaSockets, turn: Option<TurnSetup>) -> std::io::Result<MediaHandle> {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = MediaHandle { tx };
     let for_tcp = handle.clone();
@@ -177,6 +224,7 @@ pub fn spawn(sockets: MediaSockets) -> std::io::Result<MediaHandle> {
         local_candidates: sockets.candidates(),
         ..SfuConfig::default()
     };
+    let own_media = sockets.own_media();
     for c in &config.local_candidates {
         tracing::info!(candidate = %c.to_sdp_string(), "media candidate");
     }
@@ -190,15 +238,54 @@ pub fn spawn(sockets: MediaSockets) -> std::io::Result<MediaHandle> {
             runtime.block_on(async move {
                 let udp = UdpSocket::from_std(sockets.udp).expect("the socket is non-blocking");
                 let tcp = TcpListener::from_std(sockets.tcp).expect("the listener is non-blocking");
+                let turn = turn.map(|setup| start_turn(setup, own_media, for_tcp.clone()));
                 tokio::spawn(accept_tcp(tcp, for_tcp));
-                Worker::new(Sfu::new(config), udp).run(rx).await;
+                let mut worker = Worker::new(Sfu::new(config), udp);
+                worker.turn = turn;
+                worker.run(rx).await;
             });
         })?;
     Ok(handle)
 }
 
+/// Starts the TURN stream listeners and returns the TURN I/O the worker drives.
+fn start_turn(setup: TurnSetup, own_media: Vec<SocketAddr>, media: MediaHandle) -> TurnIo {
+    let mut config = setup.config;
+    config.own_media = own_media.clone();
+    let relay_ip = config.relay_ip;
+    let listeners = setup
+        .udp
+        .into_iter()
+        .map(|(s, addr)| {
+            (
+                UdpSocket::from_std(s).expect("the socket is non-blocking"),
+                addr,
+            )
+        })
+        .collect();
+    let tcp = TcpListener::from_std(setup.tcp).expect("the listener is non-blocking");
+    tokio::spawn(crate::relay::accept_streams(tcp, None, media.clone()));
+    if let Some((listener, acceptor)) = setup.tls {
+        let listener = TcpListener::from_std(listener).expect("the listener is non-blocking");
+        tokio::spawn(crate::relay::accept_streams(
+            listener,
+            Some(acceptor),
+            media,
+        ));
+    }
+    let seed = rand::random();
+    TurnIo::new(
+        TurnServer::new(config, seed),
+        listeners,
+        relay_ip,
+        setup.relay_bind_ip,
+        own_media,
+    )
+}
+
 struct Worker {
     sfu: Sfu,
+    turn: Option<TurnIo>,
     udp: UdpSocket,
     udp_state: UdpSocketState,
     local_port: u16,
@@ -213,6 +300,7 @@ impl Worker {
         let local_port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
         Self {
             sfu,
+            turn: None,
             udp,
             udp_state,
             local_port,
@@ -240,11 +328,21 @@ impl Worker {
                         self.read_udp(&mut buf);
                     }
                 }
+                ready = turn_readable(self.turn.as_ref()) => {
+                    if let Some(turn) = self.turn.as_mut() {
+                        turn.on_ready(ready, &mut self.sfu);
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
             let now = Instant::now();
             if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
                 self.sfu.handle_timeout(now);
+            }
+            if let Some(turn) = self.turn.as_mut() {
+                if turn.poll_timeout().is_some_and(|t| t <= now) {
+                    turn.handle_timeout(now);
+                }
             }
             self.flush();
         }
@@ -341,6 +439,37 @@ impl Worker {
             Command::TcpClosed { peer } => {
                 self.tcp_writers.remove(&peer);
             }
+            Command::TurnStreamOpen {
+                client,
+                local,
+                writer,
+            } => {
+                if let Some(turn) = self.turn.as_mut() {
+                    turn.stream_opened(client, local, writer);
+                }
+            }
+            Command::TurnStreamData {
+                transport,
+                client,
+                local,
+                data,
+            } => {
+                if let Some(turn) = self.turn.as_mut() {
+                    turn.client_message(transport, local, client, &data, &mut self.sfu);
+                }
+            }
+            Command::TurnStreamClosed {
+                transport,
+                client,
+                local,
+            } => {
+                if let Some(turn) = self.turn.as_mut() {
+                    turn.stream_closed(transport, client, local);
+                }
+            }
+            Command::TurnStats { reply } => {
+                let _ = reply.send(self.turn.as_ref().map(|t| t.stats()));
+            }
         }
     }
 
@@ -348,7 +477,14 @@ impl Worker {
         while let Some(out) = self.sfu.poll_output() {
             match out {
                 Output::Transmit(t) => match t.proto {
-                    Protocol::Udp => self.send_udp(t.source.ip(), t.destination, &t.contents),
+                    Protocol::Udp => {
+                        let relayed = self.turn.as_mut().is_some_and(|turn| {
+                            turn.deliver_from_sfu(t.source, t.destination, &t.contents)
+                        });
+                        if !relayed {
+                            self.send_udp(t.source.ip(), t.destination, &t.contents);
+                        }
+                    }
                     Protocol::Tcp => {
                         let sent = self
                             .tcp_writers
@@ -392,6 +528,14 @@ impl Worker {
             self.send_errors += 1;
             tracing::trace!(error = %e, %destination, "UDP send failed");
         }
+    }
+}
+
+/// Waits for TURN socket readiness; never resolves when TURN is off.
+async fn turn_readable(turn: Option<&TurnIo>) -> Ready {
+    match turn {
+        Some(t) => t.readable().await,
+        None => std::future::pending().await,
     }
 }
 

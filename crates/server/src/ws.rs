@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use stoa_proto::{ClientMessage, ErrorCode, ServerMessage};
 use stoa_sfu::{JoinRequest, ParticipantKind};
@@ -20,13 +21,21 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_MESSAGE: usize = 256 * 1024;
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     ws.max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| session(socket, state))
+        .on_upgrade(move |socket| session(socket, state, host))
 }
 
-async fn session(mut socket: WebSocket, state: AppState) {
-    let Some(req) = authenticate(&mut socket, &state).await else {
+async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
+    let Some(req) = authenticate(&mut socket, &state, host.as_deref()).await else {
         return;
     };
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -90,7 +99,11 @@ async fn session(mut socket: WebSocket, state: AppState) {
 }
 
 /// Waits for a valid `join`; answers anything else with a fatal error.
-async fn authenticate(socket: &mut WebSocket, state: &AppState) -> Option<JoinRequest> {
+async fn authenticate(
+    socket: &mut WebSocket,
+    state: &AppState,
+    host: Option<&str>,
+) -> Option<JoinRequest> {
     let first = tokio::time::timeout(JOIN_TIMEOUT, socket.recv()).await;
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
@@ -133,13 +146,14 @@ async fn authenticate(socket: &mut WebSocket, state: &AppState) -> Option<JoinRe
         }
     };
     let room = stoa_proto::RoomName::new(claims.room).ok()?;
+    let ice_servers = state.ice.servers(host, &claims.sub);
     Some(JoinRequest {
         room,
         identity: claims.sub,
         name: claims.name,
         grants: claims.grants,
         kind: ParticipantKind::Interactive,
-        ice_servers: Vec::new(),
+        ice_servers,
     })
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use stoa::config::Settings;
+use stoa::config::{Settings, TurnSettings};
 use stoa_proto::{ClientMessage, Grants, RoomName, ServerMessage};
 use stoa_testkit::Peer;
 use str0m::media::MediaKind;
@@ -26,6 +26,21 @@ async fn start() -> stoa::Running {
         public_ip: None,
         jwt_secret: Some("integration-test-secret".into()),
         log: "warn".into(),
+        turn: TurnSettings {
+            enabled: true,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            alt_addr: None,
+            tls_addr: "127.0.0.1:0".parse().unwrap(),
+            tls_cert: None,
+            realm: "stoa".into(),
+            secret: Some("turn-secret".into()),
+            users: Vec::new(),
+            allow_peers: Vec::new(),
+            deny_peers: Vec::new(),
+            relay_ip: None,
+            host: None,
+            external_urls: Vec::new(),
+        },
     };
     stoa::start(&settings).await.expect("server starts")
 }
