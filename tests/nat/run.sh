@@ -11,4 +11,6 @@ done
 export LAB_PREFIX=stoa$$
 trap './lab.sh down' EXIT
 ./lab.sh up
-node --test --test-concurrency=1 "$@" ./*.test.js
+# The test runner lives on the public side, next to the server; it starts tools and browsers
+# in the other namespaces. Nothing in the lab has a route off this machine.
+ip netns exec "$LAB_PREFIX-pub" node --test --test-concurrency=1 "$@" ./*.test.js

@@ -54,6 +54,8 @@ pub(crate) struct Allocation {
     pub lifetime_secs: u32,
     /// Failed attempts to bind the relay socket.
     pub bind_failures: u8,
+    /// The token of the next port, reserved for this client's next allocation (EVEN-PORT R).
+    pub reservation_token: Option<[u8; 8]>,
     permissions: BTreeMap<IpAddr, Instant>,
     channels: BTreeMap<u16, Channel>,
     channel_of_peer: BTreeMap<SocketAddr, u16>,
@@ -78,6 +80,7 @@ impl Allocation {
             expires: now + lifetime,
             lifetime_secs: lifetime.as_secs() as u32,
             bind_failures: 0,
+            reservation_token: None,
             permissions: BTreeMap::new(),
             channels: BTreeMap::new(),
             channel_of_peer: BTreeMap::new(),

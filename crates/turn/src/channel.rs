@@ -4,7 +4,9 @@
 use crate::stun::{padded, HEADER_LEN};
 
 /// Channel numbers a client may bind.
-pub const CHANNELS: std::ops::RangeInclusive<u16> = 0x4000..=0x4FFF;
+/// RFC 8656 narrowed the range to 0x4000-0x4FFF, but clients written for RFC 5766 (coturn's
+/// among them) still use 0x4000-0x7FFF, which ChannelData framing can carry; both are accepted.
+pub const CHANNELS: std::ops::RangeInclusive<u16> = 0x4000..=0x7FFF;
 /// Length of the ChannelData header (channel number and length).
 pub const CHANNEL_HEADER_LEN: usize = 4;
 

@@ -44,8 +44,9 @@ pub(crate) struct Attrs<'a> {
     pub data: Option<&'a [u8]>,
     /// CHANGE-REQUEST flags: (change IP, change port).
     pub change: Option<(bool, bool)>,
-    /// EVEN-PORT was present (its R bit, asking to reserve the next port, is not honoured).
-    pub even_port: bool,
+    /// EVEN-PORT, with its R bit (reserve the next port too).
+    pub even_port: Option<bool>,
+    pub reservation_token: Option<[u8; 8]>,
     /// A known attribute had an invalid value.
     pub malformed: bool,
     unknown: [u16; MAX_UNKNOWN],
@@ -85,10 +86,8 @@ impl<'a> Attrs<'a> {
                 &mut self.change,
                 word(v).map(|w| (w & 0x4 != 0, w & 0x2 != 0)),
             ),
-            attr::EVEN_PORT => {
-                self.even_port = true;
-                v.len() == 1
-            }
+            attr::EVEN_PORT => first_opt(&mut self.even_port, v.first().map(|b| b & 0x80 != 0)),
+            attr::RESERVATION_TOKEN => first_opt(&mut self.reservation_token, v.try_into().ok()),
             attr::DONT_FRAGMENT | attr::PRIORITY | attr::USE_CANDIDATE => true,
             t if t < 0x8000 => {
                 self.note_unknown(t);

@@ -209,7 +209,7 @@ fn channel_bind_rules() {
     assert_eq!(h.channel_bind(&mut c, 0x4000, p2).error_code(), Some(400));
     assert_eq!(h.channel_bind(&mut c, 0x4001, p1).error_code(), Some(400));
     assert_eq!(h.channel_bind(&mut c, 0x3FFF, p2).error_code(), Some(400));
-    assert_eq!(h.channel_bind(&mut c, 0x5000, p2).error_code(), Some(400));
+    assert_eq!(h.channel_bind(&mut c, 0x8000, p2).error_code(), Some(400));
     assert_eq!(
         h.channel_bind(&mut c, 0x4001, p2).reply().class(),
         Class::Success
@@ -481,6 +481,47 @@ fn allocation_quota_gives_486() {
     // Freeing one makes room.
     h.refresh(&mut clients[0], 0);
     h.allocate(&mut clients[2]);
+}
+
+#[test]
+fn even_port_with_r_reserves_the_next_port_for_its_token() {
+    let mut h = Harness::new(config());
+    let mut rtp = alice();
+    let got = h.request(&mut rtp, method::ALLOCATE, |w| {
+        w.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .attribute(attr::EVEN_PORT, &[0x80]);
+    });
+    let msg = got.reply();
+    let relayed = decode_xor_address(
+        msg.attribute(attr::XOR_RELAYED_ADDRESS).unwrap(),
+        msg.transaction_id(),
+    )
+    .unwrap();
+    let token = msg
+        .attribute(attr::RESERVATION_TOKEN)
+        .expect("a reservation token")
+        .to_vec();
+    let mut rtcp = alice();
+    rtcp.addr.set_port(rtcp.addr.port() + 1);
+    let got = h.request(&mut rtcp, method::ALLOCATE, |w| {
+        w.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .attribute(attr::RESERVATION_TOKEN, &token);
+    });
+    let msg = got.reply();
+    let second = decode_xor_address(
+        msg.attribute(attr::XOR_RELAYED_ADDRESS).unwrap(),
+        msg.transaction_id(),
+    )
+    .unwrap();
+    assert_eq!(second.port(), relayed.port() + 1);
+    // A token is good once.
+    let mut third = alice();
+    third.addr.set_port(third.addr.port() + 2);
+    let got = h.request(&mut third, method::ALLOCATE, |w| {
+        w.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .attribute(attr::RESERVATION_TOKEN, &token);
+    });
+    assert_eq!(got.error_code(), Some(508));
 }
 
 #[test]

@@ -110,6 +110,8 @@ pub struct TurnServer {
     rng: StdRng,
     allocations: BTreeMap<FiveTuple, Allocation>,
     by_port: BTreeMap<u16, FiveTuple>,
+    /// Ports reserved by EVEN-PORT's R bit: token → (port, expiry).
+    reservations: BTreeMap<[u8; 8], (u16, Instant)>,
     per_user: BTreeMap<Vec<u8>, usize>,
     events: VecDeque<Event>,
     next_timeout: Option<Instant>,
@@ -134,6 +136,7 @@ impl TurnServer {
             rng,
             allocations: BTreeMap::new(),
             by_port: BTreeMap::new(),
+            reservations: BTreeMap::new(),
             per_user: BTreeMap::new(),
             events: VecDeque::new(),
             next_timeout: None,
@@ -203,7 +206,7 @@ impl TurnServer {
         alloc.bind_failures += 1;
         // Picked while the failed port is still taken, so it is not picked again.
         let new_port = (alloc.bind_failures < MAX_BIND_ATTEMPTS)
-            .then(|| self.pick_port(false))
+            .then(|| self.pick_port(false, false))
             .flatten();
         self.by_port.remove(&port);
         let len = match new_port {
@@ -261,8 +264,13 @@ impl TurnServer {
             false
         });
         self.limiter.expire(now);
+        self.reservations.retain(|_, (_, expires)| now < *expires);
         let allocations = self.allocations.values().map(Allocation::next_deadline);
-        self.next_timeout = allocations.chain(self.limiter.next_deadline()).min();
+        let reservations = self.reservations.values().map(|(_, expires)| *expires);
+        self.next_timeout = allocations
+            .chain(reservations)
+            .chain(self.limiter.next_deadline())
+            .min();
     }
 
     /// When [`TurnServer::handle_timeout`] should be called next.
@@ -292,8 +300,9 @@ impl TurnServer {
     }
 
     /// A free relay port, starting the search at a random one.
-    /// A free relay port, even when the client sent EVEN-PORT (RFC 8656 §7.2).
-    fn pick_port(&mut self, even: bool) -> Option<u16> {
+    /// A free relay port; even when the client sent EVEN-PORT, and with the next port free as
+    /// well when it asked to reserve it (RFC 8656 §7.2).
+    fn pick_port(&mut self, even: bool, pair: bool) -> Option<u16> {
         let (lo, hi) = (
             *self.config.relay_ports.start(),
             *self.config.relay_ports.end(),
@@ -305,7 +314,14 @@ impl TurnServer {
         let start = self.rng.random_range(0..size);
         (0..size)
             .map(|i| lo + ((start + i) % size) as u16)
-            .find(|p| *p != 0 && (!even || p % 2 == 0) && !self.by_port.contains_key(p))
+            .find(|p| {
+                let free = |p: u16| {
+                    p != 0
+                        && !self.by_port.contains_key(&p)
+                        && !self.reservations.values().any(|r| r.0 == p)
+                };
+                free(*p) && (!even || p % 2 == 0) && (!pair || (*p < hi && free(p + 1)))
+            })
     }
 
     fn delete_allocation(&mut self, tuple: FiveTuple) {

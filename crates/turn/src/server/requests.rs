@@ -12,6 +12,10 @@ use crate::channel::CHANNELS;
 use crate::limit::TokenBucket;
 use crate::request::{family, peer_addresses, Attrs, FAMILY_IPV4, PROTOCOL_UDP};
 use crate::stun::{attr, method, Class, Message, Writer};
+use rand::Rng;
+
+/// How long a port reserved by EVEN-PORT (R bit) waits for the allocation that claims it.
+const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
 
 /// A request whose MESSAGE-INTEGRITY checked out.
 struct Authed<'m> {
@@ -199,11 +203,11 @@ impl TurnServer {
             }
             return error(out, msg, 437, Some(&auth.key));
         }
-        let port = match self
+        let (port, token) = match self
             .check_allocate(attrs, auth)
-            .and_then(|()| self.pick_port(attrs.even_port).ok_or(508))
+            .and_then(|()| self.relay_port_for(now, attrs))
         {
-            Ok(port) => port,
+            Ok(choice) => choice,
             Err(code) => return self.error_counted(out, msg, code, &auth.key),
         };
         let lifetime = self.lifetime(attrs.lifetime);
@@ -212,7 +216,8 @@ impl TurnServer {
             .max_bandwidth_per_allocation
             .map(|r| TokenBucket::new(r, now));
         let username = auth.username.to_vec();
-        let alloc = Allocation::new(port, username, auth.key, *txid, now, lifetime, bandwidth);
+        let mut alloc = Allocation::new(port, username, auth.key, *txid, now, lifetime, bandwidth);
+        alloc.reservation_token = token;
         *self
             .per_user
             .entry(quota_user(auth.username).to_vec())
@@ -223,6 +228,32 @@ impl TurnServer {
         let len = self.allocate_success(tuple, &alloc, txid, out);
         self.allocations.insert(tuple, alloc);
         len
+    }
+
+    /// The relay port of a new allocation (RFC 8656 §7.2): a reserved one named by
+    /// RESERVATION-TOKEN, an even one for EVEN-PORT (reserving the next one if R is set, and
+    /// returning its token), or any free one.
+    fn relay_port_for(
+        &mut self,
+        now: Instant,
+        attrs: &Attrs<'_>,
+    ) -> Result<(u16, Option<[u8; 8]>), u16> {
+        match (attrs.reservation_token, attrs.even_port) {
+            (Some(_), Some(_)) => Err(400),
+            (Some(token), None) => match self.reservations.remove(&token) {
+                Some((port, expires)) if now < expires => Ok((port, None)),
+                _ => Err(508),
+            },
+            (None, Some(true)) => {
+                let port = self.pick_port(true, true).ok_or(508u16)?;
+                let token: [u8; 8] = self.rng.random();
+                let expires = now + RESERVATION_LIFETIME;
+                self.reservations.insert(token, (port + 1, expires));
+                self.schedule(expires);
+                Ok((port, Some(token)))
+            }
+            (None, even) => Ok((self.pick_port(even.is_some(), false).ok_or(508u16)?, None)),
+        }
     }
 
     /// RFC 8656 §7.2 checks that need no state change: transport, family, quota.
@@ -259,6 +290,9 @@ impl TurnServer {
         w.xor_address(attr::XOR_RELAYED_ADDRESS, relayed);
         w.u32(attr::LIFETIME, alloc.lifetime_secs);
         w.xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client);
+        if let Some(token) = &alloc.reservation_token {
+            w.attribute(attr::RESERVATION_TOKEN, token);
+        }
         sign(w, Some(&alloc.key))
     }
 
