@@ -136,6 +136,14 @@ pub struct TurnArgs {
     #[arg(long, env = "STOA_TURN_URL", value_name = "URL", value_delimiter = ',')]
     pub turn_url: Vec<String>,
 
+    /// Most relay allocations one user may hold at once [default: 10]
+    #[arg(long, env = "STOA_TURN_MAX_ALLOCATIONS", value_name = "N")]
+    pub turn_max_allocations: Option<usize>,
+
+    /// Cap on relayed bytes per second per allocation, both directions [default: none]
+    #[arg(long, env = "STOA_TURN_MAX_BANDWIDTH", value_name = "BYTES_PER_SECOND")]
+    pub turn_max_bandwidth: Option<u64>,
+
     /// Do not run the built-in STUN/TURN server
     #[arg(long, env = "STOA_NO_TURN")]
     pub no_turn: bool,
@@ -169,6 +177,8 @@ struct FileConfig {
     turn_host: Option<String>,
     #[serde(default)]
     turn_url: Vec<String>,
+    turn_max_allocations: Option<usize>,
+    turn_max_bandwidth: Option<u64>,
     #[serde(default)]
     no_turn: bool,
 }
@@ -202,6 +212,8 @@ pub struct TurnSettings {
     pub relay_ip: Option<IpAddr>,
     pub host: Option<String>,
     pub external_urls: Vec<String>,
+    pub max_allocations: usize,
+    pub max_bandwidth: Option<u64>,
 }
 
 impl Settings {
@@ -292,6 +304,11 @@ fn resolve_turn(args: TurnArgs, file: &mut FileConfig) -> Result<TurnSettings, S
         relay_ip: args.turn_relay_ip.or(file.turn_relay_ip),
         host: args.turn_host.or(file.turn_host.take()),
         external_urls: list_or(args.turn_url, std::mem::take(&mut file.turn_url)),
+        max_allocations: args
+            .turn_max_allocations
+            .or(file.turn_max_allocations)
+            .unwrap_or(10),
+        max_bandwidth: args.turn_max_bandwidth.or(file.turn_max_bandwidth),
     })
 }
 

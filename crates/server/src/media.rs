@@ -155,6 +155,7 @@ impl MediaSockets {
     ) -> std::io::Result<Self> {
         let udp_socket = std::net::UdpSocket::bind(udp)?;
         udp_socket.set_nonblocking(true)?;
+        crate::relay::enlarge_buffers(&udp_socket);
         let tcp_listener = std::net::TcpListener::bind(tcp)?;
         tcp_listener.set_nonblocking(true)?;
         let mut advertised: Vec<IpAddr> = public_ip.into_iter().collect();

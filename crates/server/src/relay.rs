@@ -21,6 +21,22 @@ use tokio::sync::mpsc;
 
 /// Largest datagram or de-framed stream message handled.
 const MAX_MESSAGE: usize = 65536;
+/// Socket buffers asked for on listener and relay sockets (the kernel caps them at
+/// `net.core.rmem_max`/`wmem_max`), so bursts wait in the kernel instead of being dropped
+/// while the worker is busy.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Enlarges a UDP socket's kernel buffers; failure only costs burst tolerance.
+pub fn enlarge_buffers(socket: &std::net::UdpSocket) {
+    let s = socket2::SockRef::from(socket);
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+}
+
+/// Datagrams taken from one socket per wake-up. Small batches keep the bursts sent to any
+/// one receiver small (a long drain turns into a burst that overflows a peer's socket
+/// buffer) and let the other sockets take turns.
+const DRAIN_BUDGET: usize = 32;
 
 /// Which socket is ready to read.
 pub enum Ready {
@@ -43,6 +59,8 @@ pub struct TurnIo {
     buf: Vec<u8>,
     out: Vec<u8>,
     pub send_errors: u64,
+    /// Alternates which kind of socket is looked at first, so neither starves the other.
+    relays_first: std::cell::Cell<bool>,
 }
 
 impl TurnIo {
@@ -64,23 +82,36 @@ impl TurnIo {
             buf: vec![0; MAX_MESSAGE],
             out: vec![0; MAX_MESSAGE],
             send_errors: 0,
+            relays_first: std::cell::Cell::new(false),
         }
     }
 
     /// Waits until a listener or relay socket has data.
     pub async fn readable(&self) -> Ready {
+        let relays_first = !self.relays_first.get();
+        self.relays_first.set(relays_first);
         poll_fn(|cx| {
-            for (i, (socket, _)) in self.listeners.iter().enumerate() {
-                if let Poll::Ready(Ok(())) = socket.poll_recv_ready(cx) {
-                    return Poll::Ready(Ready::Listener(i));
-                }
-            }
-            for (port, socket) in &self.relays {
-                if let Poll::Ready(Ok(())) = socket.poll_recv_ready(cx) {
-                    return Poll::Ready(Ready::Relay(*port));
-                }
-            }
-            Poll::Pending
+            let ready = |socket: &UdpSocket, cx: &mut std::task::Context<'_>| {
+                matches!(socket.poll_recv_ready(cx), Poll::Ready(Ok(())))
+            };
+            let listener = |cx: &mut std::task::Context<'_>| {
+                self.listeners
+                    .iter()
+                    .position(|(socket, _)| ready(socket, cx))
+                    .map(Ready::Listener)
+            };
+            let relay = |cx: &mut std::task::Context<'_>| {
+                self.relays
+                    .iter()
+                    .find(|(_, socket)| ready(socket, cx))
+                    .map(|(port, _)| Ready::Relay(*port))
+            };
+            let found = if relays_first {
+                relay(cx).or_else(|| listener(cx))
+            } else {
+                listener(cx).or_else(|| relay(cx))
+            };
+            found.map_or(Poll::Pending, Poll::Ready)
         })
         .await
     }
@@ -109,7 +140,7 @@ impl TurnIo {
     }
 
     fn drain_listener(&mut self, i: usize, sfu: &mut Sfu) {
-        loop {
+        for _ in 0..DRAIN_BUDGET {
             let Some((socket, local)) = self.listeners.get(i) else {
                 return;
             };
@@ -176,7 +207,7 @@ impl TurnIo {
     }
 
     fn drain_relay(&mut self, port: u16) {
-        loop {
+        for _ in 0..DRAIN_BUDGET {
             let Some(socket) = self.relays.get(&port) else {
                 return;
             };
@@ -288,6 +319,7 @@ impl TurnIo {
     fn bind_relay(&self, port: u16) -> std::io::Result<UdpSocket> {
         let socket = std::net::UdpSocket::bind((self.relay_bind_ip, port))?;
         socket.set_nonblocking(true)?;
+        enlarge_buffers(&socket);
         UdpSocket::from_std(socket)
     }
 }
@@ -431,6 +463,8 @@ pub fn bind(
         users: t.users.clone(),
         allow_peers: parse(&t.allow_peers)?,
         deny_peers: parse(&t.deny_peers)?,
+        max_allocations_per_user: t.max_allocations,
+        max_bandwidth_per_allocation: t.max_bandwidth,
         ..Default::default()
     };
     let addrs: Vec<SocketAddr> = match config.discovery_sockets() {
@@ -442,6 +476,7 @@ pub fn bind(
         let socket = std::net::UdpSocket::bind(addr)
             .map_err(|e| format!("cannot bind TURN UDP {addr}: {e}"))?;
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+        enlarge_buffers(&socket);
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         udp.push((socket, local));
     }

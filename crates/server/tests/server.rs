@@ -40,6 +40,8 @@ async fn start() -> stoa::Running {
             relay_ip: None,
             host: None,
             external_urls: Vec::new(),
+            max_allocations: 10,
+            max_bandwidth: None,
         },
     };
     stoa::start(&settings).await.expect("server starts")
