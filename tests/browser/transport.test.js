@@ -27,10 +27,15 @@ test('a browser publishing H.264 is decoded by one receiving it through the SFU'
   assert.equal(back.inbound.find((x) => x.kind === 'video').codec, 'video/VP8');
 });
 
-test('with UDP to the media port blocked, browsers connect over ICE-TCP', async () => {
+test('with all UDP and TURN blocked, browsers connect over ICE-TCP', async () => {
   const room = 'e2e-tcp';
-  const rule = ['INPUT', '-p', 'udp', '--dport', '8801', '-j', 'DROP'];
-  execFileSync('iptables', ['-A', ...rule]);
+  // No UDP at all, and no TURN over TCP or TLS: only the SFU's ICE-TCP port is left.
+  const rules = [
+    ['INPUT', '-p', 'udp', '-j', 'DROP'],
+    ['INPUT', '-p', 'tcp', '--dport', '3478', '-j', 'DROP'],
+    ['INPUT', '-p', 'tcp', '--dport', '5349', '-j', 'DROP'],
+  ];
+  for (const rule of rules) execFileSync('iptables', ['-A', ...rule]);
   try {
     const a = await openParticipant(server, room, 'Tcp-A');
     const b = await openParticipant(server, room, 'Tcp-B');
@@ -38,6 +43,25 @@ test('with UDP to the media port blocked, browsers connect over ICE-TCP', async 
     for (const p of [a, b]) {
       const s = await waitForRemoteMedia(p, { timeout: 40000 });
       assert.equal(s.selectedPair?.remoteProtocol, 'tcp', `${p.name}: ${JSON.stringify(s.selectedPair)}`);
+      assert.equal(s.selectedPair?.remotePort, 8802, `${p.name}: ${JSON.stringify(s.selectedPair)}`);
+    }
+  } finally {
+    for (const rule of rules) execFileSync('iptables', ['-D', ...rule]);
+  }
+});
+
+test('with UDP to the media port blocked, browsers still connect (through the TURN relay)', async () => {
+  const room = 'e2e-relay';
+  const rule = ['INPUT', '-p', 'udp', '--dport', '8801', '-j', 'DROP'];
+  execFileSync('iptables', ['-A', ...rule]);
+  try {
+    const a = await openParticipant(server, room, 'Relay-A');
+    const b = await openParticipant(server, room, 'Relay-B');
+    people.push(a, b);
+    for (const p of [a, b]) {
+      const s = await waitForRemoteMedia(p, { timeout: 40000 });
+      const pair = s.selectedPair || {};
+      assert.ok(pair.localCandidateType === 'relay' || pair.remoteProtocol === 'tcp', `${p.name}: ${JSON.stringify(pair)}`);
     }
   } finally {
     execFileSync('iptables', ['-D', ...rule]);
