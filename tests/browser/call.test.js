@@ -1,21 +1,14 @@
 // Two and three people in a meeting through the web app, headless Chromium with fake devices.
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, openParticipant, waitForRemoteMedia, spawnBareChromium, sleep } from './lib.js';
+import { browserSession, startServer, openParticipant, waitForRemoteMedia, spawnBareChromium, sleep } from './lib.js';
 
-let people = [];
+const session = browserSession({ afterEach, after });
+const people = session.people;
 let server;
-// Each test's browsers are closed when it ends, so later tests do not share the CPU with them.
-afterEach(async () => {
-  for (const p of people) await p.close().catch(() => {});
-  people = [];
-});
-after(async () => {
-  if (server) await server.stop();
-});
 
 test('two browsers see and hear each other through the SFU', async () => {
-  server = await startServer();
+  server = session.server = await startServer();
   const room = 'e2e-two';
   const alice = await openParticipant(server, room, 'Alice');
   const bob = await openParticipant(server, room, 'Bob');

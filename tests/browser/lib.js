@@ -126,6 +126,21 @@ export async function waitForRemoteMedia(p, { videos = 1, frames = 30, timeout =
   return p.stats();
 }
 
+/**
+ * Per-file test state: a list whose browsers are closed after each test, and the server
+ * stopped after the file. Register with node:test's `afterEach`/`after`.
+ */
+export function browserSession({ afterEach, after }) {
+  const session = { people: [], server: null };
+  afterEach(async () => {
+    for (const p of session.people.splice(0)) await p.close().catch(() => {});
+  });
+  after(async () => {
+    if (session.server) await session.server.stop();
+  });
+  return session;
+}
+
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 /** A Chromium process without a driver, for tests that kill it abruptly. */

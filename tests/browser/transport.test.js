@@ -2,20 +2,14 @@
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { startServer, openParticipant, waitForRemoteMedia } from './lib.js';
+import { browserSession, startServer, openParticipant, waitForRemoteMedia } from './lib.js';
 
-let people = [];
+const session = browserSession({ afterEach, after });
+const people = session.people;
 let server;
-afterEach(async () => {
-  for (const p of people) await p.close().catch(() => {});
-  people = [];
-});
-after(async () => {
-  if (server) await server.stop();
-});
 
 test('a browser publishing H.264 is decoded by one receiving it through the SFU', async () => {
-  server = await startServer();
+  server = session.server = await startServer();
   const room = 'e2e-h264';
   const h264 = await openParticipant(server, room, 'Hana', '&codec=H264');
   const vp8 = await openParticipant(server, room, 'Victor');

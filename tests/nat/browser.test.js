@@ -2,17 +2,13 @@
 // the pre-call network test reports each network correctly.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { openParticipant, waitForRemoteMedia, launchBrowser } from '../browser/lib.js';
+import { browserSession, openParticipant, waitForRemoteMedia, launchBrowser } from '../browser/lib.js';
 import { ns, startLabServer } from './lab.js';
 
+const session = browserSession({ afterEach, after });
+const people = session.people;
 let server;
-let people = [];
-before(async () => { server = await startLabServer(); });
-afterEach(async () => {
-  for (const p of people) await p.close().catch(() => {});
-  people = [];
-});
-after(async () => { await server?.stop(); });
+before(async () => { server = session.server = await startLabServer(); });
 
 const behind = (netns) => ({ netns, origin: server.base });
 

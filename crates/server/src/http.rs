@@ -138,9 +138,20 @@ async fn meeting_page(Path(room): Path<String>) -> Response {
 
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.media.health().await {
-        Some((participants, rooms)) => {
-            Json(serde_json::json!({"status": "ok", "participants": participants, "rooms": rooms}))
-                .into_response()
+        Some(h) => {
+            let turn = h.turn.map(|t| {
+                serde_json::json!({
+                    "allocations": t.allocations, "permissions": t.permissions, "channels": t.channels,
+                    "packets_to_peers": t.packets_to_peers, "packets_to_clients": t.packets_to_clients,
+                    "auth_failures": t.auth_failures, "forbidden_peers": t.forbidden_peers,
+                    "quota_refusals": t.quota_refusals,
+                })
+            });
+            Json(serde_json::json!({
+                "status": "ok", "participants": h.participants, "rooms": h.rooms,
+                "send_errors": h.send_errors, "turn": turn,
+            }))
+            .into_response()
         }
         None => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -52,7 +52,7 @@ pub enum Command {
         reply: oneshot::Sender<(Option<Vec<ParticipantReport>>, ServerCounters)>,
     },
     Health {
-        reply: oneshot::Sender<(usize, usize)>,
+        reply: oneshot::Sender<Health>,
     },
     TcpOpen {
         peer: SocketAddr,
@@ -82,9 +82,15 @@ pub enum Command {
         client: SocketAddr,
         local: SocketAddr,
     },
-    TurnStats {
-        reply: oneshot::Sender<Option<stoa_turn::TurnStats>>,
-    },
+}
+
+/// The media worker's state at a glance, for `/healthz`.
+pub struct Health {
+    pub participants: usize,
+    pub rooms: usize,
+    /// Datagrams the media or TURN sockets could not send (full buffers, unreachable).
+    pub send_errors: u64,
+    pub turn: Option<stoa_turn::TurnStats>,
 }
 
 /// A cheap, cloneable way to reach the media worker.
@@ -125,14 +131,7 @@ impl MediaHandle {
         rx.await.unwrap_or((None, ServerCounters::default()))
     }
 
-    pub async fn turn_stats(&self) -> Option<stoa_turn::TurnStats> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::TurnStats { reply });
-        rx.await.ok().flatten()
-    }
-
-    /// `(participants, rooms)`.
-    pub async fn health(&self) -> Option<(usize, usize)> {
+    pub async fn health(&self) -> Option<Health> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Health { reply });
         rx.await.ok()
@@ -398,7 +397,10 @@ impl Worker {
                 let _ = reply.send(id);
             }
             Command::Message { id, message } => {
-                let unix_ms = stoa_sfu::unix_ms(SystemTime::now());
+                let unix_ms = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
                 if let Err(e) = self.sfu.handle_message(now, id, message, unix_ms) {
                     if let Some(s) = self.sessions.get(&id) {
                         let _ = s.send(ServerMessage::error(e.code(), e.to_string()));
@@ -421,7 +423,13 @@ impl Worker {
                 let _ = reply.send((self.sfu.room_report(&room), self.sfu.counters()));
             }
             Command::Health { reply } => {
-                let _ = reply.send((self.sfu.participant_count(), self.sfu.room_count()));
+                let turn_errors = self.turn.as_ref().map_or(0, |t| t.send_errors);
+                let _ = reply.send(Health {
+                    participants: self.sfu.participant_count(),
+                    rooms: self.sfu.room_count(),
+                    send_errors: self.send_errors + turn_errors,
+                    turn: self.turn.as_ref().map(|t| t.stats()),
+                });
             }
             Command::TcpOpen { peer, writer } => {
                 self.tcp_writers.insert(peer, writer);
@@ -468,9 +476,7 @@ impl Worker {
                     turn.stream_closed(transport, client, local);
                 }
             }
-            Command::TurnStats { reply } => {
-                let _ = reply.send(self.turn.as_ref().map(|t| t.stats()));
-            }
+
         }
     }
 

@@ -614,10 +614,3 @@ impl Sfu {
         }
     }
 }
-
-/// Current wall-clock time for callers that need `unix_ms` (kept out of the core).
-pub fn unix_ms(t: std::time::SystemTime) -> u64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
