@@ -37,6 +37,9 @@ impl ParticipantKind {
     }
 }
 
+/// A payload type's codec parameters, and the video codec whose keyframes can be recognised.
+pub(crate) type KnownPayload = (PayloadParams, Option<VideoCodec>);
+
 /// A track this participant publishes.
 pub(crate) struct UpTrack {
     pub id: String,
@@ -47,7 +50,7 @@ pub(crate) struct UpTrack {
     /// Participants with a down-track fed by this track.
     pub subscribers: Vec<ParticipantId>,
     /// Payload type → codec parameters, learned from the first packet of each type.
-    pub payloads: Vec<(Pt, Option<(PayloadParams, Option<VideoCodec>)>)>,
+    pub payloads: Vec<(Pt, Option<KnownPayload>)>,
     pub last_keyframe_request: Option<Instant>,
     /// A keyframe request arrived inside the throttle interval and is still owed.
     pub keyframe_owed: bool,

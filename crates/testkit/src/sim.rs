@@ -39,14 +39,17 @@ struct Client {
     gone: bool,
 }
 
+/// A datagram on the simulated wire: to a peer (`Some(index)`) or the server, from, contents.
+type InFlight = (Option<usize>, SocketAddr, Vec<u8>);
+
 /// Peers, an SFU and the packets in flight between them.
 pub struct SfuSim {
     pub now: Instant,
     pub sfu: Sfu,
     server_addr: SocketAddr,
     clients: Vec<Client>,
-    /// Delivery time → datagrams (to the server when `to_peer` is None).
-    in_flight: BTreeMap<(Instant, u64), (Option<usize>, SocketAddr, Vec<u8>)>,
+    /// (Delivery time, sequence) → datagram.
+    in_flight: BTreeMap<(Instant, u64), InFlight>,
     seq: u64,
     rng: u64,
     pub closed: Vec<(ParticipantId, CloseReason)>,
