@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod ice;
+pub mod loadtest;
 pub mod media;
 pub mod relay;
 pub mod ws;

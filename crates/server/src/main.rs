@@ -1,4 +1,5 @@
-//! The `stoa` command: `serve` runs the server, `token` mints an access token.
+//! The `stoa` command: `serve` runs the server, `token` mints an access token, `load-test`
+//! simulates participants against a server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,60 @@ enum Commands {
     Serve(ServeArgs),
     /// Print an access token for a room (the token alone is the last line of output)
     Token(TokenArgs),
+    /// Load-test a server with simulated WebRTC participants and report what they received
+    #[command(long_about = LOAD_TEST_ABOUT)]
+    LoadTest(LoadTestArgs),
+}
+
+const LOAD_TEST_ABOUT: &str = "\
+Load-test a server with simulated WebRTC participants and report what they received.
+
+Each participant gets a guest token from POST {url}/api/v1/rooms/{room}/join, joins over the
+WebSocket signaling at ws://host/ws and connects a real str0m peer (ICE, DTLS-SRTP, RTP over
+UDP). Publishers send synthetic Opus (50 frames/s) and VP8 (30 frames/s, ~600 kbit/s);
+subscribers publish nothing and receive every publisher. Joins start at --ramp-rate per
+second; the run lasts --duration after the last join started. Progress goes to stderr, the
+report (a table, or JSON with --json) to stdout.
+
+Latency is one-way: publishers stamp their wall-clock send time into each frame and
+receivers subtract it from their own wall clock. Within one load-test process sender and
+receiver share this machine's clock, so that is exact against a remote server too; but when
+load-test processes on several machines share a room, each also measures the others'
+publishers, and those machines' clocks must be synchronised (NTP/PTP) or the latencies are off
+by the clock difference. Packet loss counts RTP packets missing from the sequence-number span
+of the frames delivered on each received stream.
+
+Exits with status 1 if any participant hit an error or a track was not received.";
+
+#[derive(clap::Args)]
+struct LoadTestArgs {
+    /// The server's base URL
+    #[arg(long, default_value = "http://127.0.0.1:8800")]
+    url: String,
+    /// Room to join
+    #[arg(long, default_value = "load-test")]
+    room: String,
+    /// Participants that publish audio and video (or audio only)
+    #[arg(long, default_value_t = 2)]
+    publishers: usize,
+    /// Participants that publish nothing and receive every publisher
+    #[arg(long, default_value_t = 10)]
+    subscribers: usize,
+    /// How long to run after the last participant started joining, e.g. 30s, 2m
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Publishers send audio only
+    #[arg(long)]
+    audio_only: bool,
+    /// Print the report as one JSON object
+    #[arg(long)]
+    json: bool,
+    /// Joins started per second
+    #[arg(long, default_value_t = 10.0)]
+    ramp_rate: f64,
+    /// Count a participant as failed if ICE+DTLS is not connected this long after its join
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
 }
 
 #[derive(clap::Args)]
@@ -72,6 +127,42 @@ fn main() -> ExitCode {
     match cli.command {
         Commands::Serve(args) => serve(args),
         Commands::Token(args) => token(args),
+        Commands::LoadTest(args) => load_test(args),
+    }
+}
+
+fn load_test(args: LoadTestArgs) -> ExitCode {
+    let mut cfg = stoa::loadtest::Config::new(args.url, args.room);
+    cfg.publishers = args.publishers;
+    cfg.subscribers = args.subscribers;
+    cfg.duration = args.duration;
+    cfg.audio_only = args.audio_only;
+    cfg.ramp_rate = args.ramp_rate;
+    cfg.connect_timeout = args.connect_timeout;
+    cfg.progress = true;
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    let report = match runtime.block_on(stoa::loadtest::run(&cfg)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", stoa::loadtest::stats::render_table(&report));
+    }
+    if report.errors > 0 || report.tracks_received < report.tracks_expected {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

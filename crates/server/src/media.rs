@@ -476,7 +476,6 @@ impl Worker {
                     turn.stream_closed(transport, client, local);
                 }
             }
-
         }
     }
 

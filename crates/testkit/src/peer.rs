@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
@@ -25,6 +25,42 @@ pub struct Received {
     /// Sequence-number ranges seen, in order, to check continuity.
     pub last_seq: Option<u64>,
     pub backwards: u64,
+    /// RTP packets carried by the delivered frames (the sizes of their `seq_range`s).
+    pub packets: u64,
+    /// The lowest extended sequence number of any delivered frame.
+    pub first_seq: Option<u64>,
+    /// The highest extended sequence number of any delivered frame.
+    pub max_seq: Option<u64>,
+    /// Payload bytes of the delivered frames.
+    pub bytes: u64,
+    /// Network arrival time of the first and the latest delivered frame.
+    pub first_frame_at: Option<Instant>,
+    pub last_frame_at: Option<Instant>,
+    /// Gaps of more than [`FREEZE_GAP`] between consecutive frames (counted for video only).
+    pub freezes: u64,
+    /// With [`Peer::wall_clock_stamps`]: one-way latencies in microseconds, one per frame
+    /// whose payload carried a plausible send time (negative if the clocks disagree).
+    pub latency_us: Vec<i64>,
+    /// RFC 3550-style interarrival jitter estimate from the per-frame one-way delays, in µs.
+    pub jitter_us: f64,
+}
+
+/// A gap between video frames longer than this counts as a freeze.
+pub const FREEZE_GAP: Duration = Duration::from_millis(500);
+
+/// Nanoseconds since the Unix epoch (the stamp format in payload bytes 1..9).
+fn wall_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Reads a send time stamped by [`Peer::wall_clock_stamps`] (bytes 1..9, u64 little-endian
+/// nanoseconds since the Unix epoch).
+pub fn stamped_send_time(data: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = data.get(1..9)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
 }
 
 pub struct Peer {
@@ -43,6 +79,13 @@ pub struct Peer {
     keyframe_requested: bool,
     pub keyframe_requests_seen: u64,
     start: Instant,
+    /// Stamp the wall-clock send time into bytes 1..9 of every frame produced and measure
+    /// one-way latency of received frames from it (off by default: simulated networks use
+    /// simulated time).
+    pub wall_clock_stamps: bool,
+    /// When str0m reported `Connected` (the `now` of the input that led to it).
+    pub connected_at: Option<Instant>,
+    last_input: Instant,
 }
 
 const AUDIO_FRAME: Duration = Duration::from_millis(20);
@@ -71,7 +114,56 @@ impl Peer {
             keyframe_requested: false,
             keyframe_requests_seen: 0,
             start: now,
+            wall_clock_stamps: false,
+            connected_at: None,
+            last_input: now,
         }
+    }
+
+    /// When the next media frame is due, if this peer publishes and is connected.
+    pub fn next_frame_due(&self) -> Option<Instant> {
+        if !self.connected {
+            return None;
+        }
+        let audio = self.audio_mid.map(|_| self.next_audio);
+        let video = self.video_mid.map(|_| self.next_video);
+        match (audio, video) {
+            (Some(a), Some(v)) => Some(a.min(v)),
+            (a, v) => a.or(v),
+        }
+    }
+
+    /// Like [`Peer::accept_answer`], but an unusable answer is an error instead of a panic.
+    pub fn try_accept_answer(&mut self, sdp: &str) -> Result<(), String> {
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| format!("bad answer: {e}"))?;
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| "an answer arrived with no offer outstanding".to_string())?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| format!("the answer does not apply: {e}"))
+    }
+
+    /// Like [`Peer::accept_offer`], but an unusable offer is an error instead of a panic.
+    pub fn try_accept_offer(&mut self, sdp: &str) -> Result<String, String> {
+        self.pending = None;
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| format!("bad offer: {e}"))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| format!("the offer does not apply: {e}"))?;
+        for m in self.rtc_receiving_mids() {
+            self.received.entry(m.0).or_default().kind = Some(m.1);
+        }
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Whether an offer of ours awaits its answer.
+    pub fn offer_pending(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// The first offer: sendonly audio and/or video.
@@ -170,12 +262,16 @@ impl Peer {
         if let Some(mid) = self.audio_mid {
             while self.next_audio <= now {
                 let t = self.next_audio.duration_since(self.start);
+                let mut frame = vec![0xfc; 60];
+                if self.wall_clock_stamps {
+                    frame[1..9].copy_from_slice(&wall_nanos().to_le_bytes());
+                }
                 self.write(
                     mid,
                     Codec::Opus,
                     now,
                     MediaTime::from_micros(t.as_micros() as u64),
-                    vec![0xfc; 60],
+                    frame,
                 );
                 self.next_audio += AUDIO_FRAME;
             }
@@ -187,6 +283,9 @@ impl Peer {
                 // A VP8 frame tag: bit 0 clear marks a keyframe. 2500 bytes spans 3 packets.
                 let mut frame = vec![0x55u8; 2500];
                 frame[0] = if key { 0x10 } else { 0x11 };
+                if self.wall_clock_stamps {
+                    frame[1..9].copy_from_slice(&wall_nanos().to_le_bytes());
+                }
                 let t = self.next_video.duration_since(self.start);
                 self.write(
                     mid,
@@ -225,6 +324,7 @@ impl Peer {
     }
 
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        self.last_input = now;
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.addr, contents) else {
             return;
         };
@@ -232,25 +332,36 @@ impl Peer {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_input = now;
         let _ = self.rtc.handle_input(Input::Timeout(now));
     }
 
     /// Polls until str0m waits; returns datagrams to send and the next deadline.
     pub fn poll(&mut self) -> (Vec<Transmit>, Instant) {
+        match self.try_poll() {
+            Ok(r) => r,
+            Err(e) => panic!("test peer failed: {e}"),
+        }
+    }
+
+    /// Like [`Peer::poll`], but a str0m failure is an error instead of a panic.
+    pub fn try_poll(&mut self) -> Result<(Vec<Transmit>, Instant), str0m::RtcError> {
         let mut out = Vec::new();
         loop {
-            match self.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => return (out, t),
-                Ok(Output::Transmit(t)) => out.push(t),
-                Ok(Output::Event(e)) => self.on_event(e),
-                Err(e) => panic!("test peer failed: {e}"),
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => return Ok((out, t)),
+                Output::Transmit(t) => out.push(t),
+                Output::Event(e) => self.on_event(e),
             }
         }
     }
 
     fn on_event(&mut self, e: Event) {
         match e {
-            Event::Connected => self.connected = true,
+            Event::Connected => {
+                self.connected = true;
+                self.connected_at.get_or_insert(self.last_input);
+            }
             Event::MediaAdded(m) => {
                 let entry = self.received.entry(m.mid).or_default();
                 entry.kind = Some(m.kind);
@@ -273,6 +384,35 @@ impl Peer {
                     r.backwards += 1;
                 }
                 r.last_seq = Some(**d.seq_range.end());
+                let (lo, hi) = (**d.seq_range.start(), **d.seq_range.end());
+                r.packets += hi.saturating_sub(lo) + 1;
+                r.first_seq = Some(r.first_seq.map_or(lo, |f| f.min(lo)));
+                r.max_seq = Some(r.max_seq.map_or(hi, |m| m.max(hi)));
+                r.bytes += d.data.len() as u64;
+                let at = d.network_time;
+                if let Some(last) = r.last_frame_at {
+                    if r.kind == Some(MediaKind::Video)
+                        && at.saturating_duration_since(last) > FREEZE_GAP
+                    {
+                        r.freezes += 1;
+                    }
+                }
+                r.first_frame_at.get_or_insert(at);
+                r.last_frame_at = Some(at);
+                if self.wall_clock_stamps {
+                    if let Some(sent) = stamped_send_time(&d.data) {
+                        let lat = (wall_nanos() as i128 - sent as i128) / 1000;
+                        // Only plausible stamps: within a minute either way.
+                        if lat.abs() < 60_000_000 {
+                            let lat = lat as i64;
+                            if let Some(prev) = r.latency_us.last() {
+                                let d = (lat - prev).unsigned_abs() as f64;
+                                r.jitter_us += (d - r.jitter_us) / 16.0;
+                            }
+                            r.latency_us.push(lat);
+                        }
+                    }
+                }
             }
             Event::KeyframeRequest(_) => {
                 self.keyframe_requested = true;

@@ -1,0 +1,478 @@
+//! `stoa load-test`: simulated participants (str0m peers from `stoa-testkit` with real ICE,
+//! DTLS-SRTP and RTP over UDP) join a room through the guest endpoint and WebSocket
+//! signaling, publish synthetic Opus/VP8 and measure what they receive.
+//!
+//! One tokio task per participant, event-driven: it waits on its UDP socket, its WebSocket
+//! and a timer set to the earliest of str0m's timeout, the next media frame, the next ping and
+//! the end of the run. Statistics live in [`stats`], free of I/O.
+//!
+//! What is measured:
+//! - **Latency**: publishers stamp the wall-clock send time (u64 ns since the Unix epoch) into
+//!   bytes 1..9 of every frame; receivers subtract it from their wall clock when the frame is
+//!   complete. Meaningful only with synchronised clocks (always true on one machine).
+//! - **Packet loss**: per received stream, the RTP sequence numbers (extended, after RTX
+//!   repair) of the frames str0m delivers; loss = 1 - packets in delivered frames / span of
+//!   sequence numbers from the first to the last delivered frame. Packets of frames that could
+//!   not be assembled count as lost; packets before the first delivered frame do not count.
+//! - **Join time**: from the token request to the first media frame received (to ICE+DTLS
+//!   connected for a participant that expects no media).
+
+pub mod stats;
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use stoa_proto::{ClientMessage, RoomName, ServerMessage};
+use stoa_testkit::Peer;
+use str0m::media::MediaKind;
+use tokio::net::UdpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+pub use stats::{ParticipantResult, Report};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server's base URL, e.g. `http://127.0.0.1:8800`.
+    pub url: String,
+    pub room: String,
+    pub publishers: usize,
+    pub subscribers: usize,
+    /// How long to keep going once every participant has started joining.
+    pub duration: Duration,
+    /// Publishers send audio only (else audio and video).
+    pub audio_only: bool,
+    /// Joins started per second.
+    pub ramp_rate: f64,
+    /// Print an updating progress line on stderr.
+    pub progress: bool,
+    /// A participant not connected (ICE+DTLS) this long after starting to join is an error.
+    pub connect_timeout: Duration,
+}
+
+impl Config {
+    pub fn new(url: impl Into<String>, room: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            room: room.into(),
+            publishers: 2,
+            subscribers: 2,
+            duration: Duration::from_secs(30),
+            audio_only: false,
+            ramp_rate: 10.0,
+            progress: false,
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+const PING_EVERY: Duration = Duration::from_secs(5);
+const SIGNALING_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Shared {
+    http: reqwest::Client,
+    base: String,
+    ws_url: String,
+    room: String,
+    local_ip: IpAddr,
+    audio_only: bool,
+    publishers: usize,
+    connect_timeout: Duration,
+    connected: AtomicUsize,
+}
+
+/// Runs the load test. Setup problems (a bad URL, an unresolvable host) are an `Err`; anything
+/// that goes wrong for a participant is counted in the report's errors.
+pub async fn run(cfg: &Config) -> Result<Report, String> {
+    let room = RoomName::new(cfg.room.clone())
+        .map_err(|e| format!("invalid room {:?}: {e}", cfg.room))?
+        .to_string();
+    if cfg.ramp_rate.is_nan() || cfg.ramp_rate <= 0.0 {
+        return Err("--ramp-rate must be positive".into());
+    }
+    let url =
+        reqwest::Url::parse(&cfg.url).map_err(|e| format!("invalid URL {:?}: {e}", cfg.url))?;
+    let ws_scheme = match url.scheme() {
+        "http" => "ws",
+        "https" => {
+            return Err("https URLs are not supported yet (signaling would need wss)".into());
+        }
+        s => return Err(format!("unsupported URL scheme {s:?}; use http://")),
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("no host in {:?}", cfg.url))?
+        .to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let server_addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let local_ip = local_ip_towards(server_addr)?;
+    let base = cfg.url.trim_end_matches('/').to_string();
+    let host_port = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let shared = Arc::new(Shared {
+        http: reqwest::Client::builder()
+            .timeout(SIGNALING_TIMEOUT)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?,
+        base,
+        ws_url: format!("{ws_scheme}://{host_port}/ws"),
+        room,
+        local_ip,
+        audio_only: cfg.audio_only,
+        publishers: cfg.publishers,
+        connect_timeout: cfg.connect_timeout,
+        connected: AtomicUsize::new(0),
+    });
+
+    let total = cfg.publishers + cfg.subscribers;
+    let start = Instant::now();
+    let step = Duration::from_secs_f64(1.0 / cfg.ramp_rate);
+    let ramp = step.mul_f64(total.saturating_sub(1) as f64);
+    let end = start + ramp + cfg.duration;
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let publisher = i < cfg.publishers;
+        let name = if publisher {
+            format!("load-pub-{i}")
+        } else {
+            format!("load-sub-{}", i - cfg.publishers)
+        };
+        let begin = start + step.mul_f64(i as f64);
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(begin.into()).await;
+            participant(&shared, name, publisher, end).await
+        }));
+    }
+
+    let progress = cfg.progress.then(|| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let elapsed = start.elapsed().as_secs_f64();
+                let planned = (end - start).as_secs_f64();
+                eprint!(
+                    "\r  joined {}/{total}  elapsed {elapsed:.0}/{planned:.0} s ",
+                    shared.connected.load(Ordering::Relaxed)
+                );
+            }
+        })
+    });
+
+    let mut results = Vec::with_capacity(total);
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await {
+            Ok(r) => results.push(r),
+            Err(e) => results.push(ParticipantResult {
+                publisher: i < cfg.publishers,
+                tracks_expected: stats::tracks_expected(
+                    cfg.publishers,
+                    i < cfg.publishers,
+                    cfg.audio_only,
+                ),
+                errors: vec![format!("participant {i} failed: {e}")],
+                ..Default::default()
+            }),
+        }
+    }
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!(
+            "\r  joined {}/{total}  done after {:.1} s        ",
+            shared.connected.load(Ordering::Relaxed),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    Ok(stats::aggregate(
+        &results,
+        cfg.publishers,
+        cfg.subscribers,
+        cfg.audio_only,
+        start.elapsed().as_secs_f64(),
+    ))
+}
+
+/// The local address the OS would use to reach `server` (nothing is sent).
+fn local_ip_towards(server: SocketAddr) -> Result<IpAddr, String> {
+    let any: SocketAddr = match server {
+        SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("a valid address"),
+        SocketAddr::V6(_) => "[::]:0".parse().expect("a valid address"),
+    };
+    let probe = std::net::UdpSocket::bind(any).map_err(|e| format!("UDP bind: {e}"))?;
+    probe
+        .connect(server)
+        .map_err(|e| format!("no route to {server}: {e}"))?;
+    Ok(probe
+        .local_addr()
+        .map_err(|e| format!("UDP local address: {e}"))?
+        .ip())
+}
+
+/// One simulated participant, from the token request to the end of the run.
+async fn participant(
+    shared: &Shared,
+    name: String,
+    publisher: bool,
+    end: Instant,
+) -> ParticipantResult {
+    let t0 = Instant::now();
+    let mut result = ParticipantResult {
+        publisher,
+        tracks_expected: stats::tracks_expected(shared.publishers, publisher, shared.audio_only),
+        ..Default::default()
+    };
+    let socket = match UdpSocket::bind((shared.local_ip, 0)).await {
+        Ok(s) => s,
+        Err(e) => {
+            result.errors.push(format!("{name}: UDP bind: {e}"));
+            return result;
+        }
+    };
+    let addr = match socket.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            result.errors.push(format!("{name}: UDP address: {e}"));
+            return result;
+        }
+    };
+    let mut peer = Peer::new(t0, addr);
+    peer.wall_clock_stamps = true;
+    let mut session = Session {
+        shared,
+        name: &name,
+        publisher,
+        peer: &mut peer,
+        socket: &socket,
+        ws: None,
+        errors: &mut result.errors,
+        counted_connected: false,
+    };
+    if let Err(e) = session.drive(t0, end).await {
+        session.errors.push(format!("{name}: {e}"));
+    }
+    if let Some(mut ws) = session.ws.take() {
+        let leave = serde_json::to_string(&ClientMessage::Leave).unwrap_or_default();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = ws.send(Message::text(leave)).await;
+            let _ = ws.close(None).await;
+        })
+        .await;
+    }
+    collect(&peer, t0, end, &mut result);
+    result
+}
+
+/// Moves what the peer counted into the result.
+fn collect(peer: &Peer, t0: Instant, end: Instant, result: &mut ParticipantResult) {
+    let mut tracks = HashSet::new();
+    let mut first_frame: Option<Instant> = None;
+    for r in peer.received.values().filter(|r| r.frames > 0) {
+        tracks.insert((r.stream_id.clone(), r.kind.map(|k| k == MediaKind::Video)));
+        result.packets_received += r.packets;
+        if let (Some(lo), Some(hi)) = (r.first_seq, r.max_seq) {
+            result.packets_expected += hi - lo + 1;
+        }
+        result.bytes_received += r.bytes;
+        result.freezes += r.freezes;
+        result.latency_us.extend_from_slice(&r.latency_us);
+        if r.latency_us.len() > 1 {
+            result.jitter_us.push(r.jitter_us);
+        }
+        if let Some(f) = r.first_frame_at {
+            first_frame = Some(first_frame.map_or(f, |x| x.min(f)));
+        }
+    }
+    result.tracks_received = tracks.len() as u64;
+    let ms = |t: Instant| t.saturating_duration_since(t0).as_secs_f64() * 1000.0;
+    result.connect_ms = peer.connected_at.map(ms);
+    result.join_ms = if result.tracks_expected == 0 {
+        result.connect_ms
+    } else {
+        first_frame.map(ms)
+    };
+    if let Some(f) = first_frame {
+        result.receive_secs = end.saturating_duration_since(f).as_secs_f64();
+    }
+}
+
+struct Session<'a> {
+    shared: &'a Shared,
+    name: &'a str,
+    publisher: bool,
+    peer: &'a mut Peer,
+    socket: &'a UdpSocket,
+    ws: Option<Ws>,
+    errors: &'a mut Vec<String>,
+    counted_connected: bool,
+}
+
+impl Session<'_> {
+    async fn drive(&mut self, t0: Instant, end: Instant) -> Result<(), String> {
+        let token = self.guest_token().await?;
+        let (ws, _) = tokio::time::timeout(
+            SIGNALING_TIMEOUT,
+            tokio_tungstenite::connect_async(self.shared.ws_url.as_str()),
+        )
+        .await
+        .map_err(|_| format!("WebSocket connect to {} timed out", self.shared.ws_url))?
+        .map_err(|e| format!("WebSocket connect to {}: {e}", self.shared.ws_url))?;
+        self.ws = Some(ws);
+        self.send(ClientMessage::Join { token }).await?;
+        self.offer().await?;
+
+        let connect_deadline = t0 + self.shared.connect_timeout;
+        let mut next_ping = Instant::now() + PING_EVERY;
+        let mut buf = vec![0u8; 2000];
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                return Ok(());
+            }
+            if !self.peer.connected && now >= connect_deadline {
+                return Err(format!(
+                    "ICE/DTLS not connected within {} s",
+                    self.shared.connect_timeout.as_secs()
+                ));
+            }
+            if now >= next_ping {
+                self.send(ClientMessage::Ping).await?;
+                next_ping = now + PING_EVERY;
+            }
+            self.peer.handle_timeout(now);
+            self.peer.produce(now);
+            let (transmits, timeout) = self
+                .peer
+                .try_poll()
+                .map_err(|e| format!("WebRTC failure: {e}"))?;
+            for t in transmits {
+                // Send errors (e.g. ICMP unreachable echoes) show up as missing media.
+                let _ = self.socket.send_to(&t.contents, t.destination).await;
+            }
+            if self.peer.connected && !self.counted_connected {
+                self.counted_connected = true;
+                self.shared.connected.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut wake = timeout.min(next_ping).min(end);
+            if let Some(due) = self.peer.next_frame_due() {
+                wake = wake.min(due);
+            }
+            if !self.peer.connected {
+                wake = wake.min(connect_deadline);
+            }
+            let ws = self.ws.as_mut().expect("connected above");
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = r {
+                        self.peer.handle_datagram(Instant::now(), from, &buf[..n]);
+                        while let Ok((n, from)) = self.socket.try_recv_from(&mut buf) {
+                            self.peer.handle_datagram(Instant::now(), from, &buf[..n]);
+                        }
+                    }
+                }
+                m = ws.next() => match m {
+                    Some(Ok(Message::Text(text))) => self.on_signal(&text).await?,
+                    Some(Ok(Message::Close(_))) | None => {
+                        return Err("the server closed the signaling connection".into())
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(format!("signaling: {e}")),
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    async fn guest_token(&self) -> Result<String, String> {
+        let url = format!(
+            "{}/api/v1/rooms/{}/join",
+            self.shared.base, self.shared.room
+        );
+        let res = self
+            .shared
+            .http
+            .post(&url)
+            .json(&serde_json::json!({ "name": self.name }))
+            .send()
+            .await
+            .map_err(|e| format!("guest join {url}: {e}"))?;
+        let status = res.status();
+        let body = res
+            .text()
+            .await
+            .map_err(|e| format!("guest join {url}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("guest join {url}: HTTP {status}: {body}"));
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("guest join {url}: {e}"))?;
+        v["token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("guest join {url}: no token in {body}"))
+    }
+
+    /// Our offer: audio (+ video) for a publisher, a data channel only for a subscriber.
+    async fn offer(&mut self) -> Result<(), String> {
+        let sdp = if self.publisher {
+            self.peer.publish_offer(true, !self.shared.audio_only)
+        } else {
+            self.peer.publish_offer(false, false)
+        };
+        self.send(ClientMessage::Offer { sdp }).await
+    }
+
+    async fn send(&mut self, msg: ClientMessage) -> Result<(), String> {
+        let text = serde_json::to_string(&msg).map_err(|e| e.to_string())?;
+        let ws = self.ws.as_mut().ok_or("no signaling connection")?;
+        tokio::time::timeout(SIGNALING_TIMEOUT, ws.send(Message::text(text)))
+            .await
+            .map_err(|_| "signaling send timed out".to_string())?
+            .map_err(|e| format!("signaling send: {e}"))
+    }
+
+    async fn on_signal(&mut self, text: &str) -> Result<(), String> {
+        let msg: ServerMessage = serde_json::from_str(text)
+            .map_err(|e| format!("unreadable server message ({e}): {text}"))?;
+        match msg {
+            ServerMessage::Answer { sdp } => self.peer.try_accept_answer(&sdp)?,
+            ServerMessage::Offer { sdp } => {
+                // Polite peer: the server ignored our outstanding offer, so roll it back,
+                // answer, and offer again.
+                let ours_was_pending = self.peer.offer_pending();
+                let answer = self.peer.try_accept_offer(&sdp)?;
+                self.send(ClientMessage::Answer { sdp: answer }).await?;
+                if ours_was_pending {
+                    self.offer().await?;
+                }
+            }
+            ServerMessage::Error {
+                code,
+                message,
+                fatal,
+            } => {
+                let e = format!("server error {code:?}: {message}");
+                if fatal {
+                    return Err(e);
+                }
+                self.errors.push(format!("{}: {e}", self.name));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

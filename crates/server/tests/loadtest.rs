@@ -1,0 +1,108 @@
+//! The load tester against an in-process server on loopback: 2 publishers and 2 subscribers
+//! through the guest endpoint, WebSocket signaling and real UDP media.
+
+use std::time::Duration;
+
+use stoa::config::{Settings, TurnSettings};
+use stoa::loadtest::{run, Config};
+
+async fn start() -> stoa::Running {
+    let dir = std::env::temp_dir().join(format!(
+        "stoa-loadtest-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let settings = Settings {
+        data_dir: dir,
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        media_udp_addr: "127.0.0.1:0".parse().unwrap(),
+        media_tcp_addr: "127.0.0.1:0".parse().unwrap(),
+        public_ip: None,
+        jwt_secret: Some("integration-test-secret".into()),
+        log: "warn".into(),
+        turn: TurnSettings {
+            enabled: true,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            alt_addr: None,
+            tls_addr: "127.0.0.1:0".parse().unwrap(),
+            tls_cert: None,
+            realm: "stoa".into(),
+            secret: Some("turn-secret".into()),
+            users: Vec::new(),
+            allow_peers: Vec::new(),
+            deny_peers: Vec::new(),
+            relay_ip: None,
+            host: None,
+            external_urls: Vec::new(),
+            max_allocations: 10,
+            max_bandwidth: None,
+        },
+    };
+    stoa::start(&settings).await.expect("server starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_publishers_and_two_subscribers_receive_everything() {
+    let server = start().await;
+    let mut cfg = Config::new(format!("http://{}", server.http_addr), "load-room");
+    cfg.publishers = 2;
+    cfg.subscribers = 2;
+    cfg.duration = Duration::from_secs(4);
+    cfg.ramp_rate = 20.0;
+    let report = run(&cfg).await.expect("the load test runs");
+    let json = serde_json::to_string_pretty(&report).unwrap();
+    println!("{json}");
+    // Publishers get the other publisher's audio+video, subscribers both publishers'.
+    assert_eq!(report.tracks_expected, 2 * 2 + 2 * 4, "{json}");
+    assert_eq!(report.tracks_received, report.tracks_expected, "{json}");
+    assert_eq!(report.errors, 0, "{json}");
+    assert_eq!(report.participants_connected, 4, "{json}");
+    assert!(report.packets_received > 0, "{json}");
+    assert!(report.packet_loss < 0.05, "{json}");
+    let p50 = report.latency_ms.p50.expect("latency measured");
+    assert!(p50 > 0.0 && p50 < 1000.0, "{json}");
+    assert!(report.latency_ms.p99.unwrap() >= p50, "{json}");
+    assert!(report.join_ms.p50.is_some(), "{json}");
+    assert!(report.bitrate_kbps.mean.unwrap() > 0.0, "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_only_publishers_and_a_bad_server_url() {
+    let server = start().await;
+    let mut cfg = Config::new(format!("http://{}/", server.http_addr), "audio-room");
+    cfg.publishers = 2;
+    cfg.subscribers = 1;
+    cfg.audio_only = true;
+    cfg.duration = Duration::from_secs(2);
+    cfg.ramp_rate = 20.0;
+    let report = run(&cfg).await.expect("the load test runs");
+    let json = serde_json::to_string_pretty(&report).unwrap();
+    assert_eq!(report.tracks_expected, 1 + 1 + 2, "{json}");
+    assert_eq!(report.tracks_received, report.tracks_expected, "{json}");
+    assert_eq!(report.errors, 0, "{json}");
+
+    // Nothing listens on the HTTP port of a stopped listener: every participant errs, no panic.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let mut cfg = Config::new(format!("http://{addr}"), "nobody");
+    cfg.publishers = 1;
+    cfg.subscribers = 1;
+    cfg.duration = Duration::from_millis(200);
+    cfg.ramp_rate = 50.0;
+    let report = run(&cfg).await.expect("setup succeeds");
+    assert_eq!(report.errors, 2, "{report:?}");
+    assert!(
+        report.error_messages[0].contains("guest join"),
+        "{report:?}"
+    );
+    assert_eq!(report.tracks_received, 0);
+
+    assert!(run(&Config::new("ftp://x", "r")).await.is_err());
+    assert!(run(&Config::new("http://127.0.0.1:1", "bad room!"))
+        .await
+        .is_err());
+}
