@@ -19,7 +19,10 @@ fn thread_cpu_seconds() -> f64 {
 }
 
 fn main() -> std::io::Result<()> {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let fan_out = *args.first().unwrap_or(&20) as usize;
     let rate = *args.get(1).unwrap_or(&5000);
     let seconds = *args.get(2).unwrap_or(&10);
@@ -70,7 +73,9 @@ fn main() -> std::io::Result<()> {
         let mut buf = [0u8; 2048];
         let mut forwarded = 0u64;
         while forward_running.load(Ordering::Relaxed) {
-            let Ok(n) = forwarder.recv(&mut buf) else { continue };
+            let Ok(n) = forwarder.recv(&mut buf) else {
+                continue;
+            };
             for d in &destinations {
                 if forwarder.send_to(&buf[..n], d).is_ok() {
                     forwarded += 1;
