@@ -222,8 +222,7 @@ impl TurnIo {
     }
 
     fn peer_data(&mut self, port: u16, peer: SocketAddr, data: &[u8]) {
-        let out = std::mem::take(&mut self.out);
-        let mut out = out;
+        let mut out = std::mem::take(&mut self.out);
         if let Some(ToClient {
             transport,
             local,

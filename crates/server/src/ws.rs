@@ -104,37 +104,10 @@ async fn authenticate(
     state: &AppState,
     host: Option<&str>,
 ) -> Option<JoinRequest> {
-    let first = tokio::time::timeout(JOIN_TIMEOUT, socket.recv()).await;
-    let text = match first {
-        Ok(Some(Ok(Message::Text(t)))) => t,
-        _ => {
-            fail(
-                socket,
-                ErrorCode::Unauthorized,
-                "the first message must be join",
-            )
-            .await;
-            return None;
-        }
-    };
-    let token = match serde_json::from_str::<ClientMessage>(&text) {
-        Ok(ClientMessage::Join { token }) => token,
-        Ok(_) => {
-            fail(
-                socket,
-                ErrorCode::Unauthorized,
-                "the first message must be join",
-            )
-            .await;
-            return None;
-        }
-        Err(e) => {
-            fail(
-                socket,
-                ErrorCode::BadMessage,
-                &format!("unreadable message: {e}"),
-            )
-            .await;
+    let token = match first_join_token(socket).await {
+        Ok(token) => token,
+        Err((code, message)) => {
+            fail(socket, code, &message).await;
             return None;
         }
     };
@@ -155,6 +128,25 @@ async fn authenticate(
         kind: ParticipantKind::Interactive,
         ice_servers,
     })
+}
+
+/// The token of the first message, which must be a `join` sent within the join timeout.
+async fn first_join_token(socket: &mut WebSocket) -> Result<String, (ErrorCode, String)> {
+    let not_join = || {
+        (
+            ErrorCode::Unauthorized,
+            "the first message must be join".to_string(),
+        )
+    };
+    let text = match tokio::time::timeout(JOIN_TIMEOUT, socket.recv()).await {
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        _ => return Err(not_join()),
+    };
+    match serde_json::from_str::<ClientMessage>(&text) {
+        Ok(ClientMessage::Join { token }) => Ok(token),
+        Ok(_) => Err(not_join()),
+        Err(e) => Err((ErrorCode::BadMessage, format!("unreadable message: {e}"))),
+    }
 }
 
 async fn fail(socket: &mut WebSocket, code: ErrorCode, message: &str) {

@@ -3,46 +3,9 @@
 
 use std::time::Duration;
 
-use stoa::config::{Settings, TurnSettings};
+mod common;
+use common::start;
 use stoa::loadtest::{run, Config};
-
-async fn start() -> stoa::Running {
-    let dir = std::env::temp_dir().join(format!(
-        "stoa-loadtest-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    let settings = Settings {
-        data_dir: dir,
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        media_udp_addr: "127.0.0.1:0".parse().unwrap(),
-        media_tcp_addr: "127.0.0.1:0".parse().unwrap(),
-        public_ip: None,
-        jwt_secret: Some("integration-test-secret".into()),
-        log: "warn".into(),
-        turn: TurnSettings {
-            enabled: true,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            alt_addr: None,
-            tls_addr: "127.0.0.1:0".parse().unwrap(),
-            tls_cert: None,
-            realm: "stoa".into(),
-            secret: Some("turn-secret".into()),
-            users: Vec::new(),
-            allow_peers: Vec::new(),
-            deny_peers: Vec::new(),
-            relay_ip: None,
-            host: None,
-            external_urls: Vec::new(),
-            max_allocations: 10,
-            max_bandwidth: None,
-        },
-    };
-    stoa::start(&settings).await.expect("server starts")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_publishers_and_two_subscribers_receive_everything() {

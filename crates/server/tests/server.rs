@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use stoa::config::{Settings, TurnSettings};
+mod common;
+use common::start;
 use stoa_proto::{ClientMessage, Grants, RoomName, ServerMessage};
 use stoa_testkit::Peer;
 use str0m::media::MediaKind;
@@ -14,45 +15,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn start() -> stoa::Running {
-    let dir =
-        std::env::temp_dir().join(format!("stoa-it-{}-{}", std::process::id(), rand_suffix()));
-    let settings = Settings {
-        data_dir: dir,
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        media_udp_addr: "127.0.0.1:0".parse().unwrap(),
-        media_tcp_addr: "127.0.0.1:0".parse().unwrap(),
-        public_ip: None,
-        jwt_secret: Some("integration-test-secret".into()),
-        log: "warn".into(),
-        turn: TurnSettings {
-            enabled: true,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            alt_addr: None,
-            tls_addr: "127.0.0.1:0".parse().unwrap(),
-            tls_cert: None,
-            realm: "stoa".into(),
-            secret: Some("turn-secret".into()),
-            users: Vec::new(),
-            allow_peers: Vec::new(),
-            deny_peers: Vec::new(),
-            relay_ip: None,
-            host: None,
-            external_urls: Vec::new(),
-            max_allocations: 10,
-            max_bandwidth: None,
-        },
-    };
-    stoa::start(&settings).await.expect("server starts")
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
 
 fn token(server: &stoa::Running, room: &str, identity: &str, grants: Grants) -> String {
     server.keys.mint(
