@@ -9,8 +9,8 @@ mod signal;
 
 pub use ids::{ParticipantId, RoomName, RoomNameError};
 pub use signal::{
-    ChatMessage, ClientMessage, ErrorCode, Grants, IceServer, ParticipantInfo, PublishedTrack,
-    ServerMessage, TrackInfo, TrackKind, TrackSource, PROTOCOL_VERSION,
+    ChatMessage, ClientMessage, ErrorCode, Grants, IceServer, LobbyEntry, ParticipantInfo,
+    PublishedTrack, ServerMessage, TrackInfo, TrackKind, TrackSource, PROTOCOL_VERSION,
 };
 
 use serde::{Deserialize, Serialize};
@@ -22,4 +22,7 @@ pub struct ErrorBody {
     pub error: String,
     /// Human-readable explanation.
     pub message: String,
+    /// The request field that was wrong, for validation errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }

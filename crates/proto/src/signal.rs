@@ -124,9 +124,36 @@ pub enum ClientMessage {
     Chat {
         text: String,
     },
+    /// Host (room-admin): mutes another participant's microphone. They may unmute.
+    MuteParticipant {
+        participant: ParticipantId,
+    },
+    /// Host (room-admin): removes another participant from the call.
+    RemoveParticipant {
+        participant: ParticipantId,
+    },
+    /// Host (room-admin): lets someone waiting in the lobby in.
+    Admit {
+        id: String,
+    },
+    /// Host (room-admin): turns someone waiting in the lobby away.
+    Deny {
+        id: String,
+    },
+    /// Host (room-admin): locks the meeting (nobody new may join) or unlocks it.
+    Lock {
+        locked: bool,
+    },
     /// Keeps the connection alive; answered by `pong`.
     Ping,
     Leave,
+}
+
+/// Someone waiting in a meeting's lobby, as its hosts see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LobbyEntry {
+    pub id: String,
+    pub name: String,
 }
 
 /// One sending transceiver as the client describes it in `publish`.
@@ -174,6 +201,21 @@ pub enum ServerMessage {
     Chat {
         message: ChatMessage,
     },
+    /// The meeting has a lobby: wait for a host to admit (`joined` follows) or deny
+    /// (a fatal `denied` error follows).
+    Lobby,
+    /// To hosts: everyone waiting in the lobby now.
+    LobbyUpdate {
+        waiting: Vec<LobbyEntry>,
+    },
+    /// A host muted this participant's microphone; the client should show it muted.
+    MutedByHost {
+        kind: TrackKind,
+    },
+    /// The meeting was locked or unlocked by a host.
+    Locked {
+        locked: bool,
+    },
     Pong,
     /// The request could not be handled; the connection stays usable unless `fatal`.
     Error {
@@ -200,6 +242,12 @@ pub enum ErrorCode {
     Replaced,
     /// The server is shutting down or the room was closed.
     Closed,
+    /// A host removed this participant.
+    Removed,
+    /// A host turned this participant away from the lobby.
+    Denied,
+    /// The meeting is locked, cancelled, or needs a signed-in account.
+    NotAdmitted,
 }
 
 impl ServerMessage {

@@ -76,6 +76,7 @@ impl ApiError {
             body: ErrorBody {
                 error: error.into(),
                 message: message.into(),
+                field: None,
             },
         }
     }

@@ -12,6 +12,7 @@
 
 pub mod demux;
 pub mod keyframe;
+mod moderation;
 mod participant;
 pub mod rewrite;
 mod routing;
@@ -85,6 +86,8 @@ pub enum CloseReason {
     Silent,
     /// The same identity joined the room again.
     Replaced,
+    /// A host removed it.
+    Removed,
     /// Its WebRTC session failed (DTLS, SCTP, or an internal error).
     Failed,
 }
@@ -563,6 +566,15 @@ impl Sfu {
                 self.broadcast(&room, None, ServerMessage::Chat { message });
                 Ok(())
             }
+            ClientMessage::MuteParticipant { participant } => self.mute_by_host(id, participant),
+            ClientMessage::RemoveParticipant { participant } => {
+                self.remove_by_host(now, id, participant)
+            }
+            ClientMessage::Admit { .. }
+            | ClientMessage::Deny { .. }
+            | ClientMessage::Lock { .. } => Err(SfuError::OutOfOrder(
+                "lobby and lock are handled by the signaling server",
+            )),
             ClientMessage::Ping => {
                 self.signal(id, ServerMessage::Pong);
                 Ok(())

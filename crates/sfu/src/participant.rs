@@ -47,6 +47,8 @@ pub(crate) struct UpTrack {
     pub kind: TrackKind,
     pub source: TrackSource,
     pub muted: bool,
+    /// A host muted it: its packets are dropped until the owner unmutes.
+    pub host_muted: bool,
     /// Participants with a down-track fed by this track.
     pub subscribers: Vec<ParticipantId>,
     /// Payload type → codec parameters, learned from the first packet of each type.

@@ -148,6 +148,7 @@ impl Sfu {
             kind,
             source: source.unwrap_or(default_source),
             muted: muted.unwrap_or(false),
+            host_muted: false,
             subscribers: Vec::new(),
             payloads: Vec::new(),
             last_keyframe_request: None,
@@ -210,6 +211,9 @@ impl Sfu {
         let before = (track.source, track.muted);
         track.source = source.unwrap_or(track.source);
         track.muted = muted.unwrap_or(track.muted);
+        if !track.muted {
+            track.host_muted = false;
+        }
         if before != (track.source, track.muted) {
             let info = track.info(id);
             let room = p.room.clone();
@@ -461,6 +465,10 @@ impl Sfu {
         let Some(track) = p.up.iter_mut().find(|t| t.mid == mid) else {
             return;
         };
+        if track.host_muted {
+            p.counters.dropped += 1;
+            return;
+        }
         let payload = match track.payloads.iter().find(|(known, _)| *known == pt) {
             Some((_, entry)) => *entry,
             None => {

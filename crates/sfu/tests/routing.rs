@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use stoa_proto::{ClientMessage, ServerMessage};
+use stoa_proto::{ClientMessage, ErrorCode, ServerMessage, TrackKind};
+use stoa_sfu::CloseReason;
 use stoa_testkit::{LinkParams, SfuSim};
 use str0m::media::MediaKind;
 
@@ -367,4 +368,93 @@ fn leaving_forgets_every_address_and_ufrag() {
         0,
         "no address or ufrag routes are left"
     );
+}
+
+#[test]
+fn a_host_mutes_and_removes_a_participant_and_others_cannot() {
+    let mut sim = SfuSim::new();
+    let host = sim.add_host("room", "host");
+    let bob = sim.add_publisher("room", "bob");
+    let carol = sim.add_listener("room", "carol");
+    sim.run(Duration::from_secs(2));
+    let from_bob = stream(&sim, bob);
+    let bob_id = sim.id(bob);
+    let audio_at_carol = |s: &SfuSim| s.peer(carol).frames_from(&from_bob, MediaKind::Audio);
+    assert!(
+        audio_at_carol(&sim) > 50,
+        "bob's audio flows before the mute"
+    );
+
+    // Only a room-admin may moderate.
+    sim.client_message(
+        carol,
+        ClientMessage::MuteParticipant {
+            participant: bob_id,
+        },
+    );
+    assert!(matches!(
+        sim.messages(carol).last(),
+        Some(ServerMessage::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        })
+    ));
+
+    sim.client_message(
+        host,
+        ClientMessage::MuteParticipant {
+            participant: bob_id,
+        },
+    );
+    assert!(sim.messages(bob).iter().any(|m| matches!(
+        m,
+        ServerMessage::MutedByHost {
+            kind: TrackKind::Audio
+        }
+    )));
+    let audio_track = sim
+        .messages(carol)
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            ServerMessage::TrackPublished { track }
+                if track.participant == bob_id && track.kind == TrackKind::Audio =>
+            {
+                Some(track.clone())
+            }
+            _ => None,
+        })
+        .expect("others learn the track is muted");
+    assert!(audio_track.muted);
+    sim.run(Duration::from_millis(200));
+    let muted_at = audio_at_carol(&sim);
+    sim.run(Duration::from_secs(1));
+    assert_eq!(audio_at_carol(&sim), muted_at, "no audio while host-muted");
+
+    // Bob unmutes himself: his audio flows again.
+    let mid = audio_track.id.rsplit('-').next().unwrap().to_string();
+    sim.client_message(bob, ClientMessage::Mute { mid, muted: false });
+    assert!(sim.run_until(Duration::from_secs(2), |s| audio_at_carol(s)
+        > muted_at + 20));
+
+    sim.client_message(
+        host,
+        ClientMessage::RemoveParticipant {
+            participant: bob_id,
+        },
+    );
+    assert!(sim.messages(bob).iter().any(|m| matches!(
+        m,
+        ServerMessage::Error {
+            code: ErrorCode::Removed,
+            fatal: true,
+            ..
+        }
+    )));
+    assert!(sim.closed.contains(&(bob_id, CloseReason::Removed)));
+    assert!(sim
+        .messages(carol)
+        .iter()
+        .any(|m| matches!(m, ServerMessage::ParticipantLeft { id } if *id == bob_id)));
+    assert_eq!(sim.sfu.participant_count(), 2);
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use stoa_proto::{ClientMessage, ParticipantId, RoomName, ServerMessage};
+use stoa_proto::{ClientMessage, Grants, ParticipantId, RoomName, ServerMessage};
 use stoa_sfu::{CloseReason, Datagram, JoinRequest, Output, ParticipantKind, Sfu, SfuConfig};
 use str0m::net::Protocol;
 use str0m::Candidate;
@@ -78,6 +78,16 @@ impl SfuSim {
     }
 
     fn join(&mut self, room: &str, identity: &str, kind: ParticipantKind) -> usize {
+        self.join_with(room, identity, kind, Grants::default())
+    }
+
+    fn join_with(
+        &mut self,
+        room: &str,
+        identity: &str,
+        kind: ParticipantKind,
+        grants: Grants,
+    ) -> usize {
         let index = self.clients.len();
         let addr: SocketAddr = format!("10.0.1.{}:5000", index + 1)
             .parse()
@@ -87,7 +97,7 @@ impl SfuSim {
             room: RoomName::new(room).expect("valid room"),
             identity: identity.into(),
             name: identity.into(),
-            grants: Default::default(),
+            grants,
             kind,
             ice_servers: Vec::new(),
         };
@@ -109,6 +119,18 @@ impl SfuSim {
     /// An interactive participant (like the web app) that publishes audio and video.
     pub fn add_publisher(&mut self, room: &str, identity: &str) -> usize {
         let i = self.join(room, identity, ParticipantKind::Interactive);
+        let offer = self.clients[i].peer.publish_offer(true, true);
+        self.client_message(i, ClientMessage::Offer { sdp: offer });
+        i
+    }
+
+    /// A publisher whose token grants room-admin (a meeting host).
+    pub fn add_host(&mut self, room: &str, identity: &str) -> usize {
+        let grants = Grants {
+            room_admin: true,
+            ..Grants::default()
+        };
+        let i = self.join_with(room, identity, ParticipantKind::Interactive, grants);
         let offer = self.clients[i].peer.publish_offer(true, true);
         self.client_message(i, ClientMessage::Offer { sdp: offer });
         i

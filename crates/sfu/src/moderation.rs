@@ -1,0 +1,85 @@
+//! Host powers inside a call: muting and removing another participant of the room. Only a
+//! participant whose token grants `room_admin` may use them.
+
+use std::time::Instant;
+
+use stoa_proto::{ErrorCode, ParticipantId, ServerMessage, TrackKind};
+
+use crate::{CloseReason, Sfu, SfuError};
+
+impl Sfu {
+    /// The room's participant `target`, if `by` may moderate it.
+    fn moderated(&self, by: ParticipantId, target: ParticipantId) -> Result<(), SfuError> {
+        let host = self
+            .participants
+            .get(&by)
+            .ok_or(SfuError::UnknownParticipant)?;
+        if !host.grants.room_admin {
+            return Err(SfuError::Forbidden("only a host can do this"));
+        }
+        match self.participants.get(&target) {
+            Some(t) if t.room == host.room => Ok(()),
+            _ => Err(SfuError::BadRequest(format!(
+                "{target} is not in this meeting"
+            ))),
+        }
+    }
+
+    /// Mutes every audio track of `target` and drops its audio until it unmutes itself.
+    pub(crate) fn mute_by_host(
+        &mut self,
+        by: ParticipantId,
+        target: ParticipantId,
+    ) -> Result<(), SfuError> {
+        self.moderated(by, target)?;
+        let Some(p) = self.participants.get_mut(&target) else {
+            return Err(SfuError::UnknownParticipant);
+        };
+        let mut changed = Vec::new();
+        for track in p.up.iter_mut().filter(|t| t.kind == TrackKind::Audio) {
+            track.host_muted = true;
+            if !track.muted {
+                track.muted = true;
+                changed.push(track.info(target));
+            }
+        }
+        let room = p.room.clone();
+        tracing::info!(host = %by, participant = %target, "muted by host");
+        for track in changed {
+            self.broadcast(&room, None, ServerMessage::TrackPublished { track });
+        }
+        self.signal(
+            target,
+            ServerMessage::MutedByHost {
+                kind: TrackKind::Audio,
+            },
+        );
+        Ok(())
+    }
+
+    /// Tells `target` it was removed, then removes it from the room.
+    pub(crate) fn remove_by_host(
+        &mut self,
+        now: Instant,
+        by: ParticipantId,
+        target: ParticipantId,
+    ) -> Result<(), SfuError> {
+        if by == target {
+            return Err(SfuError::BadRequest(
+                "leave the meeting instead of removing yourself".into(),
+            ));
+        }
+        self.moderated(by, target)?;
+        tracing::info!(host = %by, participant = %target, "removed by host");
+        self.signal(
+            target,
+            ServerMessage::Error {
+                code: ErrorCode::Removed,
+                message: "a host removed you from the meeting".into(),
+                fatal: true,
+            },
+        );
+        self.remove(now, target, Some(CloseReason::Removed));
+        Ok(())
+    }
+}
