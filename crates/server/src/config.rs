@@ -45,6 +45,16 @@ pub struct ServeArgs {
     )]
     pub jwt_secret: Option<String>,
 
+    /// Database: `sqlite://PATH` or `postgres://USER@HOST/DB`
+    /// [default: sqlite://<data-dir>/stoa.db]
+    #[arg(
+        long,
+        env = "STOA_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. `info,stoa_sfu=debug` [default: info]
     #[arg(long, env = "STOA_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -159,6 +169,7 @@ struct FileConfig {
     media_tcp_addr: Option<SocketAddr>,
     public_ip: Option<IpAddr>,
     jwt_secret: Option<String>,
+    database_url: Option<String>,
     log: Option<String>,
     turn_addr: Option<SocketAddr>,
     turn_alt_addr: Option<SocketAddr>,
@@ -192,6 +203,7 @@ pub struct Settings {
     pub media_tcp_addr: SocketAddr,
     pub public_ip: Option<IpAddr>,
     pub jwt_secret: Option<String>,
+    pub database_url: String,
     pub log: String,
     pub turn: TurnSettings,
 }
@@ -223,11 +235,17 @@ impl Settings {
             None => FileConfig::default(),
         };
         let turn = resolve_turn(args.turn, &mut file)?;
+        let data_dir: PathBuf = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| "stoa-data".into());
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("stoa.db").display()));
         Ok(Self {
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| "stoa-data".into()),
+            data_dir,
+            database_url,
             http_addr: args
                 .http_addr
                 .or(file.http_addr)

@@ -2,7 +2,6 @@
 //! Every error answers with the JSON [`ErrorBody`] shape.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -10,18 +9,19 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use stoa_proto::{ErrorBody, Grants, ParticipantId, RoomName};
-use stoa_sfu::{JoinRequest, ParticipantKind, SfuError};
+use stoa_proto::{ParticipantId, RoomName};
+use stoa_sfu::{JoinRequest, ParticipantKind};
+use stoa_store::Store;
 
-use crate::assets;
+use crate::api::accounts::LoginLimiter;
 use crate::auth::{Claims, TokenError, TokenKeys};
+pub use crate::error::ApiError;
 use crate::ice::IceAdvert;
+use crate::lobby::Lobbies;
 use crate::media::{Command, MediaHandle};
-use crate::ws;
+use crate::presence::Presence;
+use crate::{api, assets, ws};
 
-/// How long a guest token from a meeting link stays valid.
-const GUEST_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Upper bound for SDP and JSON request bodies.
 const MAX_BODY: usize = 256 * 1024;
 
@@ -30,12 +30,20 @@ pub struct AppState {
     pub media: MediaHandle,
     pub keys: Arc<TokenKeys>,
     pub ice: Arc<IceAdvert>,
+    pub store: Arc<dyn Store>,
+    pub presence: Arc<Presence>,
+    pub lobbies: Arc<Lobbies>,
+    pub login_limiter: Arc<LoginLimiter>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { assets::page("index.html") }))
         .route("/m/{room}", get(meeting_page))
+        .route("/login", get(|| async { assets::page("login.html") }))
+        .route("/signup", get(|| async { assets::page("signup.html") }))
+        .route("/app", get(|| async { assets::page("app.html") }))
+        .route("/app/{*view}", get(|| async { assets::page("app.html") }))
         .route(
             "/static/{*path}",
             get(|Path(path): Path<String>| async move { assets::file(&path) }),
@@ -44,13 +52,12 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/nettest", get(|| async { assets::page("nettest.html") }))
         .route("/api/v1/nettest", get(nettest_config))
-        .route("/api/v1/meetings", post(create_meeting))
-        .route("/api/v1/rooms/{room}/join", post(guest_join))
         .route("/api/v1/rooms/{room}/counters", get(room_counters))
         .route("/whip/{room}", post(whip))
         .route("/whip/{room}/{id}", delete(end_session))
         .route("/whep/{room}", post(whep))
         .route("/whep/{room}/{id}", delete(end_session))
+        .merge(api::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -60,56 +67,6 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
-}
-
-/// An error response: status plus the JSON error body.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    body: ErrorBody,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ErrorBody {
-                error: error.into(),
-                message: message.into(),
-                field: None,
-            },
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
-    }
-}
-
-impl From<TokenError> for ApiError {
-    fn from(e: TokenError) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
-    }
-}
-
-impl From<SfuError> for ApiError {
-    fn from(e: SfuError) -> Self {
-        let status = match e {
-            SfuError::UnknownParticipant => StatusCode::NOT_FOUND,
-            SfuError::Forbidden(_) => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let code = serde_json::to_value(e.code())
-            .ok()
-            .and_then(|v| v.as_str().map(String::from));
-        ApiError::new(
-            status,
-            code.as_deref().unwrap_or("bad_request"),
-            e.to_string(),
-        )
-    }
 }
 
 fn room_name(raw: &str) -> Result<RoomName, ApiError> {
@@ -169,18 +126,8 @@ async fn nettest_config(State(state): State<AppState>, headers: HeaderMap) -> Re
     Json(state.ice.nettest(host)).into_response()
 }
 
-/// A fresh, hard-to-guess meeting link (`abc-defg-hjk`).
-async fn create_meeting() -> Response {
-    let room = random_room_name();
-    let url = format!("/m/{room}");
-    (
-        StatusCode::CREATED,
-        Json(serde_json::json!({"room": room, "url": url})),
-    )
-        .into_response()
-}
-
-fn random_room_name() -> String {
+/// A fresh, hard-to-guess room name for a meeting link (`abc-defg-hjk`).
+pub fn random_room_name() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
     let pick = |n: usize| -> String {
         (0..n)
@@ -188,38 +135,6 @@ fn random_room_name() -> String {
             .collect()
     };
     format!("{}-{}-{}", pick(3), pick(4), pick(3))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GuestJoin {
-    name: String,
-}
-
-async fn guest_join(
-    State(state): State<AppState>,
-    Path(room): Path<String>,
-    body: Result<Json<GuestJoin>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let room = room_name(&room)?;
-    let Json(body) =
-        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 64 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_name",
-            "name must be 1 to 64 characters",
-        ));
-    }
-    let identity = format!("guest-{:016x}", rand::random::<u64>());
-    let token = state
-        .keys
-        .mint(&room, &identity, name, Grants::default(), GUEST_TOKEN_TTL);
-    Ok(
-        Json(serde_json::json!({"token": token, "room": room, "identity": identity, "name": name}))
-            .into_response(),
-    )
 }
 
 async fn room_counters(

@@ -1,13 +1,17 @@
 //! The `stoa` server: configuration, the HTTP/WebSocket surface, the media worker that drives
 //! the SFU core over real sockets, and the CLI subcommands. All I/O of Stoa lives here.
 
+pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod config;
+pub mod error;
 pub mod http;
 pub mod ice;
 pub mod loadtest;
+pub mod lobby;
 pub mod media;
+pub mod presence;
 pub mod relay;
 pub mod ws;
 
@@ -30,6 +34,12 @@ pub struct Running {
 /// Binds every socket, starts the media worker and serves HTTP in the background.
 /// Port 0 in any address picks a free port (tests do this).
 pub async fn start(settings: &Settings) -> Result<Running, String> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data dir {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
     let keys = Arc::new(
         auth::TokenKeys::load(&settings.data_dir, settings.jwt_secret.as_deref()).map_err(|e| {
             format!(
@@ -38,6 +48,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
             )
         })?,
     );
+    let store = open_store(&settings.database_url).await?;
     let sockets = media::MediaSockets::bind(
         settings.media_udp_addr,
         settings.media_tcp_addr,
@@ -99,13 +110,20 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         media,
         keys: keys.clone(),
         ice,
+        store,
+        presence: Default::default(),
+        lobbies: Default::default(),
+        login_limiter: Default::default(),
     });
     let serve = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
     });
     Ok(Running {
         http_addr,
@@ -115,4 +133,39 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         keys,
         serve,
     })
+}
+
+/// Connects to the database, applies migrations and tidies what a stopped server left.
+async fn open_store(url: &str) -> Result<Arc<dyn stoa_store::Store>, String> {
+    use stoa_store::Store as _;
+    let store = stoa_store::connect(url)
+        .await
+        .map_err(|e| format!("cannot open the database {}: {e}", redact(url)))?;
+    let now = api::now_ms();
+    let closed = store
+        .close_open_attendance(now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let expired = store.purge_sessions(now).await.map_err(|e| e.to_string())?;
+    tracing::info!(
+        backend = store.backend(),
+        closed_attendance = closed,
+        expired_sessions = expired,
+        "database ready"
+    );
+    Ok(Arc::new(store))
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }

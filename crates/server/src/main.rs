@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Run the server (web app, API, signaling, WHIP/WHEP, SFU)
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print an access token for a room (the token alone is the last line of output)
     Token(TokenArgs),
     /// Load-test a server with simulated WebRTC participants and report what they received
@@ -125,7 +125,7 @@ struct TokenArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Commands::Serve(args) => serve(args),
+        Commands::Serve(args) => serve(*args),
         Commands::Token(args) => token(args),
         Commands::LoadTest(args) => load_test(args),
     }

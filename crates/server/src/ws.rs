@@ -1,5 +1,7 @@
-//! One WebSocket signaling session: authenticate with `join`, then relay typed messages
-//! between the client and the media worker until either side ends it.
+//! One WebSocket signaling session: authenticate with `join`, pass the meeting's door
+//! (cancelled, locked, lobby), then relay typed messages between the client and the media
+//! worker until either side ends it. Lobby and lock messages from hosts are handled here;
+//! attendance and presence are recorded for the session's length.
 
 use std::time::Duration;
 
@@ -9,9 +11,12 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use stoa_proto::{ClientMessage, ErrorCode, ServerMessage};
 use stoa_sfu::{JoinRequest, ParticipantKind};
+use stoa_store::Meeting;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::api::meetings::{admits, identity_user};
+use crate::api::now_ms;
 use crate::http::AppState;
 use crate::media::Command;
 
@@ -38,11 +43,26 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
     let Some(req) = authenticate(&mut socket, &state, host.as_deref()).await else {
         return;
     };
+    let Some(meeting) = pass_door(&mut socket, &state, &req).await else {
+        return;
+    };
+    let room = req.room.to_string();
+    let is_host = req.grants.room_admin;
+    let user_id = identity_user(&req.identity).map(String::from);
+    let name = req.name.clone();
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let Some(id) = state.media.join(req, events_tx).await else {
         return;
     };
     tracing::info!(participant = %id, "signaling session started");
+    let (notices_tx, mut notices) = mpsc::unbounded_channel();
+    let door_key = state.lobbies.attend(&room, notices_tx, is_host);
+    let attendance = record_join(&state, meeting.as_ref(), user_id.as_deref(), &name).await;
+    if let Some(user) = &user_id {
+        if state.presence.call_joined(user) {
+            state.presence.announce(state.store.clone(), user.clone());
+        }
+    }
     let mut last_heard = Instant::now();
     let mut idle_check = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -64,6 +84,11 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
                     Ok(ClientMessage::Join { .. }) => {
                         send(&mut socket, &ServerMessage::error(ErrorCode::OutOfOrder, "already joined")).await;
                     }
+                    Ok(message @ (ClientMessage::Admit { .. } | ClientMessage::Deny { .. } | ClientMessage::Lock { .. })) => {
+                        if let Err((code, text)) = moderate_door(&state, &room, meeting.as_ref(), is_host, message).await {
+                            send(&mut socket, &ServerMessage::error(code, text)).await;
+                        }
+                    }
                     Ok(message) => state.media.send(Command::Message { id, message }),
                     Err(e) => {
                         send(&mut socket, &ServerMessage::error(ErrorCode::BadMessage, format!("unreadable message: {e}"))).await;
@@ -80,6 +105,11 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
                 // The media worker removed this participant.
                 None => break,
             },
+            Some(notice) = notices.recv() => {
+                if !send(&mut socket, &notice).await {
+                    break;
+                }
+            }
             _ = idle_check.tick() => {
                 if last_heard.elapsed() > IDLE_TIMEOUT {
                     tracing::info!(participant = %id, "signaling idle; closing");
@@ -89,6 +119,17 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
         }
     }
     state.media.send(Command::Leave { id });
+    state.lobbies.depart(&room, door_key);
+    if let Some(attendance) = attendance {
+        if let Err(e) = state.store.record_leave(&attendance, now_ms()).await {
+            tracing::warn!(error = %e, "cannot record leaving the meeting");
+        }
+    }
+    if let Some(user) = &user_id {
+        if state.presence.call_left(user) {
+            state.presence.announce(state.store.clone(), user.clone());
+        }
+    }
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code: 1000,
@@ -96,6 +137,141 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
         })))
         .await;
     tracing::info!(participant = %id, "signaling session ended");
+}
+
+/// Checks the room's stored meeting, if any, and holds lobby guests until a host decides.
+/// `None` when the session must end (the client was told why); otherwise the meeting.
+async fn pass_door(
+    socket: &mut WebSocket,
+    state: &AppState,
+    req: &JoinRequest,
+) -> Option<Option<Meeting>> {
+    let meeting = match state.store.meeting_by_room(req.room.as_str()).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the meeting of a room");
+            fail(
+                socket,
+                ErrorCode::Closed,
+                "the server cannot load this meeting now",
+            )
+            .await;
+            return None;
+        }
+    };
+    let Some(m) = meeting else {
+        return Some(None);
+    };
+    let host = req.grants.room_admin;
+    if let Err(e) = admits(&m, identity_user(&req.identity).is_some(), host) {
+        fail(socket, ErrorCode::NotAdmitted, &e.body.message).await;
+        return None;
+    }
+    if m.draft.lobby && !host && !wait_in_lobby(socket, state, req).await {
+        return None;
+    }
+    Some(Some(m))
+}
+
+/// Waits for a host's decision; `false` if denied or the client went away.
+async fn wait_in_lobby(socket: &mut WebSocket, state: &AppState, req: &JoinRequest) -> bool {
+    let room = req.room.as_str();
+    let (lobby_id, mut decision) = state.lobbies.wait(room, &req.name);
+    send(socket, &ServerMessage::Lobby).await;
+    loop {
+        tokio::select! {
+            decided = &mut decision => {
+                if decided == Ok(true) {
+                    return true;
+                }
+                fail(socket, ErrorCode::Denied, "the host did not let you in").await;
+                return false;
+            }
+            incoming = tokio::time::timeout(IDLE_TIMEOUT, socket.recv()) => match incoming {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(ClientMessage::Ping) => { send(socket, &ServerMessage::Pong).await; }
+                        Ok(ClientMessage::Leave) => break,
+                        _ => { send(socket, &ServerMessage::error(ErrorCode::OutOfOrder, "waiting in the lobby")).await; }
+                    }
+                }
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => break,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+    state.lobbies.stop_waiting(room, &lobby_id);
+    false
+}
+
+/// An error to answer a client message with.
+type Refusal = (ErrorCode, &'static str);
+
+/// A host's `admit`, `deny` or `lock`; the error to send back otherwise.
+async fn moderate_door(
+    state: &AppState,
+    room: &str,
+    meeting: Option<&Meeting>,
+    is_host: bool,
+    message: ClientMessage,
+) -> Result<(), Refusal> {
+    if !is_host {
+        return Err((ErrorCode::Forbidden, "only a host can do this"));
+    }
+    match message {
+        ClientMessage::Admit { id } | ClientMessage::Deny { id } if id.len() > 64 => {
+            Err((ErrorCode::BadMessage, "no such lobby entry"))
+        }
+        ClientMessage::Admit { id } => decide(state, room, &id, true),
+        ClientMessage::Deny { id } => decide(state, room, &id, false),
+        ClientMessage::Lock { locked } => {
+            let Some(m) = meeting else {
+                return Err((
+                    ErrorCode::BadMessage,
+                    "only a scheduled or signed-in meeting can be locked",
+                ));
+            };
+            state
+                .store
+                .set_locked(&m.id, locked, now_ms())
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot store the meeting lock");
+                    (ErrorCode::Closed, "the lock could not be saved")
+                })?;
+            state.lobbies.announce_lock(room, locked);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn decide(state: &AppState, room: &str, id: &str, admit: bool) -> Result<(), Refusal> {
+    if state.lobbies.decide(room, id, admit) {
+        Ok(())
+    } else {
+        Err((ErrorCode::BadMessage, "no such lobby entry"))
+    }
+}
+
+async fn record_join(
+    state: &AppState,
+    meeting: Option<&Meeting>,
+    user_id: Option<&str>,
+    name: &str,
+) -> Option<String> {
+    let m = meeting?;
+    match state
+        .store
+        .record_join(&m.id, user_id, name, now_ms())
+        .await
+    {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record joining the meeting");
+            None
+        }
+    }
 }
 
 /// Waits for a valid `join`; answers anything else with a fatal error.

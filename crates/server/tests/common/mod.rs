@@ -1,12 +1,23 @@
 //! Shared by the integration tests: an in-process Stoa server on loopback with free ports.
+#![allow(dead_code)] // each test binary uses a different part of it
 
 use stoa::config::{Settings, TurnSettings};
 
 /// Starts a server on 127.0.0.1 with every port picked by the OS and a fresh data dir.
 pub async fn start() -> stoa::Running {
+    start_with(&settings()).await
+}
+
+pub async fn start_with(settings: &Settings) -> stoa::Running {
+    stoa::start(settings).await.expect("server starts")
+}
+
+/// Loopback-only settings with a fresh data dir (SQLite inside it).
+pub fn settings() -> Settings {
     let dir =
         std::env::temp_dir().join(format!("stoa-it-{}-{}", std::process::id(), rand_suffix()));
-    let settings = Settings {
+    Settings {
+        database_url: format!("sqlite://{}", dir.join("stoa.db").display()),
         data_dir: dir,
         http_addr: "127.0.0.1:0".parse().unwrap(),
         media_udp_addr: "127.0.0.1:0".parse().unwrap(),
@@ -31,8 +42,7 @@ pub async fn start() -> stoa::Running {
             max_allocations: 10,
             max_bandwidth: None,
         },
-    };
-    stoa::start(&settings).await.expect("server starts")
+    }
 }
 
 fn rand_suffix() -> u64 {

@@ -1,0 +1,344 @@
+//! Accounts and sessions: sign-up, log-in (rate limited), log-out, password change, and
+//! the extractors that turn a session cookie or bearer token into the signed-in user.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use stoa_store::{NewUser, Session, User};
+use utoipa::ToSchema;
+
+use super::validate::{display_name, email, password};
+use super::{now_ms, ErrorBody, JsonBody, UserOut};
+use crate::error::ApiError;
+use crate::http::AppState;
+
+pub const SESSION_COOKIE: &str = "stoa_session";
+const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Failed log-ins allowed per window, per email and per client address.
+const FAILURES_PER_EMAIL: usize = 5;
+const FAILURES_PER_ADDRESS: usize = 20;
+const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// The signed-in user of a request and the hash of its session secret.
+pub struct Authed {
+    pub user: User,
+    pub session_hash: String,
+}
+
+/// The signed-in user, if any.
+pub struct MaybeAuthed(pub Option<Authed>);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        MaybeAuthed::from_request_parts(parts, state)
+            .await?
+            .0
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(secret) = session_secret(&parts.headers) else {
+            return Ok(MaybeAuthed(None));
+        };
+        let hash = hash_secret(&secret);
+        let Some(session) = state.store.session(&hash, now_ms()).await? else {
+            return Ok(MaybeAuthed(None));
+        };
+        let user = state.store.user(&session.user_id).await?;
+        Ok(MaybeAuthed(user.map(|user| Authed {
+            user,
+            session_hash: hash,
+        })))
+    }
+}
+
+/// The session secret from the `stoa_session` cookie or an `Authorization: Bearer` header.
+/// Bearer values that are not session secrets (room access tokens) are ignored here.
+pub fn session_secret(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|v| v.starts_with("ss_"));
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value);
+    bearer.or(cookie).map(String::from)
+}
+
+fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Counts failed log-ins per email and per client address in a sliding window.
+#[derive(Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl LoginLimiter {
+    fn keys(email: &str, addr: IpAddr) -> [(String, usize); 2] {
+        [
+            (format!("email:{email}"), FAILURES_PER_EMAIL),
+            (format!("addr:{addr}"), FAILURES_PER_ADDRESS),
+        ]
+    }
+
+    fn blocked(&self, email: &str, addr: IpAddr, now: Instant) -> bool {
+        let mut map = self.failures.lock().expect("limiter lock");
+        Self::keys(email, addr).iter().any(|(key, limit)| {
+            map.get_mut(key).is_some_and(|q| {
+                while q.front().is_some_and(|t| now - *t > FAILURE_WINDOW) {
+                    q.pop_front();
+                }
+                q.len() >= *limit
+            })
+        })
+    }
+
+    fn failed(&self, email: &str, addr: IpAddr, now: Instant) {
+        let mut map = self.failures.lock().expect("limiter lock");
+        // Bound memory under a flood of distinct emails: drop stale keys now and then.
+        if map.len() > 100_000 {
+            map.retain(|_, q| q.back().is_some_and(|t| now - *t <= FAILURE_WINDOW));
+        }
+        for (key, _) in Self::keys(email, addr) {
+            map.entry(key).or_default().push_back(now);
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    email: String,
+    password: String,
+    display_name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// A new session: the user, and the session secret for `Authorization: Bearer` (the web
+/// app uses the cookie set alongside instead).
+#[derive(Serialize, ToSchema)]
+pub struct SessionOut {
+    user: UserOut,
+    token: String,
+}
+
+/// Creates an account and signs it in.
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = SignupRequest,
+    responses((status = 201, body = SessionOut), (status = 400, body = ErrorBody),
+              (status = 409, description = "email_taken", body = ErrorBody)))]
+pub async fn signup(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<SignupRequest>,
+) -> Result<Response, ApiError> {
+    let email = email(&req.email)?;
+    let name = display_name("display_name", &req.display_name)?;
+    password("password", &req.password)?;
+    let password_hash = hash_password(req.password).await?;
+    let user = state
+        .store
+        .create_user(
+            NewUser {
+                email,
+                display_name: name,
+                password_hash,
+            },
+            now_ms(),
+        )
+        .await?;
+    tracing::info!(user = %user.id, "account created");
+    start_session(&state, user, StatusCode::CREATED).await
+}
+
+/// Signs in with email and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest,
+    responses((status = 200, body = SessionOut), (status = 400, body = ErrorBody),
+              (status = 401, description = "invalid_credentials", body = ErrorBody),
+              (status = 429, description = "rate_limited", body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let email = req.email.trim().to_lowercase();
+    if email.is_empty() || email.len() > 254 {
+        return Err(ApiError::field(
+            "email",
+            "email must be 1 to 254 characters",
+        ));
+    }
+    if req.password.is_empty() || req.password.len() > 256 {
+        return Err(ApiError::field(
+            "password",
+            "password must be 1 to 256 characters",
+        ));
+    }
+    let addr = peer.ip();
+    if state.login_limiter.blocked(&email, addr, Instant::now()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many failed log-ins; try again in 15 minutes",
+        ));
+    }
+    let user = state.store.user_by_email(&email).await?;
+    let ok = match &user {
+        Some(u) => verify_password(req.password, u.password_hash.clone()).await?,
+        None => {
+            // Spend the same time as a real check so the answer does not reveal accounts.
+            let _ = hash_password(req.password).await?;
+            false
+        }
+    };
+    match (ok, user) {
+        (true, Some(user)) => start_session(&state, user, StatusCode::OK).await,
+        _ => {
+            state.login_limiter.failed(&email, addr, Instant::now());
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the email or password is wrong",
+            ))
+        }
+    }
+}
+
+/// Ends the current session.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts",
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout(State(state): State<AppState>, auth: Authed) -> Result<Response, ApiError> {
+    state.store.delete_session(&auth.session_hash).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("stoa_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts",
+    responses((status = 200, body = UserOut), (status = 401, body = ErrorBody)))]
+pub async fn me(auth: Authed) -> Json<UserOut> {
+    Json(UserOut::from(&auth.user))
+}
+
+/// Changes the password; every other session of the user ends.
+#[utoipa::path(put, path = "/api/v1/me/password", tag = "accounts", request_body = PasswordChange,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, description = "wrong current password", body = ErrorBody)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    auth: Authed,
+    JsonBody(req): JsonBody<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    password("new_password", &req.new_password)?;
+    if req.current_password.len() > 256
+        || !verify_password(req.current_password, auth.user.password_hash.clone()).await?
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the current password is wrong",
+        ));
+    }
+    let hash = hash_password(req.new_password).await?;
+    state
+        .store
+        .set_password(&auth.user.id, &hash, &auth.session_hash)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn start_session(
+    state: &AppState,
+    user: User,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let secret = format!("ss_{}", hex::encode(rand::random::<[u8; 32]>()));
+    let now = now_ms();
+    state
+        .store
+        .create_session(Session {
+            token_hash: hash_secret(&secret),
+            user_id: user.id.clone(),
+            created_at: now,
+            expires_at: now + SESSION_TTL.as_millis() as i64,
+        })
+        .await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
+        SESSION_TTL.as_secs()
+    );
+    let body = SessionOut {
+        user: UserOut::from(&user),
+        token: secret,
+    };
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// Argon2id with the crate's default (OWASP) parameters, off the async threads.
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+            .map_err(|e| ApiError::internal("salt", e))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::internal("password hashing", e))
+    })
+    .await
+    .map_err(|e| ApiError::internal("password hashing task", e))?
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| ApiError::internal("stored hash", e))?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(|e| ApiError::internal("password check task", e))?
+}

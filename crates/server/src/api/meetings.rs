@@ -1,0 +1,641 @@
+//! Meetings: instant and scheduled, invitations, editing and cancelling, the `.ics` export,
+//! attendance history, and the door of a call: `POST /rooms/{room}/join`, which turns a
+//! signed-in user or a named guest into a room access token if the meeting admits them.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use stoa_proto::{Grants, RoomName};
+use stoa_store::{Meeting, MeetingDraft, Recurrence, StoreError};
+use utoipa::ToSchema;
+
+use super::accounts::{Authed, MaybeAuthed};
+use super::validate::{display_name, id, text};
+use super::{
+    ics, now_ms, paged, probe, ErrorBody, JsonBody, ListQuery, OptionalJson, QueryArgs, UserOut,
+};
+use crate::error::ApiError;
+use crate::http::{random_room_name, AppState};
+
+/// How long a room access token from the join endpoint stays valid.
+const JOIN_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
+const MAX_INVITEES: usize = 200;
+
+/// The fields a host sets when creating a meeting (all optional when editing).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingIn {
+    /// 1 to 200 characters; default "Meeting".
+    title: Option<String>,
+    /// Up to 5000 characters.
+    description: Option<String>,
+    /// RFC 3339 with an offset; absent for an instant meeting.
+    start_at: Option<String>,
+    /// IANA time zone the meeting recurs in, e.g. `Europe/Berlin`; default `UTC`.
+    time_zone: Option<String>,
+    /// 1 to 1440; default 60.
+    duration_minutes: Option<i64>,
+    /// `none`, `daily` or `weekly`; recurring meetings need `start_at`.
+    recurrence: Option<String>,
+    /// 1 to 1000 occurrences; absent for no end.
+    recurrence_count: Option<i64>,
+    require_sign_in: Option<bool>,
+    lobby: Option<bool>,
+    /// Only when editing.
+    locked: Option<bool>,
+    /// User ids; each must be one of the host's contacts.
+    invitees: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeetingOut {
+    id: String,
+    room: String,
+    url: String,
+    title: String,
+    description: String,
+    start_at: Option<String>,
+    time_zone: String,
+    duration_minutes: i64,
+    recurrence: String,
+    recurrence_count: Option<i64>,
+    require_sign_in: bool,
+    lobby: bool,
+    locked: bool,
+    cancelled: bool,
+    host: UserOut,
+    invitees: Vec<UserOut>,
+    is_host: bool,
+    created_at: String,
+    /// Who is in the call now (detail view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live: Option<Vec<LiveParticipant>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LiveParticipant {
+    name: String,
+    user_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeetingList {
+    items: Vec<MeetingOut>,
+    next_offset: Option<i64>,
+}
+
+/// An ad-hoc meeting link for someone not signed in; nothing is stored.
+#[derive(Serialize, ToSchema)]
+pub struct AdHocMeeting {
+    room: String,
+    url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Attendee {
+    name: String,
+    user_id: Option<String>,
+    joined_at: String,
+    left_at: Option<String>,
+    seconds: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PastMeetingOut {
+    meeting: MeetingOut,
+    attendees: Vec<Attendee>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryList {
+    items: Vec<PastMeetingOut>,
+    next_offset: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JoinIn {
+    /// Display name in the call; required for guests, defaults to the account's name.
+    name: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JoinOut {
+    /// The room access token for `/ws`, WHIP and WHEP.
+    token: String,
+    room: String,
+    identity: String,
+    name: String,
+    /// The token carries room-admin: host powers in the call.
+    host: bool,
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The identity a signed-in user has in calls.
+pub fn user_identity(user_id: &str) -> String {
+    format!("user-{user_id}")
+}
+
+/// The user id of a call identity made by [`user_identity`].
+pub fn identity_user(identity: &str) -> Option<&str> {
+    identity.strip_prefix("user-")
+}
+
+/// Creates a meeting: stored (instant or scheduled) for a signed-in user, an ad-hoc link
+/// otherwise.
+#[utoipa::path(post, path = "/api/v1/meetings", tag = "meetings", request_body = MeetingIn,
+    responses((status = 201, description = "the meeting (signed in) or an ad-hoc link (signed out)", body = MeetingOut),
+              (status = 400, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    MaybeAuthed(auth): MaybeAuthed,
+    OptionalJson(input): OptionalJson<MeetingIn>,
+) -> Result<Response, ApiError> {
+    let Some(auth) = auth else {
+        let room = random_room_name();
+        let url = format!("/m/{room}");
+        return Ok((StatusCode::CREATED, Json(AdHocMeeting { room, url })).into_response());
+    };
+    if input.locked.is_some() {
+        return Err(ApiError::field("locked", "a new meeting cannot be locked"));
+    }
+    let draft = draft(&input, None)?;
+    let invitees = invitees(&state, &auth.user.id, input.invitees.as_deref()).await?;
+    let meeting = insert_meeting(&state, &auth.user.id, draft, &invitees).await?;
+    let out = meeting_out(&state, &auth.user.id, meeting).await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// Stores a meeting under a fresh room name (retrying the rare name collision).
+pub async fn insert_meeting(
+    state: &AppState,
+    host_id: &str,
+    draft: MeetingDraft,
+    invitees: &[String],
+) -> Result<Meeting, ApiError> {
+    for _ in 0..5 {
+        let room = random_room_name();
+        match state
+            .store
+            .create_meeting(host_id, &room, draft.clone(), invitees, now_ms())
+            .await
+        {
+            Err(StoreError::Conflict("room_taken")) => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(ApiError::internal(
+        "meeting room names",
+        "five collisions in a row",
+    ))
+}
+
+/// Meetings the user hosts or is invited to, newest first.
+#[utoipa::path(get, path = "/api/v1/meetings", tag = "meetings", params(ListQuery),
+    responses((status = 200, body = MeetingList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authed,
+    QueryArgs(query): QueryArgs<ListQuery>,
+) -> Result<Json<MeetingList>, ApiError> {
+    let page = query.page()?;
+    let meetings = state.store.meetings_for(&auth.user.id, probe(page)).await?;
+    let (meetings, next) = paged(page, meetings);
+    let mut items = Vec::with_capacity(meetings.len());
+    for m in meetings {
+        items.push(meeting_out(&state, &auth.user.id, m).await?);
+    }
+    Ok(Json(MeetingList {
+        items,
+        next_offset: next,
+    }))
+}
+
+/// One meeting, with who is in its call now. Hosts and invitees only.
+#[utoipa::path(get, path = "/api/v1/meetings/{id}", tag = "meetings",
+    params(("id" = String, Path, description = "meeting id")),
+    responses((status = 200, body = MeetingOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn detail(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(meeting_id): Path<String>,
+) -> Result<Json<MeetingOut>, ApiError> {
+    let meeting = visible_meeting(&state, &auth.user.id, &meeting_id).await?;
+    let room = meeting.room.clone();
+    let mut out = meeting_out(&state, &auth.user.id, meeting).await?;
+    out.live = Some(live_participants(&state, &room).await);
+    Ok(Json(out))
+}
+
+/// Changes a meeting. Host only.
+#[utoipa::path(patch, path = "/api/v1/meetings/{id}", tag = "meetings", request_body = MeetingIn,
+    params(("id" = String, Path, description = "meeting id")),
+    responses((status = 200, body = MeetingOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(meeting_id): Path<String>,
+    JsonBody(input): JsonBody<MeetingIn>,
+) -> Result<Json<MeetingOut>, ApiError> {
+    let meeting = hosted_meeting(&state, &auth.user.id, &meeting_id).await?;
+    if meeting.cancelled {
+        return Err(ApiError::conflict(
+            "meeting_cancelled",
+            "a cancelled meeting cannot be changed",
+        ));
+    }
+    let draft = draft(&input, Some(&meeting.draft))?;
+    let invitees = match &input.invitees {
+        Some(list) => Some(invitees(&state, &auth.user.id, Some(list)).await?),
+        None => None,
+    };
+    let mut updated = state
+        .store
+        .update_meeting(&meeting.id, draft, invitees.as_deref(), now_ms())
+        .await?;
+    if let Some(locked) = input.locked {
+        state
+            .store
+            .set_locked(&meeting.id, locked, now_ms())
+            .await?;
+        updated.locked = locked;
+        state.lobbies.announce_lock(&meeting.room, locked);
+    }
+    Ok(Json(meeting_out(&state, &auth.user.id, updated).await?))
+}
+
+/// Cancels a meeting: it stays in lists, marked cancelled, and its link admits nobody.
+#[utoipa::path(delete, path = "/api/v1/meetings/{id}", tag = "meetings",
+    params(("id" = String, Path, description = "meeting id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(meeting_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let meeting = hosted_meeting(&state, &auth.user.id, &meeting_id).await?;
+    state.store.cancel_meeting(&meeting.id, now_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The meeting as an iCalendar file (RFC 5545).
+#[utoipa::path(get, path = "/api/v1/meetings/{id}/calendar.ics", tag = "meetings",
+    params(("id" = String, Path, description = "meeting id")),
+    responses((status = 200, content_type = "text/calendar", body = String),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn calendar(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(meeting_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let meeting = visible_meeting(&state, &auth.user.id, &meeting_id).await?;
+    let host = state
+        .store
+        .user(&meeting.host_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("host"))?;
+    let invitees = state.store.invitees(&meeting.id).await?;
+    let base = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|h| format!("http://{h}"))
+        .unwrap_or_default();
+    let body = ics::render(&meeting, &host, &invitees, &base, now_ms());
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/calendar; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"stoa-{}.ics\"", meeting.room),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Past meetings the user hosted, was invited to or attended, with everyone's attendance.
+#[utoipa::path(get, path = "/api/v1/history", tag = "meetings", params(ListQuery),
+    responses((status = 200, body = HistoryList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    auth: Authed,
+    QueryArgs(query): QueryArgs<ListQuery>,
+) -> Result<Json<HistoryList>, ApiError> {
+    let page = query.page()?;
+    let past = state.store.history(&auth.user.id, probe(page)).await?;
+    let (past, next) = paged(page, past);
+    let now = now_ms();
+    let mut items = Vec::with_capacity(past.len());
+    for p in past {
+        let attendees = p
+            .attendance
+            .into_iter()
+            .map(|a| Attendee {
+                seconds: (a.left_at.unwrap_or(now) - a.joined_at).max(0) / 1000,
+                name: a.name,
+                user_id: a.user_id,
+                joined_at: rfc3339(a.joined_at),
+                left_at: a.left_at.map(rfc3339),
+            })
+            .collect();
+        items.push(PastMeetingOut {
+            meeting: meeting_out(&state, &auth.user.id, p.meeting).await?,
+            attendees,
+        });
+    }
+    Ok(Json(HistoryList {
+        items,
+        next_offset: next,
+    }))
+}
+
+/// A room access token for a call, if the meeting admits this person.
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/join", tag = "meetings", request_body = JoinIn,
+    params(("room" = String, Path, description = "room name from the meeting link")),
+    responses((status = 200, body = JoinOut), (status = 400, body = ErrorBody),
+              (status = 401, description = "sign_in_required", body = ErrorBody),
+              (status = 403, description = "meeting_locked", body = ErrorBody),
+              (status = 410, description = "meeting_cancelled", body = ErrorBody)))]
+pub async fn join_room(
+    State(state): State<AppState>,
+    MaybeAuthed(auth): MaybeAuthed,
+    Path(room): Path<String>,
+    OptionalJson(input): OptionalJson<JoinIn>,
+) -> Result<Json<JoinOut>, ApiError> {
+    let room = RoomName::new(room)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))?;
+    let meeting = state.store.meeting_by_room(room.as_str()).await?;
+    let host = matches!((&auth, &meeting), (Some(a), Some(m)) if a.user.id == m.host_id);
+    if let Some(m) = &meeting {
+        admits(m, auth.is_some(), host)?;
+    }
+    let (identity, name) = match (&auth, input.name.as_deref()) {
+        (Some(a), None) => (user_identity(&a.user.id), a.user.display_name.clone()),
+        (Some(a), Some(name)) => (user_identity(&a.user.id), display_name("name", name)?),
+        (None, Some(name)) => (
+            format!("guest-{:016x}", rand::random::<u64>()),
+            display_name("name", name)?,
+        ),
+        (None, None) => return Err(ApiError::field("name", "a guest must give a name")),
+    };
+    let grants = Grants {
+        room_admin: host,
+        ..Grants::default()
+    };
+    let token = state
+        .keys
+        .mint(&room, &identity, &name, grants, JOIN_TOKEN_TTL);
+    Ok(Json(JoinOut {
+        token,
+        room: room.to_string(),
+        identity,
+        name,
+        host,
+    }))
+}
+
+/// Whether a stored meeting lets this person in right now.
+pub fn admits(meeting: &Meeting, signed_in: bool, host: bool) -> Result<(), ApiError> {
+    if meeting.cancelled {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "meeting_cancelled",
+            "this meeting was cancelled",
+        ));
+    }
+    if meeting.draft.require_sign_in && !signed_in {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "sign_in_required",
+            "the host requires participants to sign in",
+        ));
+    }
+    if meeting.locked && !host {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "meeting_locked",
+            "the host locked this meeting",
+        ));
+    }
+    Ok(())
+}
+
+/// The meeting if the user hosts it or is invited; `404` otherwise, so ids leak nothing.
+async fn visible_meeting(
+    state: &AppState,
+    user_id: &str,
+    meeting_id: &str,
+) -> Result<Meeting, ApiError> {
+    let meeting_id = id("id", meeting_id).map_err(|_| ApiError::not_found("meeting"))?;
+    let meeting = state
+        .store
+        .meeting(&meeting_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("meeting"))?;
+    if meeting.host_id == user_id || state.store.is_invited(&meeting.id, user_id).await? {
+        Ok(meeting)
+    } else {
+        Err(ApiError::not_found("meeting"))
+    }
+}
+
+async fn hosted_meeting(
+    state: &AppState,
+    user_id: &str,
+    meeting_id: &str,
+) -> Result<Meeting, ApiError> {
+    let meeting = visible_meeting(state, user_id, meeting_id).await?;
+    if meeting.host_id != user_id {
+        return Err(ApiError::forbidden("only the host can change this meeting"));
+    }
+    Ok(meeting)
+}
+
+async fn live_participants(state: &AppState, room: &str) -> Vec<LiveParticipant> {
+    let Ok(room) = RoomName::new(room) else {
+        return Vec::new();
+    };
+    let (report, _) = state.media.report(room).await;
+    report
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| LiveParticipant {
+            user_id: identity_user(&p.identity).map(String::from),
+            name: p.name,
+        })
+        .collect()
+}
+
+pub async fn meeting_out(
+    state: &AppState,
+    viewer: &str,
+    m: Meeting,
+) -> Result<MeetingOut, ApiError> {
+    let host = state
+        .store
+        .user(&m.host_id)
+        .await?
+        .map(|u| UserOut::from(&u))
+        .ok_or_else(|| ApiError::internal("meeting host", "host account missing"))?;
+    let invitees = state
+        .store
+        .invitees(&m.id)
+        .await?
+        .into_iter()
+        .map(UserOut::from)
+        .collect();
+    Ok(MeetingOut {
+        url: format!("/m/{}", m.room),
+        is_host: m.host_id == viewer,
+        id: m.id,
+        room: m.room,
+        title: m.draft.title,
+        description: m.draft.description,
+        start_at: m.draft.start_at.map(rfc3339),
+        time_zone: m.draft.time_zone,
+        duration_minutes: m.draft.duration_min,
+        recurrence: m.draft.recurrence.as_str().to_string(),
+        recurrence_count: m.draft.recurrence_count,
+        require_sign_in: m.draft.require_sign_in,
+        lobby: m.draft.lobby,
+        locked: m.locked,
+        cancelled: m.cancelled,
+        host,
+        invitees,
+        created_at: rfc3339(m.created_at),
+        live: None,
+    })
+}
+
+/// Validates the input over `base` (the stored draft when editing, defaults otherwise).
+fn draft(input: &MeetingIn, base: Option<&MeetingDraft>) -> Result<MeetingDraft, ApiError> {
+    let mut d = base.cloned().unwrap_or(MeetingDraft {
+        title: "Meeting".into(),
+        description: String::new(),
+        start_at: None,
+        time_zone: "UTC".into(),
+        duration_min: 60,
+        recurrence: Recurrence::None,
+        recurrence_count: None,
+        require_sign_in: false,
+        lobby: false,
+    });
+    if let Some(t) = &input.title {
+        d.title = text("title", t, 1, 200)?;
+        if d.title.contains('\n') {
+            return Err(ApiError::field("title", "title must be one line"));
+        }
+    }
+    if let Some(t) = &input.description {
+        d.description = text("description", t, 0, 5000)?;
+    }
+    if let Some(s) = &input.start_at {
+        d.start_at = Some(start_time(s)?);
+    }
+    if let Some(tz) = &input.time_zone {
+        chrono_tz::Tz::from_str(tz).map_err(|_| {
+            ApiError::field(
+                "time_zone",
+                "time_zone must be an IANA name like Europe/Berlin",
+            )
+        })?;
+        d.time_zone = tz.clone();
+    }
+    if let Some(n) = input.duration_minutes {
+        if !(1..=1440).contains(&n) {
+            return Err(ApiError::field(
+                "duration_minutes",
+                "duration_minutes must be 1 to 1440",
+            ));
+        }
+        d.duration_min = n;
+    }
+    if let Some(r) = &input.recurrence {
+        d.recurrence = Recurrence::parse(r).ok_or_else(|| {
+            ApiError::field("recurrence", "recurrence must be none, daily or weekly")
+        })?;
+    }
+    if let Some(n) = input.recurrence_count {
+        if !(1..=1000).contains(&n) {
+            return Err(ApiError::field(
+                "recurrence_count",
+                "recurrence_count must be 1 to 1000",
+            ));
+        }
+        d.recurrence_count = Some(n);
+    }
+    if d.recurrence == Recurrence::None {
+        d.recurrence_count = None;
+    } else if d.start_at.is_none() {
+        return Err(ApiError::field(
+            "start_at",
+            "a recurring meeting needs a start time",
+        ));
+    }
+    d.require_sign_in = input.require_sign_in.unwrap_or(d.require_sign_in);
+    d.lobby = input.lobby.unwrap_or(d.lobby);
+    Ok(d)
+}
+
+fn start_time(s: &str) -> Result<i64, ApiError> {
+    let bad = || {
+        ApiError::field(
+            "start_at",
+            "start_at must be an RFC 3339 time with an offset, between the years 2000 and 2200",
+        )
+    };
+    let t = DateTime::parse_from_rfc3339(s).map_err(|_| bad())?;
+    let ms = t.timestamp_millis();
+    // 2000-01-01 .. 2200-01-01
+    if !(946_684_800_000..=7_258_118_400_000).contains(&ms) {
+        return Err(bad());
+    }
+    Ok(ms)
+}
+
+/// Checks an invitation list: known ids, no duplicates, each one a contact of the host.
+async fn invitees(
+    state: &AppState,
+    host_id: &str,
+    list: Option<&[String]>,
+) -> Result<Vec<String>, ApiError> {
+    let list = list.unwrap_or_default();
+    if list.len() > MAX_INVITEES {
+        return Err(ApiError::field(
+            "invitees",
+            format!("at most {MAX_INVITEES} invitees"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for raw in list {
+        let uid = id("invitees", raw)?;
+        if out.contains(&uid) || uid == host_id {
+            continue;
+        }
+        if !state.store.are_contacts(host_id, &uid).await? {
+            return Err(ApiError::field(
+                "invitees",
+                format!("{uid} is not one of your contacts"),
+            ));
+        }
+        out.push(uid);
+    }
+    Ok(out)
+}

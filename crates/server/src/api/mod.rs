@@ -1,0 +1,246 @@
+//! The REST API under `/api/v1` for accounts, meetings, contacts and presence
+//! (`docs/api.md`), and its OpenAPI document, generated from the handlers' annotations and
+//! served at `/api/v1/openapi.json`.
+
+pub mod accounts;
+pub mod contacts;
+pub mod events;
+mod ics;
+pub mod meetings;
+mod validate;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use stoa_store::{Page, User, UserSummary};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::error::ApiError;
+use crate::http::AppState;
+
+pub fn router() -> Router<AppState> {
+    use accounts as a;
+    use contacts as c;
+    use meetings as m;
+    Router::new()
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(ApiDoc::openapi()) }),
+        )
+        .route("/api/v1/auth/signup", post(a::signup))
+        .route("/api/v1/auth/login", post(a::login))
+        .route("/api/v1/auth/logout", post(a::logout))
+        .route("/api/v1/me", get(a::me))
+        .route("/api/v1/me/password", put(a::change_password))
+        .route("/api/v1/meetings", post(m::create).get(m::list))
+        .route(
+            "/api/v1/meetings/{id}",
+            get(m::detail).patch(m::update).delete(m::cancel),
+        )
+        .route("/api/v1/meetings/{id}/calendar.ics", get(m::calendar))
+        .route("/api/v1/history", get(m::history))
+        .route("/api/v1/rooms/{room}/join", post(m::join_room))
+        .route("/api/v1/users", get(c::search))
+        .route("/api/v1/contacts", get(c::list))
+        .route("/api/v1/contacts/{user_id}", delete(c::remove))
+        .route("/api/v1/contacts/{user_id}/call", post(c::call))
+        .route(
+            "/api/v1/contacts/requests",
+            get(c::requests).post(c::request),
+        )
+        .route("/api/v1/contacts/requests/{user_id}", delete(c::withdraw))
+        .route(
+            "/api/v1/contacts/requests/{user_id}/accept",
+            post(c::accept),
+        )
+        .route(
+            "/api/v1/contacts/requests/{user_id}/decline",
+            post(c::decline),
+        )
+        .route("/api/v1/blocks", get(c::blocks).post(c::block))
+        .route("/api/v1/blocks/{user_id}", delete(c::unblock))
+        .route("/api/v1/events", get(events::upgrade))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Stoa API", description = "Accounts, meetings, contacts and presence of a Stoa server. Signaling inside a call is described in docs/signaling.md."),
+    paths(
+        accounts::signup, accounts::login, accounts::logout, accounts::me, accounts::change_password,
+        meetings::create, meetings::list, meetings::detail, meetings::update, meetings::cancel,
+        meetings::calendar, meetings::history, meetings::join_room,
+        contacts::search, contacts::list, contacts::remove, contacts::call, contacts::requests,
+        contacts::request, contacts::withdraw, contacts::accept, contacts::decline,
+        contacts::blocks, contacts::block, contacts::unblock,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&SecuritySchemes),
+    security(("session_cookie" = []), ("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(accounts::SESSION_COOKIE))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The JSON error body (documentation of `stoa_proto::ErrorBody`).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `invalid_field`.
+    error: String,
+    message: String,
+    /// The request field that was wrong.
+    field: Option<String>,
+}
+
+/// A user as other users see them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserOut {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+}
+
+impl From<&User> for UserOut {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            display_name: u.display_name.clone(),
+        }
+    }
+}
+
+impl From<UserSummary> for UserOut {
+    fn from(u: UserSummary) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            display_name: u.display_name,
+        }
+    }
+}
+
+/// A JSON request body whose rejection is an [`ApiError`].
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct JsonBody<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        let status = match e {
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, "invalid_body", e.body_text())
+    }
+}
+
+/// A JSON body that may be left out entirely (then `T::default()`).
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_body", e.body_text())
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        serde_json::from_slice(&bytes).map(Self).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("invalid JSON body: {e}"),
+            )
+        })
+    }
+}
+
+/// Query parameters whose rejection is an [`ApiError`].
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct QueryArgs<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+    }
+}
+
+/// `?limit=&offset=` of a list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// 1 to 100, default 50.
+    limit: Option<i64>,
+    /// Default 0.
+    offset: Option<i64>,
+}
+
+impl ListQuery {
+    pub fn new(limit: Option<i64>, offset: Option<i64>) -> Self {
+        Self { limit, offset }
+    }
+
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::field("limit", "limit must be 1 to 100"));
+        }
+        if !(0..=1_000_000).contains(&offset) {
+            return Err(ApiError::field("offset", "offset must be 0 to 1000000"));
+        }
+        Ok(Page { limit, offset })
+    }
+}
+
+/// The page to ask the store for: one row more than asked, to learn whether more follow.
+pub fn probe(page: Page) -> Page {
+    Page {
+        limit: page.limit + 1,
+        offset: page.offset,
+    }
+}
+
+/// Cuts a [`probe`]d result to the page and says where the next page starts, if any.
+pub fn paged<T>(page: Page, mut rows: Vec<T>) -> (Vec<T>, Option<i64>) {
+    let more = rows.len() as i64 > page.limit;
+    rows.truncate(page.limit as usize);
+    (rows, more.then_some(page.offset + page.limit))
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

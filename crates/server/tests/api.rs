@@ -1,0 +1,943 @@
+//! The REST API against a real server on loopback (SQLite): every endpoint, its validation
+//! errors and its authorization failures, the event feed, and a restart that keeps
+//! accounts, sessions, meetings and contacts.
+
+mod common;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+struct Api {
+    base: String,
+    http: Client,
+}
+
+/// A signed-in user: id and session secret (sent as a bearer token).
+#[derive(Clone)]
+struct Account {
+    id: String,
+    token: String,
+}
+
+impl Api {
+    fn new(running: &stoa::Running) -> Self {
+        Self {
+            base: format!("http://{}", running.http_addr),
+            http: Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        who: Option<&Account>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(a) = who {
+            req = req.bearer_auth(&a.token);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn signup(&self, email: &str, name: &str) -> Account {
+        let (status, body) = self
+            .call(
+                None,
+                Method::POST,
+                "/api/v1/auth/signup",
+                Some(json!({"email": email, "password": "correct horse", "display_name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Account {
+            id: body["user"]["id"].as_str().unwrap().into(),
+            token: body["token"].as_str().unwrap().into(),
+        }
+    }
+
+    async fn befriend(&self, a: &Account, b: &Account) {
+        let (s, _) = self
+            .call(
+                Some(a),
+                Method::POST,
+                "/api/v1/contacts/requests",
+                Some(json!({"user_id": b.id})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, _) = self
+            .call(
+                Some(b),
+                Method::POST,
+                &format!("/api/v1/contacts/requests/{}/accept", a.id),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+    }
+}
+
+fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_error: &str) {
+    assert_eq!(status.as_u16(), want_status, "{body}");
+    assert_eq!(body["error"], want_error, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn accounts_sessions_and_login_limits() {
+    let server = common::start().await;
+    let api = Api::new(&server);
+    let signup = |body: Value| api.call(None, Method::POST, "/api/v1/auth/signup", Some(body));
+
+    let (s, b) =
+        signup(json!({"email": "not-an-email", "password": "long enough", "display_name": "A"}))
+            .await;
+    assert_error(s, &b, 400, "invalid_field");
+    assert_eq!(b["field"], "email");
+    let (s, b) =
+        signup(json!({"email": "a@example.org", "password": "short", "display_name": "A"})).await;
+    assert_eq!((s.as_u16(), b["field"].as_str()), (400, Some("password")));
+    let (s, b) =
+        signup(json!({"email": "a@example.org", "password": "long enough", "display_name": "  "}))
+            .await;
+    assert_eq!(
+        (s.as_u16(), b["field"].as_str()),
+        (400, Some("display_name"))
+    );
+    let (s, b) = signup(json!({"email": "a@example.org", "password": "long enough", "display_name": "A", "admin": true})).await;
+    assert_error(s, &b, 400, "invalid_body");
+    let res = api
+        .http
+        .post(format!("{}/api/v1/auth/signup", api.base))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_body");
+
+    let ann = api.signup("Ann@Example.org", "Ann").await;
+    let (s, b) = signup(
+        json!({"email": "ann@example.ORG", "password": "whatever1", "display_name": "Ann 2"}),
+    )
+    .await;
+    assert_error(s, &b, 409, "email_taken");
+
+    // Bearer and cookie both identify the session.
+    let (s, me) = api.call(Some(&ann), Method::GET, "/api/v1/me", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (me["email"].as_str(), me["display_name"].as_str()),
+        (Some("ann@example.org"), Some("Ann"))
+    );
+    let res = api
+        .http
+        .get(format!("{}/api/v1/me", api.base))
+        .header("cookie", format!("other=1; stoa_session={}", ann.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (s, b) = api.call(None, Method::GET, "/api/v1/me", None).await;
+    assert_error(s, &b, 401, "unauthorized");
+    let forged = Account {
+        id: ann.id.clone(),
+        token: "ss_0000".into(),
+    };
+    assert_eq!(
+        api.call(Some(&forged), Method::GET, "/api/v1/me", None)
+            .await
+            .0,
+        401
+    );
+
+    // Log-in sets a cookie and gives a second session.
+    let res = api
+        .http
+        .post(format!("{}/api/v1/auth/login", api.base))
+        .json(&json!({"email": "ANN@example.org", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("stoa_session=ss_")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let second = Account {
+        id: ann.id.clone(),
+        token: res.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .into(),
+    };
+
+    // Changing the password needs the current one and ends the other sessions.
+    macro_rules! change {
+        ($who:expr, $current:expr) => {
+            api.call(Some($who), Method::PUT, "/api/v1/me/password", Some(json!({"current_password": $current, "new_password": "battery staple"})))
+        };
+    }
+    let (s, b) = change!(&ann, "wrong password").await;
+    assert_error(s, &b, 403, "wrong_password");
+    assert_eq!(change!(&ann, "correct horse").await.0, 204);
+    assert_eq!(
+        api.call(Some(&ann), Method::GET, "/api/v1/me", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        api.call(Some(&second), Method::GET, "/api/v1/me", None)
+            .await
+            .0,
+        401,
+        "other sessions end"
+    );
+
+    // Log-out ends the session.
+    assert_eq!(
+        api.call(Some(&ann), Method::POST, "/api/v1/auth/logout", None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call(Some(&ann), Method::GET, "/api/v1/me", None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        api.call(None, Method::POST, "/api/v1/auth/logout", None)
+            .await
+            .0,
+        401
+    );
+
+    // Wrong passwords are refused alike for unknown and known accounts, then rate limited.
+    let login = |email: &str, password: &str| {
+        api.call(
+            None,
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({"email": email, "password": password})),
+        )
+    };
+    let (s, b) = login("nobody@example.org", "whatever1").await;
+    assert_error(s, &b, 401, "invalid_credentials");
+    for _ in 0..5 {
+        assert_eq!(login("ann@example.org", "guess").await.0, 401);
+    }
+    let (s, b) = login("ann@example.org", "battery staple").await;
+    assert_error(s, &b, 429, "rate_limited");
+    assert_eq!(
+        login("other@example.org", "guess").await.0,
+        401,
+        "the limit is per email"
+    );
+}
+
+#[tokio::test]
+async fn meetings_invitations_calendar_and_authorization() {
+    let server = common::start().await;
+    let api = Api::new(&server);
+    let ann = api.signup("ann@example.org", "Ann").await;
+    let bob = api.signup("bob@example.org", "Bob").await;
+    let eve = api.signup("eve@example.org", "Eve").await;
+
+    // Signed out: an ad-hoc link, nothing stored.
+    let (s, b) = api.call(None, Method::POST, "/api/v1/meetings", None).await;
+    assert_eq!(s, 201);
+    assert!(
+        b["url"].as_str().unwrap().starts_with("/m/") && b.get("id").is_none(),
+        "{b}"
+    );
+
+    macro_rules! create {
+        ($who:expr, $body:expr) => {
+            api.call(Some($who), Method::POST, "/api/v1/meetings", Some($body))
+        };
+    }
+    for (body, field) in [
+        (json!({"title": ""}), "title"),
+        (json!({"start_at": "tomorrow"}), "start_at"),
+        (json!({"start_at": "1990-01-01T00:00:00Z"}), "start_at"),
+        (json!({"time_zone": "Mars/Olympus"}), "time_zone"),
+        (json!({"duration_minutes": 0}), "duration_minutes"),
+        (json!({"recurrence": "weekly"}), "start_at"),
+        (
+            json!({"recurrence": "hourly", "start_at": "2026-12-01T10:00:00+01:00"}),
+            "recurrence",
+        ),
+        (json!({"invitees": [bob.id]}), "invitees"),
+        (json!({"invitees": ["../etc"]}), "invitees"),
+    ] {
+        let (s, b) = create!(&ann, body.clone()).await;
+        assert_eq!(
+            (s.as_u16(), b["field"].as_str()),
+            (400, Some(field)),
+            "{body} → {b}"
+        );
+    }
+
+    api.befriend(&ann, &bob).await;
+    let (s, m) = create!(&ann, json!({
+        "title": "Weekly sync", "description": "Plans, risks", "start_at": "2026-12-01T10:00:00+01:00",
+        "time_zone": "Europe/Berlin", "duration_minutes": 30, "recurrence": "weekly", "recurrence_count": 10,
+        "invitees": [bob.id], "lobby": true,
+    })).await;
+    assert_eq!(s, 201, "{m}");
+    assert_eq!(m["start_at"], "2026-12-01T09:00:00Z");
+    assert_eq!(
+        (m["is_host"].as_bool(), m["invitees"][0]["id"].as_str()),
+        (Some(true), Some(bob.id.as_str()))
+    );
+    let id = m["id"].as_str().unwrap().to_string();
+    let room = m["room"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/meetings/{id}");
+
+    // Host and invitee see it; a stranger cannot tell it exists.
+    for who in [&ann, &bob] {
+        let (s, list) = api
+            .call(Some(who), Method::GET, "/api/v1/meetings", None)
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(list["items"][0]["id"], id.as_str());
+        let (s, detail) = api.call(Some(who), Method::GET, &path, None).await;
+        assert_eq!(s, 200);
+        assert_eq!(detail["live"], json!([]));
+    }
+    let (_, list) = api
+        .call(Some(&eve), Method::GET, "/api/v1/meetings", None)
+        .await;
+    assert_eq!(list["items"], json!([]));
+    for (method, p) in [
+        (Method::GET, path.clone()),
+        (Method::PATCH, path.clone()),
+        (Method::DELETE, path.clone()),
+        (Method::GET, format!("{path}/calendar.ics")),
+    ] {
+        let body = (method == Method::PATCH).then(|| json!({"title": "mine now"}));
+        let (s, b) = api.call(Some(&eve), method.clone(), &p, body).await;
+        assert_error(s, &b, 404, "not_found");
+        assert_eq!(api.call(None, method, &p, None).await.0, 401);
+    }
+    let (s, b) = api
+        .call(
+            Some(&bob),
+            Method::PATCH,
+            &path,
+            Some(json!({"title": "Bob's"})),
+        )
+        .await;
+    assert_error(s, &b, 403, "forbidden");
+    assert_eq!(
+        api.call(Some(&bob), Method::DELETE, &path, None).await.0,
+        403
+    );
+
+    // The calendar file.
+    let res = api
+        .http
+        .get(format!("{}{path}/calendar.ics", api.base))
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/calendar"));
+    let ics = res.text().await.unwrap().replace("\r\n ", "");
+    for needle in [
+        "BEGIN:VEVENT",
+        "RRULE:FREQ=WEEKLY;COUNT=10",
+        "DTSTART;TZID=Europe/Berlin:20261201T100000",
+        "SUMMARY:Weekly sync",
+        "mailto:bob@example.org",
+        "BEGIN:VTIMEZONE",
+    ] {
+        assert!(ics.contains(needle), "{needle} missing in {ics}");
+    }
+
+    // Joining: signed-in host gets room-admin; a guest may join (no sign-in required).
+    macro_rules! join {
+        ($who:expr, $body:expr) => {
+            api.call(
+                $who,
+                Method::POST,
+                &format!("/api/v1/rooms/{room}/join"),
+                Some($body),
+            )
+        };
+    }
+    let (s, host) = join!(Some(&ann), json!({})).await;
+    assert_eq!(
+        (s.as_u16(), host["host"].as_bool(), host["name"].as_str()),
+        (200, Some(true), Some("Ann"))
+    );
+    let (s, invitee) = join!(Some(&bob), json!({"name": "Robert"})).await;
+    assert_eq!(
+        (
+            s.as_u16(),
+            invitee["host"].as_bool(),
+            invitee["name"].as_str()
+        ),
+        (200, Some(false), Some("Robert"))
+    );
+    let (s, b) = join!(None, json!({})).await;
+    assert_eq!((s.as_u16(), b["field"].as_str()), (400, Some("name")));
+    assert_eq!(join!(None, json!({"name": "Guest"})).await.0, 200);
+
+    // Edits: require sign-in and lock.
+    let (s, m) = api
+        .call(
+            Some(&ann),
+            Method::PATCH,
+            &path,
+            Some(json!({"require_sign_in": true, "locked": true, "title": "Weekly sync 2"})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), m["locked"].as_bool(), m["title"].as_str()),
+        (200, Some(true), Some("Weekly sync 2")),
+        "{m}"
+    );
+    assert_eq!(m["recurrence"], "weekly", "untouched fields stay");
+    let (s, b) = join!(None, json!({"name": "Guest"})).await;
+    assert_error(s, &b, 401, "sign_in_required");
+    let (s, b) = join!(Some(&bob), json!({})).await;
+    assert_error(s, &b, 403, "meeting_locked");
+    assert_eq!(
+        join!(Some(&ann), json!({})).await.0,
+        200,
+        "the host may join a locked meeting"
+    );
+
+    // Cancelling.
+    assert_eq!(
+        api.call(Some(&ann), Method::DELETE, &path, None).await.0,
+        204
+    );
+    let (s, b) = join!(Some(&ann), json!({})).await;
+    assert_error(s, &b, 410, "meeting_cancelled");
+    let (_, m) = api.call(Some(&bob), Method::GET, &path, None).await;
+    assert_eq!(m["cancelled"], true);
+    let (s, b) = api
+        .call(
+            Some(&ann),
+            Method::PATCH,
+            &path,
+            Some(json!({"title": "again"})),
+        )
+        .await;
+    assert_error(s, &b, 409, "meeting_cancelled");
+
+    // Pagination.
+    for n in 0..3 {
+        assert_eq!(
+            create!(&ann, json!({"title": format!("m{n}")})).await.0,
+            201
+        );
+    }
+    let (_, page) = api
+        .call(Some(&ann), Method::GET, "/api/v1/meetings?limit=2", None)
+        .await;
+    assert_eq!(
+        (
+            page["items"].as_array().unwrap().len(),
+            page["next_offset"].as_i64()
+        ),
+        (2, Some(2))
+    );
+    let (_, page) = api
+        .call(
+            Some(&ann),
+            Method::GET,
+            "/api/v1/meetings?limit=2&offset=2",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            page["items"].as_array().unwrap().len(),
+            page["next_offset"].as_i64()
+        ),
+        (2, None)
+    );
+    for q in ["limit=0", "limit=101", "offset=-1", "limit=abc"] {
+        let (s, _) = api
+            .call(
+                Some(&ann),
+                Method::GET,
+                &format!("/api/v1/meetings?{q}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 400, "{q}");
+    }
+}
+
+#[tokio::test]
+async fn contacts_blocks_presence_and_ringing() {
+    let server = common::start().await;
+    let api = Api::new(&server);
+    let ann = api.signup("ann@example.org", "Ann").await;
+    let bob = api.signup("bob@example.org", "Bob Builder").await;
+    let eve = api.signup("eve@example.org", "Eve").await;
+    macro_rules! req {
+        ($from:expr, $to:expr) => {
+            api.call(Some($from), Method::POST, "/api/v1/contacts/requests", Some(json!({"user_id": $to})))
+        };
+    }
+
+    let (s, found) = api
+        .call(Some(&ann), Method::GET, "/api/v1/users?q=builder", None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(found["items"][0]["id"], bob.id.as_str());
+    let (_, found) = api
+        .call(Some(&ann), Method::GET, "/api/v1/users?q=%25", None)
+        .await;
+    assert_eq!(
+        found.get("items"),
+        None,
+        "a 1-character query is refused: {found}"
+    );
+    assert_eq!(
+        api.call(Some(&ann), Method::GET, "/api/v1/users?q=a", None)
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        api.call(Some(&ann), Method::GET, "/api/v1/users", None)
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        api.call(None, Method::GET, "/api/v1/users?q=bob", None)
+            .await
+            .0,
+        401
+    );
+
+    let (s, b) = req!(&ann, &ann.id).await;
+    assert_error(s, &b, 409, "self");
+    let (s, b) = req!(&ann, "nosuchuser").await;
+    assert_error(s, &b, 404, "not_found");
+    assert_eq!(req!(&ann, &bob.id).await.0, 201);
+    let (s, b) = req!(&ann, &bob.id).await;
+    assert_error(s, &b, 409, "already_requested");
+    let (_, r) = api
+        .call(Some(&bob), Method::GET, "/api/v1/contacts/requests", None)
+        .await;
+    assert_eq!(r["incoming"][0]["id"], ann.id.as_str());
+    let (_, r) = api
+        .call(Some(&ann), Method::GET, "/api/v1/contacts/requests", None)
+        .await;
+    assert_eq!(r["outgoing"][0]["id"], bob.id.as_str());
+    let (s, _) = api
+        .call(
+            Some(&eve),
+            Method::POST,
+            &format!("/api/v1/contacts/requests/{}/accept", ann.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "only the asked user can accept");
+
+    // Bob opens the app (event feed) before accepting, so Ann later sees him online.
+    let mut bob_feed = feed(&api, &bob).await;
+    assert_eq!(
+        api.call(
+            Some(&bob),
+            Method::POST,
+            &format!("/api/v1/contacts/requests/{}/accept", ann.id),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(next_event(&mut bob_feed).await["type"], "contacts_changed");
+    let (s, b) = req!(&bob, &ann.id).await;
+    assert_error(s, &b, 409, "already_contacts");
+    let (_, contacts) = api
+        .call(Some(&ann), Method::GET, "/api/v1/contacts", None)
+        .await;
+    assert_eq!(contacts["items"][0]["id"], bob.id.as_str());
+    assert_eq!(contacts["items"][0]["presence"], "online");
+
+    // Ann's feed starts with Bob's presence and follows his changes.
+    let mut ann_feed = feed(&api, &ann).await;
+    let first = next_event(&mut ann_feed).await;
+    assert_eq!(
+        (
+            first["type"].as_str(),
+            first["user_id"].as_str(),
+            first["presence"].as_str()
+        ),
+        (Some("presence"), Some(bob.id.as_str()), Some("online"))
+    );
+    assert_eq!(
+        next_event(&mut bob_feed).await["presence"],
+        "online",
+        "Bob learns Ann came online"
+    );
+    drop(bob_feed);
+    let gone = next_event(&mut ann_feed).await;
+    assert_eq!(
+        (gone["user_id"].as_str(), gone["presence"].as_str()),
+        (Some(bob.id.as_str()), Some("offline"))
+    );
+
+    // Calling a contact rings every open app of theirs.
+    let mut bob_feed = feed(&api, &bob).await;
+    assert_eq!(next_event(&mut ann_feed).await["presence"], "online");
+    let (s, call) = api
+        .call(
+            Some(&ann),
+            Method::POST,
+            &format!("/api/v1/contacts/{}/call", bob.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{call}");
+    let ring = loop {
+        let e = next_event(&mut bob_feed).await;
+        if e["type"] == "ring" {
+            break e;
+        }
+    };
+    assert_eq!(
+        (ring["from"]["id"].as_str(), ring["url"].as_str()),
+        (Some(ann.id.as_str()), call["url"].as_str())
+    );
+    let (s, _) = api
+        .call(
+            Some(&ann),
+            Method::POST,
+            &format!("/api/v1/contacts/{}/call", eve.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "only contacts can be called");
+
+    // In a call, Bob is shown in a meeting.
+    let room = call["room"].as_str().unwrap();
+    let (_, join) = api
+        .call(
+            Some(&bob),
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/join"),
+            Some(json!({})),
+        )
+        .await;
+    let ws = signal_join(&api, join["token"].as_str().unwrap()).await;
+    let e = loop {
+        let e = next_event(&mut ann_feed).await;
+        if e["type"] == "presence" {
+            break e;
+        }
+    };
+    assert_eq!(e["presence"], "in_meeting");
+    drop(ws);
+
+    // Remove, block, unblock.
+    assert_eq!(
+        api.call(
+            Some(&ann),
+            Method::DELETE,
+            &format!("/api/v1/contacts/{}", bob.id),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        api.call(
+            Some(&ann),
+            Method::DELETE,
+            &format!("/api/v1/contacts/{}", bob.id),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(req!(&eve, &ann.id).await.0, 201);
+    assert_eq!(
+        api.call(
+            Some(&ann),
+            Method::POST,
+            "/api/v1/blocks",
+            Some(json!({"user_id": eve.id}))
+        )
+        .await
+        .0,
+        204
+    );
+    let (_, r) = api
+        .call(Some(&ann), Method::GET, "/api/v1/contacts/requests", None)
+        .await;
+    assert_eq!(r["incoming"], json!([]), "blocking drops the request");
+    let (s, b) = req!(&eve, &ann.id).await;
+    assert_error(s, &b, 409, "blocked");
+    let (_, found) = api
+        .call(Some(&eve), Method::GET, "/api/v1/users?q=ann", None)
+        .await;
+    assert_eq!(
+        found["items"],
+        json!([]),
+        "a blocker is not found by the blocked"
+    );
+    let (_, blocked) = api
+        .call(Some(&ann), Method::GET, "/api/v1/blocks", None)
+        .await;
+    assert_eq!(blocked["items"][0]["id"], eve.id.as_str());
+    assert_eq!(
+        api.call(
+            Some(&ann),
+            Method::DELETE,
+            &format!("/api/v1/blocks/{}", eve.id),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(req!(&eve, &ann.id).await.0, 201);
+    // Decline and withdraw.
+    assert_eq!(
+        api.call(
+            Some(&ann),
+            Method::POST,
+            &format!("/api/v1/contacts/requests/{}/decline", eve.id),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(req!(&eve, &ann.id).await.0, 201);
+    assert_eq!(
+        api.call(
+            Some(&eve),
+            Method::DELETE,
+            &format!("/api/v1/contacts/requests/{}", ann.id),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        api.call(
+            Some(&eve),
+            Method::DELETE,
+            &format!("/api/v1/contacts/requests/{}", ann.id),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn attendance_becomes_history() {
+    let server = common::start().await;
+    let api = Api::new(&server);
+    let ann = api.signup("ann@example.org", "Ann").await;
+    let (_, m) = api
+        .call(
+            Some(&ann),
+            Method::POST,
+            "/api/v1/meetings",
+            Some(json!({"title": "Stand-up"})),
+        )
+        .await;
+    let room = m["room"].as_str().unwrap();
+    let (_, guest) = api
+        .call(
+            None,
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/join"),
+            Some(json!({"name": "Gus"})),
+        )
+        .await;
+    let mut ws = signal_join(&api, guest["token"].as_str().unwrap()).await;
+    ws.send(Message::Text(r#"{"type":"leave"}"#.into()))
+        .await
+        .unwrap();
+    while ws.next().await.is_some() {}
+    let history = wait_for(|| async {
+        let (_, h) = api
+            .call(Some(&ann), Method::GET, "/api/v1/history", None)
+            .await;
+        h["items"][0]["attendees"][0]["left_at"]
+            .is_string()
+            .then_some(h)
+    })
+    .await;
+    let attendee = &history["items"][0]["attendees"][0];
+    assert_eq!(
+        (attendee["name"].as_str(), attendee["user_id"].as_null()),
+        (Some("Gus"), Some(()))
+    );
+    assert_eq!(history["items"][0]["meeting"]["title"], "Stand-up");
+    assert_eq!(
+        api.call(None, Method::GET, "/api/v1/history", None).await.0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_restart_keeps_accounts_sessions_meetings_and_contacts() {
+    let settings = common::settings();
+    let server = common::start_with(&settings).await;
+    let api = Api::new(&server);
+    let ann = api.signup("ann@example.org", "Ann").await;
+    let bob = api.signup("bob@example.org", "Bob").await;
+    api.befriend(&ann, &bob).await;
+    let (_, m) = api
+        .call(
+            Some(&ann),
+            Method::POST,
+            "/api/v1/meetings",
+            Some(json!({"title": "Kept", "invitees": [bob.id]})),
+        )
+        .await;
+    server.serve.abort();
+    let _ = server.serve.await;
+
+    let server = common::start_with(&settings).await;
+    let api = Api::new(&server);
+    let (s, me) = api.call(Some(&ann), Method::GET, "/api/v1/me", None).await;
+    assert_eq!(
+        (s.as_u16(), me["id"].as_str()),
+        (200, Some(ann.id.as_str())),
+        "the session survived"
+    );
+    let (s, _) = api
+        .call(
+            None,
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({"email": "bob@example.org", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, contacts) = api
+        .call(Some(&bob), Method::GET, "/api/v1/contacts", None)
+        .await;
+    assert_eq!(contacts["items"][0]["id"], ann.id.as_str());
+    let (_, meetings) = api
+        .call(Some(&bob), Method::GET, "/api/v1/meetings", None)
+        .await;
+    assert_eq!(meetings["items"][0]["id"], m["id"]);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let server = common::start().await;
+    let api = Api::new(&server);
+    let (s, doc) = api
+        .call(None, Method::GET, "/api/v1/openapi.json", None)
+        .await;
+    assert_eq!(s, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/auth/signup",
+        "/api/v1/meetings/{id}/calendar.ics",
+        "/api/v1/contacts/{user_id}/call",
+        "/api/v1/rooms/{room}/join",
+        "/api/v1/history",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing");
+    }
+    assert_eq!(paths.len(), 20, "{:?}", paths.keys().collect::<Vec<_>>());
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn feed(api: &Api, who: &Account) -> Socket {
+    let mut req = format!("{}/api/v1/events", api.base.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", who.token).parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("event feed opens")
+        .0
+}
+
+async fn next_event(ws: &mut Socket) -> Value {
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("feed open")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+/// Joins a call over signaling and waits for `joined`.
+async fn signal_join(api: &Api, token: &str) -> Socket {
+    let url = format!("{}/ws", api.base.replace("http", "ws"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "join", "token": token}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        if next_event(&mut ws).await["type"] == "joined" {
+            return ws;
+        }
+    }
+}
+
+async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(mut f: impl FnMut() -> F) -> T {
+    for _ in 0..50 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("condition not met within 5 s");
+}
