@@ -20,11 +20,12 @@ const CHROME_FLAGS = [
 
 /**
  * Starts `stoa serve` and waits for /healthz. `host`/`port` is its HTTP address; `args` are
- * extra flags; `netns` runs it inside that network namespace.
+ * extra flags; `netns` runs it inside that network namespace; `dataDir` reuses the data of an
+ * earlier server (stopped with `stop({keepData: true})`) instead of a fresh directory.
  */
-export async function startServer(port = 8800, { host = '127.0.0.1', args = [], netns = null } = {}) {
+export async function startServer(port = 8800, { host = '127.0.0.1', args = [], netns = null, dataDir = null } = {}) {
   if (!STOA_BIN) throw new Error('STOA_BIN is not set: run through tests/browser/run.sh');
-  const dataDir = mkdtempSync(join(tmpdir(), 'stoa-e2e-'));
+  dataDir = dataDir || mkdtempSync(join(tmpdir(), 'stoa-e2e-'));
   const argv = ['serve', '--data-dir', dataDir, '--http-addr', `${host}:${port}`, ...args];
   const [cmd, cmdArgs] = netns ? ['ip', ['netns', 'exec', netns, STOA_BIN, ...argv]] : [STOA_BIN, argv];
   const proc = spawn(cmd, cmdArgs, {
@@ -60,10 +61,13 @@ export async function startServer(port = 8800, { host = '127.0.0.1', args = [], 
       if (!r.ok) throw new Error(`counters: ${r.status} ${await r.text()}`);
       return r.json();
     },
-    async stop() {
-      proc.kill('SIGTERM');
-      await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
-      rmSync(dataDir, { recursive: true, force: true });
+    /** Stops the server; its data directory is deleted unless `keepData`. */
+    async stop({ keepData = false } = {}) {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        await new Promise((r) => proc.once('exit', r));
+      }
+      if (!keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
@@ -88,30 +92,45 @@ function netnsChromium(netns) {
 
 /** One participant: its own Chromium process and profile, on the meeting page. */
 export async function openParticipant(server, room, name, query = '', browserOptions = {}) {
+  return openUser(server, name, `/m/${room}?name=${encodeURIComponent(name)}&autojoin=1${query}`, browserOptions);
+}
+
+/**
+ * One person: their own Chromium process and profile (cookies), on `path` of the server.
+ * `page` may be replaced (`await u.newPage(path)`); the helpers always use the current one.
+ */
+export async function openUser(server, name, path = '/', browserOptions = {}) {
   const browser = await launchBrowser(browserOptions);
   const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
-  const page = await context.newPage();
   const logs = [];
-  page.on('console', (m) => logs.push(`[${name}] ${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`[${name}] pageerror: ${e.message}`));
-  await page.goto(`${server.base}/m/${room}?name=${encodeURIComponent(name)}&autojoin=1${query}`);
-  return {
-    name, browser, page, logs,
+  const u = {
+    name, browser, context, logs, page: null,
+    /** Opens `path` in a new tab that becomes `u.page` (the old one stays open). */
+    async newPage(to) {
+      const page = await context.newPage();
+      page.on('console', (m) => logs.push(`[${name}] ${m.type()}: ${m.text()}`));
+      page.on('pageerror', (e) => logs.push(`[${name}] pageerror: ${e.message}`));
+      u.page = page;
+      if (to != null) await page.goto(`${server.base}${to}`);
+      return page;
+    },
     /** Polls `fn` (run in the page, may be async) until it returns something truthy. */
     async waitFor(fn, arg, timeout = 20000, what = 'condition') {
       const deadline = Date.now() + timeout;
       let last;
       while (Date.now() < deadline) {
-        last = await page.evaluate(fn, arg).catch((e) => `error: ${e.message}`);
+        last = await u.page.evaluate(fn, arg).catch((e) => `error: ${e.message}`);
         if (last && !(typeof last === 'string' && last.startsWith('error: '))) return last;
         await sleep(250);
       }
       throw new Error(`${name}: timed out waiting for ${what} (last: ${JSON.stringify(last)})\n${logs.slice(-30).join('\n')}`);
     },
-    stats: () => page.evaluate(() => window.stoa.stats()),
-    eval: (fn, arg) => page.evaluate(fn, arg),
+    stats: () => u.page.evaluate(() => window.stoa.stats()),
+    eval: (fn, arg) => u.page.evaluate(fn, arg),
     close: () => browser.close(),
   };
+  await u.newPage(path);
+  return u;
 }
 
 /** Waits until a participant decodes video frames and receives audio with energy. */

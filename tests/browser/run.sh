@@ -10,4 +10,8 @@ NS=stoa-e2e-$$
 ip netns add "$NS"
 trap 'ip netns del "$NS" 2>/dev/null || true' EXIT
 ip netns exec "$NS" ip link set lo up
-ip netns exec "$NS" node --test --test-concurrency=1 "$@" ./*.test.js
+# Test files given as arguments run alone; other arguments (node flags) apply to all files.
+has_files=0
+for a in "$@"; do [[ $a == *.js ]] && has_files=1; done
+[ "$has_files" = 1 ] || set -- "$@" ./*.test.js
+ip netns exec "$NS" node --test --test-concurrency=1 "$@"

@@ -1,63 +1,144 @@
-// HTTP API of the Stoa server (new meetings, guest tokens, network-test settings) and the
-// room-name rules that the home page and the meeting page share. No WebRTC, no DOM.
+// HTTP API of the Stoa server (docs/api.md): accounts, meetings, contacts, guest tokens and
+// network-test settings, plus the room-name rules that the pages share. No WebRTC, no DOM.
 
 /** A room name: 1 to 64 characters of A-Z a-z 0-9 - _ (crates/proto/src/ids.rs). */
 export const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** An HTTP failure. `fatal` is true when retrying the same request cannot help (4xx). */
+const API = '/api/v1';
+const enc = encodeURIComponent;
+
+/**
+ * An HTTP failure: `code` and `field` come from the `{error, message, field}` body.
+ * `fatal` is true when retrying the same request cannot help (4xx).
+ */
 export class ApiError extends Error {
-  constructor(message, status, code) {
+  constructor(message, status, code, field) {
     super(message);
     this.status = status;
     this.code = code;
+    this.field = field || null;
     this.fatal = status >= 400 && status < 500 && status !== 408 && status !== 429;
     this.final = this.fatal; // meeting.js: stop retrying
   }
 }
 
-async function post(path, body) {
-  const res = await fetch(path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body ?? {}),
-  });
-  let data = null;
-  try { data = await res.json(); } catch { /* empty or non-JSON body */ }
-  if (!res.ok) {
-    throw new ApiError(data?.message || `${res.status} ${res.statusText}`, res.status, data?.error);
-  }
-  return data;
-}
-
-async function get(path, { timeoutMs = 0 } = {}) {
+/** One JSON request; resolves with the answer's JSON (null for an empty body). */
+async function request(method, path, { body, timeoutMs = 0 } = {}) {
   const ctl = new AbortController();
   const timer = timeoutMs ? setTimeout(() => ctl.abort(), timeoutMs) : 0;
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
   let res;
   try {
-    res = await fetch(path, { headers: { accept: 'application/json' }, signal: ctl.signal, cache: 'no-store' });
+    res = await fetch(API + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: ctl.signal,
+      cache: 'no-store',
+      credentials: 'same-origin',
+    });
   } catch (err) {
-    throw new ApiError(ctl.signal.aborted ? 'the server did not answer in time' : err.message || String(err), 0);
+    throw new ApiError(ctl.signal.aborted ? 'the server did not answer in time' : err.message || 'could not reach the server', 0);
   } finally {
     clearTimeout(timer);
   }
   let data = null;
   try { data = await res.json(); } catch { /* empty or non-JSON body */ }
   if (!res.ok) {
-    throw new ApiError(data?.message || `${res.status} ${res.statusText}`, res.status, data?.error);
+    throw new ApiError(data?.message || `${res.status} ${res.statusText}`, res.status, data?.error, data?.field);
   }
-  if (data == null) throw new ApiError('the server did not answer with JSON', res.status);
   return data;
 }
 
-/** `POST /api/v1/meetings` → `{room, url}`. */
-export const createMeeting = () => post('/api/v1/meetings', {});
+const get = (path, opts) => request('GET', path, opts);
+const post = (path, body = {}) => request('POST', path, { body });
+const patch = (path, body) => request('PATCH', path, { body });
+const put = (path, body) => request('PUT', path, { body });
+const del = (path) => request('DELETE', path);
 
-/** `POST /api/v1/rooms/{room}/join` → `{token, identity, name, room}`. */
-export const joinRoom = (room, name) =>
-  post(`/api/v1/rooms/${encodeURIComponent(room)}/join`, { name });
+/** Every item of a paged list (`{items, next_offset}`), following `next_offset`. */
+async function all(path, max = 1000) {
+  const items = [];
+  let offset = 0;
+  while (offset != null && items.length < max) {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await get(`${path}${sep}limit=100&offset=${offset}`);
+    items.push(...(page?.items || []));
+    offset = page?.next_offset ?? null;
+  }
+  return items;
+}
 
-/** `GET /api/v1/nettest` → `{host, stun, stun_alt, turn: {udp, tcp, tls}|null, username, credential, media}`. */
-export const getNetTest = () => get('/api/v1/nettest', { timeoutMs: 3000 });
+// ---- accounts ----------------------------------------------------------------------------
+
+export const signup = (email, password, displayName) =>
+  post('/auth/signup', { email, password, display_name: displayName });
+export const login = (email, password) => post('/auth/login', { email, password });
+export const logout = () => post('/auth/logout');
+export const changePassword = (current, next) =>
+  put('/me/password', { current_password: current, new_password: next });
+
+/** The signed-in user, or null when nobody is signed in. */
+export async function getMe() {
+  try {
+    return await get('/me', { timeoutMs: 5000 });
+  } catch (err) {
+    if (err.status === 401) return null;
+    throw err;
+  }
+}
+
+// ---- meetings ----------------------------------------------------------------------------
+
+/**
+ * `POST /meetings`. Signed out, `{}` gives an ad-hoc link `{room, url}`; signed in, `draft`
+ * (`{title, ...}`) is stored and the answer is the Meeting.
+ */
+export const createMeeting = (draft = {}) => post('/meetings', draft);
+export const listMeetings = () => all('/meetings');
+export const getMeeting = (id) => get(`/meetings/${enc(id)}`);
+export const updateMeeting = (id, fields) => patch(`/meetings/${enc(id)}`, fields);
+export const cancelMeeting = (id) => del(`/meetings/${enc(id)}`);
+export const calendarUrl = (id) => `${API}/meetings/${enc(id)}/calendar.ics`;
+export const listHistory = () => all('/history', 200);
+
+/**
+ * `POST /rooms/{room}/join` → `{token, room, identity, name, host}`. `name` may be omitted
+ * when signed in (the display name is used).
+ */
+export const joinRoom = (room, name) => post(`/rooms/${enc(room)}/join`, name ? { name } : {});
+
+// ---- contacts ----------------------------------------------------------------------------
+
+export const searchUsers = (q) => get(`/users?q=${enc(q)}&limit=20`).then((p) => p.items || []);
+export const listContacts = () => all('/contacts');
+export const contactRequests = () => get('/contacts/requests');
+/** Resolves with `"pending"` or `"accepted"` (they had already asked us). */
+export const requestContact = (userId) => post('/contacts/requests', { user_id: userId }).then((r) => r?.status);
+export const acceptRequest = (userId) => post(`/contacts/requests/${enc(userId)}/accept`);
+export const declineRequest = (userId) => post(`/contacts/requests/${enc(userId)}/decline`);
+export const withdrawRequest = (userId) => del(`/contacts/requests/${enc(userId)}`);
+export const removeContact = (userId) => del(`/contacts/${enc(userId)}`);
+export const listBlocks = () => all('/blocks');
+export const block = (userId) => post('/blocks', { user_id: userId });
+export const unblock = (userId) => del(`/blocks/${enc(userId)}`);
+/** `POST /contacts/{id}/call` → the instant Meeting; the contact's app rings. */
+export const callContact = (userId) => post(`/contacts/${enc(userId)}/call`);
+
+/** `GET /nettest` → `{host, stun, stun_alt, turn: {udp, tcp, tls}|null, username, credential, media}`. */
+export async function getNetTest() {
+  const cfg = await get('/nettest', { timeoutMs: 3000 });
+  if (cfg == null) throw new ApiError('the server did not answer with JSON', 200);
+  return cfg;
+}
+
+/** The ws:// or wss:// URL of a socket path on this server. */
+export function socketUrl(path, loc = location) {
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}${path}`;
+}
+
+// ---- room names --------------------------------------------------------------------------
 
 /** The room a meeting page is for: the last segment of `/m/{room}`. */
 export function roomFromLocation(loc = location) {
@@ -75,4 +156,15 @@ export function roomFromInput(text) {
   if (m) s = m[1];
   try { s = decodeURIComponent(s); } catch { /* keep as typed */ }
   return ROOM_RE.test(s) ? s : null;
+}
+
+/** A `?next=` target if it is a path on this site, else `fallback`. */
+export function safeNext(next, fallback = '/app') {
+  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return fallback;
+  try {
+    const url = new URL(next, location.origin);
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : fallback;
+  } catch {
+    return fallback;
+  }
 }

@@ -1,6 +1,7 @@
-// Home page (/): starts a new meeting (POST /api/v1/meetings) or joins one by link or room name.
+// Home page (/): starts a new meeting (POST /api/v1/meetings) or joins one by link or room
+// name, signed in or not; links to sign-in / sign-up, or to the app when signed in.
 
-import { createMeeting, roomFromInput } from './api.js';
+import { createMeeting, getMe, roomFromInput } from './api.js';
 import { fillIcons } from './icons.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -8,12 +9,22 @@ const showError = (text) => { $('#home-error').textContent = text || ''; };
 
 fillIcons();
 
+let me = null;
+getMe().then((user) => {
+  me = user;
+  if (!user) return;
+  $('#home-user').textContent = user.display_name;
+  $('#signed-out-links').hidden = true;
+  $('#signed-in-links').hidden = false;
+}).catch(() => { /* signed-out links stay */ });
+
 $('#new-meeting').addEventListener('click', async () => {
   const button = $('#new-meeting');
   button.disabled = true;
   showError('');
   try {
-    const { url, room } = await createMeeting();
+    // Signed in, the meeting is stored (and needs a title); signed out it is an ad-hoc link.
+    const { url, room } = await createMeeting(me ? { title: `${me.display_name}'s meeting` } : {});
     location.assign(url || `/m/${encodeURIComponent(room)}`);
   } catch (err) {
     showError(`Could not create a meeting: ${err.message}`);

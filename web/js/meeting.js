@@ -1,12 +1,13 @@
 // Meeting page entry (/m/{room}). Owns the meeting state and its lifecycle: pre-join, joining
-// (token → WebSocket → `joined` → RTCPeerConnection), the signaling message handlers, local
-// media and the controls, reconnection with backoff, leaving, and the `window.stoa` test hooks.
+// (token → WebSocket → lobby → `joined` → RTCPeerConnection), the signaling message handlers,
+// local media and the controls, the host's powers (lobby, mute, remove, lock), reconnection
+// with backoff, leaving, and the `window.stoa` test hooks.
 // The peer connection lives in call.js, the socket in signaling.js, the DOM in ui.js.
 
-import { joinRoom, roomFromLocation } from './api.js';
+import { getMe, joinRoom, roomFromLocation, socketUrl } from './api.js';
 import { Call } from './call.js';
 import { deviceOf, listDevices, openCam, openLocal, openMic, openScreen } from './media.js';
-import { Signaling, SignalError, pid, wsUrl } from './signaling.js';
+import { Signaling, SignalError, pid } from './signaling.js';
 import * as ui from './ui.js';
 
 const RETRY_WINDOW_MS = 30000;   // keep trying to (re)connect this long
@@ -24,11 +25,16 @@ const S = {
   room: roomFromLocation(),
   state: 'prejoin',
   name: '',
+  account: null,                         // the signed-in user (GET /api/v1/me), or null: a guest
   me: null,
   grants: { publish: true, subscribe: true, publish_data: true, room_admin: false },
   participants: new Map(), // id -> {id, identity, name, tracks: [Track]}, everyone but us
   orphans: new Map(),      // participant id -> tracks announced before the participant was
   chat: [],
+  isHost: false,                         // joined with the room_admin grant
+  lobby: [],                             // host: [{id, name}] waiting to be admitted
+  locked: false,
+  lobbyAt: 0,                            // when we last entered the lobby (restarts the retry window)
   timings: { pageStart: 0, timeOrigin: performance.timeOrigin, joined: null, firstRemoteFrame: null, reconnects: 0 },
   sig: null,
   call: null,
@@ -233,11 +239,17 @@ class Stale extends Error {}
 /** Token → WebSocket → joined → RTCPeerConnection. Throws to let runSession retry. */
 async function connect(gen) {
   const check = () => { if (gen !== S.gen) throw new Stale('superseded'); };
-  const { token } = await joinRoom(S.room, S.name);
+  const { token } = await joinRoom(S.room, S.account ? '' : S.name);
   check();
-  const sig = new Signaling(wsUrl(), { onClose: (reason) => lost(sig, reason) });
+  const sig = new Signaling(socketUrl('/ws'), { onClose: (reason) => lost(sig, reason) });
   S.sig = sig;
-  const joined = await sig.join(token);
+  const joined = await sig.join(token, {
+    onLobby: () => {
+      if (gen !== S.gen) return;
+      S.lobbyAt = performance.now();
+      setState('lobby');
+    },
+  });
   check();
   if (S.timings.joined == null) S.timings.joined = performance.now();
   else { S.timings.reconnects++; S.timings.rejoined = performance.now(); }
@@ -262,7 +274,7 @@ async function runSession(reconnecting) {
       if (gen !== S.gen) return; // left, or another session took over
       teardown();
       if (err.final) return end(err);
-      if (performance.now() - started > RETRY_WINDOW_MS) {
+      if (performance.now() - Math.max(started, S.lobbyAt) > RETRY_WINDOW_MS) {
         return end(err, reconnecting ? 'Could not reconnect' : 'Could not join the meeting');
       }
       console.warn('stoa: connecting failed, retrying', err);
@@ -276,6 +288,12 @@ async function runSession(reconnecting) {
 function onJoined(j) {
   S.me = normParticipant(j.you);
   S.grants = { ...S.grants, ...j.grants };
+  S.isHost = !!S.grants.room_admin;
+  S.lobby = [];
+  S.locked = !!j.locked;
+  ui.setHost(S.isHost);
+  ui.renderLobby(S.lobby);
+  ui.setLocked(S.locked);
   S.participants.clear();
   for (const p of j.participants || []) {
     const n = normParticipant(p);
@@ -352,20 +370,32 @@ function lost(sig, reason) {
   runSession(true);
 }
 
+// Per error code: title, explanation, the state to end in, and whether "Try again" makes sense.
 const FINAL_TEXT = {
   replaced: ['You joined from another window', 'This meeting is open somewhere else with the same identity.'],
   unauthorized: ['You could not be let in', 'Your access to this meeting was refused.'],
   forbidden: ['You could not be let in', 'You are not allowed to do that in this meeting.'],
+  not_admitted: ['You could not be let in', ''],
+  denied: ['The host did not let you in', '', 'denied'],
+  removed: ['The host removed you from the meeting', '', 'removed', false],
+  sign_in_required: ['Sign in to join this meeting', 'The host only admits people with an account on this server.', 'left', false],
+  meeting_locked: ['This meeting is locked', 'The host locked the meeting: nobody new can join until they unlock it.'],
+  meeting_cancelled: ['This meeting was cancelled', 'Its link no longer works.', 'left', false],
 };
 
-/** Ends the session for good after an error; the person can try again by hand. */
+/** Ends the session for good after an error; the person may try again by hand where that can help. */
 function end(err, title) {
   S.gen++;
   teardown();
   stopLocal();
-  const [t, d] = FINAL_TEXT[err?.code] || [title || 'The call ended', ''];
-  setState('left');
-  ui.showLeft(t, [d, err?.message].filter(Boolean).join(' — '), 'Try again');
+  const [t, d, state = 'left', retry = true] = FINAL_TEXT[err?.code] || [title || 'The call ended', ''];
+  setState(state);
+  const detail = [d, err?.message].filter(Boolean).filter((x, i, a) => a.indexOf(x) === i).join(' — ');
+  const next = `/m/${encodeURIComponent(S.room)}`;
+  ui.showLeft(t, detail, {
+    rejoinLabel: retry ? 'Try again' : null,
+    link: err?.code === 'sign_in_required' ? { href: `/login?next=${encodeURIComponent(next)}`, label: 'Sign in' } : null,
+  });
 }
 
 function leave() {
@@ -379,7 +409,7 @@ function leave() {
 }
 
 function rejoin() {
-  if (S.state !== 'left') return;
+  if (S.state !== 'left' && S.state !== 'denied') return;
   S.mediaReady = acquireMedia();
   runSession(false);
 }
@@ -440,6 +470,22 @@ function onMessage(m) {
       ui.addChat({ name: msg.name, text: msg.text, ts: msg.ts, mine: pid(msg.from) === S.me?.pid });
       break;
     }
+    case 'lobby_update': {
+      const known = new Set(S.lobby.map((e) => e.id));
+      S.lobby = [...(m.waiting || [])];
+      for (const e of S.lobby) if (!known.has(e.id)) ui.toast(`${e.name} is waiting to join`);
+      ui.renderLobby(S.lobby);
+      return;
+    }
+    case 'locked':
+      S.locked = !!m.locked;
+      ui.setLocked(S.locked);
+      return;
+    case 'muted_by_host':
+      if (m.kind === 'video' ? S.camOn : S.micOn) {
+        (m.kind === 'video' ? toggleCam() : toggleMic()).then(() => ui.toast('The host muted you'));
+      }
+      return;
     case 'pong': return;
     case 'error': onServerError(m); break;
     default: return; // unknown: newer server
@@ -455,6 +501,26 @@ function onServerError(m) {
   if (m.code === 'bad_sdp') S.call?.offerRejected();
   ui.toast(m.message || m.code, 'error');
 }
+
+// ---- host powers -------------------------------------------------------------------------
+
+/** Sends a moderation message; false when we are not the host or not connected. */
+function hostSend(msg) {
+  if (!S.isHost || S.state !== 'joined') return false;
+  return !!S.sig?.send(msg);
+}
+
+const admit = (id) => hostSend({ type: 'admit', id });
+const deny = (id) => hostSend({ type: 'deny', id });
+const setLocked = (locked) => hostSend({ type: 'lock', locked: !!locked });
+
+/** `participant` goes out in the server's own form (as in `participant_left`), not as "p7". */
+function hostAct(type, id) {
+  const p = S.participants.get(pid(id));
+  return !!p && hostSend({ type, participant: p.id });
+}
+const muteParticipant = (id) => hostAct('mute_participant', id);
+const removeParticipant = (id) => hostAct('remove_participant', id);
 
 // ---- stats: speaking indicator and a first-frame fallback ------------------------------
 
@@ -486,7 +552,7 @@ async function pollStats() {
 
 function join(name) {
   S.name = name.slice(0, 64);
-  store.set('name', S.name);
+  if (!S.account) store.set('name', S.name);
   ui.setName(S.name);
   ui.setJoinError('');
   runSession(false);
@@ -505,6 +571,10 @@ window.stoa = {
   get remoteTracks() { return S.call?.remote || new Map(); },
   get relayOnly() { return flag('relay'); },
   get local() { return { mic: S.mic, cam: S.cam, screen: S.screen, micOn: S.micOn, camOn: S.camOn }; },
+  get account() { return S.account; },
+  get isHost() { return S.isHost; },
+  get lobby() { return S.lobby; },
+  get locked() { return S.locked; },
   join: (name) => (S.state === 'prejoin' ? join(String(name || 'Guest')) : undefined),
   sendChat,
   toggleMic,
@@ -514,10 +584,15 @@ window.stoa = {
   leave,
   rejoin,
   restartIce: () => S.call?.restartIce(),
+  admit,
+  deny,
+  muteParticipant,
+  removeParticipant,
+  setLocked,
   stats: () => (S.call ? S.call.stats() : Promise.resolve(null)),
 };
 
-function init() {
+async function init() {
   document.title = `${S.room} · Stoa`;
   document.getElementById('nettest-link').href = `/nettest?room=${encodeURIComponent(S.room)}`;
   ui.initUi({
@@ -530,6 +605,11 @@ function init() {
     onRejoin: rejoin,
     onChat: sendChat,
     onDevice,
+    onAdmit: admit,
+    onDeny: deny,
+    onHostMute: muteParticipant,
+    onHostRemove: removeParticipant,
+    onToggleLock: () => setLocked(!S.locked),
   });
   ui.onFirstFrame((t) => { if (S.timings.firstRemoteFrame == null) S.timings.firstRemoteFrame = t; });
   navigator.mediaDevices?.addEventListener?.('devicechange', refreshDevices);
@@ -544,15 +624,17 @@ function init() {
     if (k === 'd') toggleMic(); else toggleCam();
   });
 
-  const name = (params.get('name') || store.get('name')).trim();
-  ui.setName(name);
   refreshLocal();
   S.mediaReady = acquireMedia();
+  S.account = await getMe().catch(() => null);
+  const name = (S.account?.display_name || params.get('name') || store.get('name')).trim();
+  ui.setName(name);
+  if (S.account) ui.setAccount(S.account);
   if (flag('autojoin')) {
     join(name || 'Guest');
   } else {
     setState('prejoin');
-    document.getElementById('join-name').focus();
+    document.getElementById(S.account ? 'join-button' : 'join-name').focus();
   }
 }
 

@@ -6,17 +6,13 @@ const PING_MS = 5000;
 const SILENCE_MS = 15000; // the server drops a connection silent this long; so do we
 const JOIN_TIMEOUT_MS = 10000;
 
-/** Error codes after which reconnecting with a fresh token cannot help. */
-const FINAL_CODES = new Set(['replaced', 'unauthorized', 'forbidden']);
+/** Error codes after which reconnecting with a fresh token cannot help (or must not happen). */
+const FINAL_CODES = new Set(['replaced', 'unauthorized', 'forbidden', 'denied', 'removed', 'not_admitted']);
 
 /** Participant ids are shown as "p7" (the msid form), whether the JSON carries 7 or "p7". */
 export function pid(v) {
   if (typeof v === 'number' || /^\d+$/.test(String(v))) return `p${v}`;
   return String(v);
-}
-
-export function wsUrl(loc = location) {
-  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/ws`;
 }
 
 /** A server `error`, or a failure to join, as a JS Error. */
@@ -48,8 +44,12 @@ export class Signaling {
     this.failJoin = null; // rejects a pending join()
   }
 
-  /** Opens the socket and sends `join`; resolves with the `joined` message. */
-  join(token) {
+  /**
+   * Opens the socket and sends `join`; resolves with the `joined` message. When the server
+   * answers `lobby` instead (the host must admit us), `onLobby` is called and the wait for
+   * `joined` has no time limit; pings keep the socket alive meanwhile.
+   */
+  join(token, { onLobby } = {}) {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
       this.ws = ws;
@@ -82,6 +82,10 @@ export class Signaling {
           clearTimeout(timeout);
           this.startKeepalive();
           resolve(msg);
+        } else if (msg.type === 'lobby') {
+          clearTimeout(timeout);
+          if (!this.timer) this.timer = setInterval(() => this.send({ type: 'ping' }), PING_MS);
+          onLobby?.();
         } else if (msg.type === 'error') {
           fail(new SignalError(msg.code, msg.message, msg.fatal));
         }
@@ -109,6 +113,7 @@ export class Signaling {
   }
 
   startKeepalive() {
+    clearInterval(this.timer);
     this.timer = setInterval(() => {
       if (Date.now() - this.lastHeard > SILENCE_MS) return this.lost('server silent');
       this.send({ type: 'ping' });

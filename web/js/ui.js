@@ -1,6 +1,7 @@
 // UI: everything the meeting page shows. Renders tiles, audio elements, the people list, chat,
-// controls, toasts and the three screens (pre-join, meeting, left) from state that meeting.js
-// hands in, and reports clicks back through the handlers given to initUi. No networking.
+// controls, the host's lobby panel and moderation buttons, toasts and the screens (pre-join,
+// meeting, left) from state that meeting.js hands in, and reports clicks back through the
+// handlers given to initUi. No networking.
 
 import { icon, fillIcons } from './icons.js';
 
@@ -42,6 +43,24 @@ export function initUi(h) {
   $('#people-button').onclick = () => togglePanel('people');
   $('#panel-close').onclick = () => togglePanel(null);
   for (const b of document.querySelectorAll('[data-panel]')) b.onclick = () => togglePanel(b.dataset.panel, true);
+  $('#lock-button').onclick = () => h.onToggleLock();
+  $('#lobby-panel').addEventListener('click', (e) => {
+    const b = e.target.closest('button');
+    const id = b?.closest('.lobby-entry')?.dataset.lobbyId;
+    if (!id) return;
+    if (b.classList.contains('admit')) h.onAdmit(id);
+    else if (b.classList.contains('deny')) h.onDeny(id);
+  });
+  // Host buttons on tiles and in the people list carry their participant in an ancestor.
+  for (const box of [$('#grid'), $('#people-list')]) {
+    box.addEventListener('click', (e) => {
+      const b = e.target.closest('.host-mute, .host-remove');
+      const id = b?.closest('[data-participant]')?.dataset.participant;
+      if (!id) return;
+      if (b.classList.contains('host-mute')) h.onHostMute(id);
+      else h.onHostRemove(id);
+    });
+  }
   $('#copy-link').onclick = async () => {
     try {
       await navigator.clipboard.writeText($('#meeting-link').textContent);
@@ -74,21 +93,90 @@ export function onFirstFrame(cb) { firstFrameCb = cb; }
 
 // ---- screens ---------------------------------------------------------------------------
 
-/** state: prejoin | joining | joined | reconnecting | left */
+const OVERLAY_TEXT = { joining: 'Joining…', reconnecting: 'Reconnecting…', lobby: 'Waiting for the host to let you in…' };
+const ENDED = new Set(['left', 'removed', 'denied']);
+
+/** state: prejoin | joining | lobby | joined | reconnecting | left | removed | denied */
 export function setState(state, detail) {
-  if (state === 'left') $('#toasts').replaceChildren();
+  if (ENDED.has(state)) $('#toasts').replaceChildren();
   document.body.dataset.state = state;
   const overlay = $('#overlay');
-  overlay.classList.toggle('show', state === 'joining' || state === 'reconnecting');
-  $('#overlay-text').textContent = detail || (state === 'reconnecting' ? 'Reconnecting…' : 'Joining…');
+  overlay.classList.toggle('show', state in OVERLAY_TEXT);
+  overlay.classList.toggle('waiting', state === 'lobby');
+  $('#overlay-text').textContent = detail || OVERLAY_TEXT[state] || '';
   $('#join-button').disabled = state === 'joining';
+  if (state !== 'joined') { setHost(false); renderLobby([]); }
 }
 
-export function showLeft(title, detail = '', rejoinLabel = 'Rejoin') {
+/**
+ * The screen after a call. `rejoinLabel` null hides the rejoin button; `link` ({href, label})
+ * adds a primary link (e.g. to sign in).
+ */
+export function showLeft(title, detail = '', { rejoinLabel = 'Rejoin', link = null } = {}) {
   $('#left-title').textContent = title;
   $('#left-detail').textContent = detail;
-  $('#rejoin-button').textContent = rejoinLabel;
+  $('#rejoin-button').textContent = rejoinLabel || '';
+  $('#rejoin-button').hidden = !rejoinLabel;
+  const a = $('#left-link');
+  a.hidden = !link;
+  if (link) { a.href = link.href; a.textContent = link.label; }
   $('#settings').open && $('#settings').close();
+}
+
+/** A signed-in user joins under their account: no name to type. */
+export function setAccount(user) {
+  $('#join-name-field').hidden = true;
+  $('#join-name').required = false;
+  $('#join-as').hidden = false;
+  $('#join-as-name').textContent = user.display_name;
+}
+
+// ---- host: moderation controls and the lobby ------------------------------------------
+
+/** Shows the host's controls (lock toggle, mute/remove buttons) or hides them. */
+export function setHost(isHost) {
+  document.body.classList.toggle('is-host', isHost);
+  $('#lock-button').hidden = !isHost;
+}
+
+export function setLocked(locked) {
+  $('#locked-badge').hidden = !locked;
+  const b = $('#lock-button');
+  b.innerHTML = icon(locked ? 'lock' : 'unlock');
+  b.classList.toggle('active', locked);
+  b.setAttribute('aria-pressed', String(locked));
+  b.title = locked ? 'Unlock the meeting' : 'Lock the meeting (nobody new can join)';
+}
+
+/** The host's list of people waiting to be let in: [{id, name}]. */
+export function renderLobby(waiting) {
+  const panel = $('#lobby-panel');
+  panel.hidden = !waiting.length;
+  $('#lobby-count').textContent = String(waiting.length);
+  $('#lobby-list').replaceChildren(...waiting.map((w) => {
+    const li = el('li', 'lobby-entry');
+    li.dataset.lobbyId = w.id;
+    const av = el('div', 'avatar small');
+    setAvatar(av, w.name, w.id);
+    li.append(av, el('span', 'person-name', w.name), el('button', 'pill admit', 'Admit'), el('button', 'ghost small deny', 'Deny'));
+    for (const b of li.querySelectorAll('button')) b.type = 'button';
+    return li;
+  }));
+}
+
+/** The Mute and Remove buttons of one participant (visible to the host only). */
+function hostButtons() {
+  const box = el('div', 'host-controls');
+  const mute = el('button', 'icon-button host-mute');
+  mute.type = 'button';
+  mute.title = 'Mute';
+  mute.innerHTML = icon('micOff');
+  const remove = el('button', 'icon-button host-remove');
+  remove.type = 'button';
+  remove.title = 'Remove from the meeting';
+  remove.innerHTML = icon('removeUser');
+  box.append(mute, remove);
+  return box;
 }
 
 export function setJoinError(text) { $('#join-error').textContent = text || ''; }
@@ -258,6 +346,7 @@ function makeTile(key, screen) {
   t.innerHTML = `<video autoplay playsinline muted></video>
     <div class="avatar-wrap"><div class="avatar"></div></div>
     <div class="nameplate"><span class="mic-state"></span><span class="name"></span></div>`;
+  if (!screen) t.append(hostButtons());
   if (screen) $('#screens').append(t);
   else $('#grid').insertBefore(t, $('#grid > #self-view')); // the self view stays last
   tiles.set(key, t);
@@ -301,6 +390,7 @@ export function renderMedia(participants, remote, me) {
     t.querySelector('.name').textContent = p.name;
     t.querySelector('.mic-state').innerHTML = micOff ? icon('micOff') : '';
     t.classList.toggle('mic-off', micOff);
+    t.querySelector('.host-mute').disabled = micOff;
     t.classList.toggle('video-off', !cam || !!camInfo?.muted || cam.track.muted);
     if (cam) t.dataset.track = cam.id; else delete t.dataset.track;
     setAvatar(t.querySelector('.avatar'), p.name, p.pid);
@@ -378,6 +468,12 @@ function renderPeople(participants, me) {
     const m = el('span', 'mic-state');
     m.innerHTML = micOff ? icon('micOff') : icon('mic');
     li.append(m);
+    if (!you) {
+      li.dataset.participant = id;
+      const host = hostButtons();
+      host.querySelector('.host-mute').disabled = micOff;
+      li.append(host);
+    }
     return li;
   };
   const rows = [row(me?.name || 'You', me?.id || 'me', !!me?.micOff, true)];

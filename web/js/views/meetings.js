@@ -1,0 +1,72 @@
+// Meetings view (/app/meetings): "New meeting now", a link to the schedule form, and the
+// meetings the user hosts or is invited to, split into upcoming and past.
+
+import { createMeeting, listMeetings } from '../api.js';
+import { $, h, showFormError } from '../dom.js';
+import { currentOccurrence, fmtDateTime, fmtRecurrence, fmtTime } from '../time.js';
+
+export const nav = 'meetings';
+
+export async function render(root, ctx) {
+  ctx.setTitle('Meetings');
+  const instant = h('form', { id: 'instant-form', class: 'inline-form', novalidate: true },
+    h('input', { id: 'instant-title', name: 'title', maxlength: 200, 'aria-label': 'Title of the new meeting', placeholder: `${ctx.me.display_name}'s meeting` }),
+    h('button', { id: 'new-meeting', class: 'primary', type: 'submit' }, 'New meeting now'),
+    h('p', { class: 'field-error', 'data-for': 'title' }),
+    h('p', { class: 'form-error', role: 'alert' }));
+  instant.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const button = $('#new-meeting', instant);
+    button.disabled = true;
+    try {
+      const title = $('#instant-title', instant).value.trim() || `${ctx.me.display_name}'s meeting`;
+      const m = await createMeeting({ title });
+      location.assign(m.url || `/m/${encodeURIComponent(m.room)}`);
+    } catch (err) {
+      showFormError(instant, err);
+      button.disabled = false;
+    }
+  });
+  root.append(h('header', { class: 'view-head' },
+    h('h1', {}, 'Meetings'),
+    h('a', { id: 'schedule-link', class: 'button', href: '/app/meetings/new' }, 'Schedule a meeting')),
+  instant);
+
+  const list = await listMeetings();
+  const now = new Date();
+  const upcoming = [];
+  const past = [];
+  for (const m of list) {
+    const at = m.cancelled ? null : currentOccurrence(m, now);
+    if (at) upcoming.push([m, at]);
+    else past.push([m, new Date(m.start_at || m.created_at)]);
+  }
+  upcoming.sort((a, b) => a[1] - b[1]);
+  past.sort((a, b) => b[1] - a[1]);
+  root.append(
+    section('upcoming', 'Upcoming', upcoming, 'Nothing planned. Start a meeting now or schedule one.'),
+    section('past', 'Past', past, 'No past meetings yet.'),
+  );
+}
+
+function section(id, title, rows, empty) {
+  return h('section', { id, class: 'card' },
+    h('h2', {}, title),
+    rows.length
+      ? h('ul', { class: 'item-list' }, rows.map(([m, at]) => item(m, at)))
+      : h('p', { class: 'empty' }, empty));
+}
+
+function item(m, at) {
+  const end = new Date(at.getTime() + (m.duration_minutes || 0) * 60000);
+  const when = m.start_at ? `${fmtDateTime(at)} – ${fmtTime(end)}` : `Instant meeting · ${fmtDateTime(m.created_at)}`;
+  return h('li', { class: 'meeting-item', 'data-meeting-id': m.id },
+    h('div', { class: 'item-main' },
+      h('a', { class: 'item-title', href: `/app/meetings/${encodeURIComponent(m.id)}` }, m.title || 'Untitled meeting'),
+      h('div', { class: 'item-sub' },
+        when,
+        fmtRecurrence(m) && h('span', { class: 'tag' }, fmtRecurrence(m)),
+        m.cancelled && h('span', { class: 'tag danger' }, 'Cancelled'),
+        !m.is_host && h('span', { class: 'tag' }, `Host: ${m.host?.display_name || '?'}`))),
+    !m.cancelled && h('a', { class: 'button join', href: m.url }, 'Join'));
+}
