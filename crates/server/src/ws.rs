@@ -56,6 +56,9 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
     };
     tracing::info!(participant = %id, "signaling session started");
     let (notices_tx, mut notices) = mpsc::unbounded_channel();
+    if meeting.as_ref().is_some_and(|m| m.locked) {
+        let _ = notices_tx.send(ServerMessage::Locked { locked: true });
+    }
     let door_key = state.lobbies.attend(&room, notices_tx, is_host);
     let attendance = record_join(&state, meeting.as_ref(), user_id.as_deref(), &name).await;
     if let Some(user) = &user_id {
