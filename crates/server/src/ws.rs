@@ -56,9 +56,6 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
     };
     tracing::info!(participant = %id, "signaling session started");
     let (notices_tx, mut notices) = mpsc::unbounded_channel();
-    if meeting.as_ref().is_some_and(|m| m.locked) {
-        let _ = notices_tx.send(ServerMessage::Locked { locked: true });
-    }
     let door_key = state.lobbies.attend(&room, notices_tx, is_host);
     let attendance = record_join(&state, meeting.as_ref(), user_id.as_deref(), &name).await;
     if let Some(user) = &user_id {
@@ -103,6 +100,9 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
                     let fatal = matches!(message, ServerMessage::Error { fatal: true, .. });
                     if !send(&mut socket, &message).await || fatal {
                         break;
+                    }
+                    if matches!(message, ServerMessage::Joined { .. }) && meeting.as_ref().is_some_and(|m| m.locked) {
+                        send(&mut socket, &ServerMessage::Locked { locked: true }).await;
                     }
                 }
                 // The media worker removed this participant.
