@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 const STOA_BIN = process.env.STOA_BIN;
 const CHROME_FLAGS = [
@@ -131,6 +132,47 @@ export async function openUser(server, name, path = '/', browserOptions = {}) {
   };
   await u.newPage(path);
   return u;
+}
+
+/**
+ * One person in headless Firefox ESR (driven over WebDriver BiDi by puppeteer-core), with
+ * fake camera and microphone, on `path` of the server. Same helpers as `openUser`, but
+ * `page` is a puppeteer page.
+ */
+export async function openFirefoxUser(server, name, path = '/') {
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: '/usr/bin/firefox-esr',
+    headless: true,
+    extraPrefsFirefox: {
+      'media.navigator.streams.fake': true,
+      'media.navigator.permission.disabled': true,
+      'media.autoplay.default': 0,
+      // The tests' server is on loopback, which Firefox leaves out of ICE by default.
+      'media.peerconnection.ice.loopback': true,
+      'media.peerconnection.ice.obfuscate_host_addresses': false,
+    },
+  });
+  const logs = [];
+  const page = await browser.newPage();
+  page.on('console', (m) => logs.push(`[${name}] ${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[${name}] pageerror: ${e.message}`));
+  await page.goto(`${server.base}${path}`);
+  return {
+    name, browser, logs, page,
+    async waitFor(fn, arg, timeout = 20000, what = 'condition') {
+      const deadline = Date.now() + timeout;
+      let last;
+      while (Date.now() < deadline) {
+        last = await page.evaluate(fn, arg).catch((e) => `error: ${e.message}`);
+        if (last && !(typeof last === 'string' && last.startsWith('error: '))) return last;
+        await sleep(250);
+      }
+      throw new Error(`${name}: timed out waiting for ${what} (last: ${JSON.stringify(last)})\n${logs.slice(-30).join('\n')}`);
+    },
+    eval: (fn, arg) => page.evaluate(fn, arg),
+    close: () => browser.close(),
+  };
 }
 
 /** Waits until a participant decodes video frames and receives audio with energy. */
