@@ -133,22 +133,29 @@ impl LoginLimiter {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(min_length = 8, max_length = 256)]
     password: String,
+    #[schema(min_length = 1, max_length = 64)]
     display_name: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(min_length = 1, max_length = 254)]
     email: String,
+    #[schema(min_length = 1, max_length = 256)]
     password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
+    #[schema(max_length = 256)]
     current_password: String,
+    #[schema(min_length = 8, max_length = 256)]
     new_password: String,
 }
 

@@ -21,8 +21,11 @@ use crate::presence::{PresenceState, UserEvent};
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// 2 to 100 characters of a name or email.
+    #[param(min_length = 2, max_length = 100)]
     q: String,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    #[param(minimum = 0, maximum = 1000000)]
     offset: Option<i64>,
 }
 
@@ -55,6 +58,7 @@ pub struct RequestsOut {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserRef {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     user_id: String,
 }
 

@@ -32,24 +32,31 @@ const MAX_INVITEES: usize = 200;
 #[serde(deny_unknown_fields)]
 pub struct MeetingIn {
     /// 1 to 200 characters; default "Meeting".
+    #[schema(min_length = 1, max_length = 200)]
     title: Option<String>,
     /// Up to 5000 characters.
+    #[schema(max_length = 5000)]
     description: Option<String>,
     /// RFC 3339 with an offset; absent for an instant meeting.
+    #[schema(format = DateTime)]
     start_at: Option<String>,
     /// IANA time zone the meeting recurs in, e.g. `Europe/Berlin`; default `UTC`.
     time_zone: Option<String>,
     /// 1 to 1440; default 60.
+    #[schema(minimum = 1, maximum = 1440)]
     duration_minutes: Option<i64>,
     /// `none`, `daily` or `weekly`; recurring meetings need `start_at`.
+    #[schema(pattern = "^(none|daily|weekly)$")]
     recurrence: Option<String>,
     /// 1 to 1000 occurrences; absent for no end.
+    #[schema(minimum = 1, maximum = 1000)]
     recurrence_count: Option<i64>,
     require_sign_in: Option<bool>,
     lobby: Option<bool>,
     /// Only when editing.
     locked: Option<bool>,
     /// User ids; each must be one of the host's contacts.
+    #[schema(max_items = 200)]
     invitees: Option<Vec<String>>,
 }
 
@@ -122,6 +129,7 @@ pub struct HistoryList {
 #[serde(deny_unknown_fields)]
 pub struct JoinIn {
     /// Display name in the call; required for guests, defaults to the account's name.
+    #[schema(min_length = 1, max_length = 64)]
     name: Option<String>,
 }
 

@@ -200,8 +200,10 @@ impl From<QueryRejection> for ApiError {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1 to 100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// Default 0.
+    #[param(minimum = 0, maximum = 1000000)]
     offset: Option<i64>,
 }
 
