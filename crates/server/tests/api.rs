@@ -7,6 +7,7 @@ mod common;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
+use sqlx::migrate::MigrateDatabase;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -862,6 +863,100 @@ async fn a_restart_keeps_accounts_sessions_meetings_and_contacts() {
         .call(Some(&bob), Method::GET, "/api/v1/meetings", None)
         .await;
     assert_eq!(meetings["items"][0]["id"], m["id"]);
+}
+
+#[tokio::test]
+async fn the_api_runs_on_postgresql_and_keeps_data_across_a_restart() {
+    sqlx::any::install_default_drivers();
+    let server_url = std::env::var("STOA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (base, _) = server_url.rsplit_once('/').expect("a database URL");
+    let url = format!("{base}/stoa_api_{:016x}", rand_u64());
+    sqlx::Any::create_database(&url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL is needed (STOA_TEST_POSTGRES_URL, default {server_url}): {e}")
+    });
+    let run = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let mut settings = common::settings();
+            settings.database_url = url;
+            let server = common::start_with(&settings).await;
+            let api = Api::new(&server);
+            let ann = api.signup("ann@example.org", "Ann").await;
+            let bob = api.signup("bob@example.org", "Bob").await;
+            api.befriend(&ann, &bob).await;
+            let (s, m) = api
+                .call(
+                    Some(&ann),
+                    Method::POST,
+                    "/api/v1/meetings",
+                    Some(json!({"title": "On Postgres", "invitees": [bob.id]})),
+                )
+                .await;
+            assert_eq!(s, 201, "{m}");
+            server.serve.abort();
+            let _ = server.serve.await;
+
+            let server = common::start_with(&settings).await;
+            let api = Api::new(&server);
+            let (_, meetings) = api
+                .call(Some(&bob), Method::GET, "/api/v1/meetings", None)
+                .await;
+            assert_eq!(meetings["items"][0]["title"], "On Postgres");
+            let (_, contacts) = api
+                .call(Some(&ann), Method::GET, "/api/v1/contacts", None)
+                .await;
+            assert_eq!(contacts["items"][0]["id"], bob.id.as_str());
+            server.serve.abort();
+        }
+    })
+    .await;
+    sqlx::Any::force_drop_database(&url)
+        .await
+        .expect("drop the test database");
+    if let Err(e) = run {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn every_user_endpoint_refuses_anonymous_requests() {
+    let server = common::start().await;
+    let api = Api::new(&server);
+    let (_, doc) = api
+        .call(None, Method::GET, "/api/v1/openapi.json", None)
+        .await;
+    // Open to everyone: signing up, logging in, ad-hoc meeting links and joining a room.
+    let open = [
+        "post /api/v1/auth/signup",
+        "post /api/v1/auth/login",
+        "post /api/v1/meetings",
+        "post /api/v1/rooms/{room}/join",
+    ];
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            if open.contains(&format!("{method} {path}").as_str()) {
+                continue;
+            }
+            let concrete = path
+                .replace("{id}", "x")
+                .replace("{user_id}", "x")
+                .replace("{room}", "x");
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let (s, b) = api.call(None, m, &concrete, Some(json!({}))).await;
+            assert_error(s, &b, 401, "unauthorized");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} operations checked");
+}
+
+fn rand_u64() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 #[tokio::test]
