@@ -81,6 +81,19 @@ struct LoadTestArgs {
     /// Count a participant as failed if ICE+DTLS is not connected this long after its join
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
+    /// Publish over WHIP and subscribe over WHEP instead of Stoa's signaling
+    #[arg(long)]
+    whip: bool,
+    /// Bearer token for every participant [default: a guest token per participant from
+    /// Stoa's join endpoint]
+    #[arg(long, env = "STOA_LOAD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// WHIP endpoint, for servers other than Stoa [default: URL/whip/ROOM]
+    #[arg(long, value_name = "URL", requires = "whip")]
+    whip_url: Option<String>,
+    /// WHEP endpoint, for servers other than Stoa [default: URL/whep/ROOM]
+    #[arg(long, value_name = "URL", requires = "whip")]
+    whep_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -140,6 +153,12 @@ fn load_test(args: LoadTestArgs) -> ExitCode {
     cfg.ramp_rate = args.ramp_rate;
     cfg.connect_timeout = args.connect_timeout;
     cfg.progress = true;
+    if args.whip {
+        cfg.transport = stoa::loadtest::Transport::WhipWhep;
+    }
+    cfg.token = args.token;
+    cfg.whip_url = args.whip_url;
+    cfg.whep_url = args.whep_url;
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     let report = match runtime.block_on(stoa::loadtest::run(&cfg)) {
         Ok(r) => r,

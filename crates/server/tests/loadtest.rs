@@ -5,7 +5,7 @@ use std::time::Duration;
 
 mod common;
 use common::start;
-use stoa::loadtest::{run, Config};
+use stoa::loadtest::{run, Config, Transport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_publishers_and_two_subscribers_receive_everything() {
@@ -30,6 +30,62 @@ async fn two_publishers_and_two_subscribers_receive_everything() {
     assert!(report.latency_ms.p99.unwrap() >= p50, "{json}");
     assert!(report.join_ms.p50.is_some(), "{json}");
     assert!(report.bitrate_kbps.mean.unwrap() > 0.0, "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whip_publishers_and_whep_subscribers_receive_everything() {
+    let server = start().await;
+    let mut cfg = Config::new(format!("http://{}", server.http_addr), "whip-room");
+    cfg.transport = Transport::WhipWhep;
+    cfg.publishers = 2;
+    cfg.subscribers = 2;
+    cfg.duration = Duration::from_secs(4);
+    cfg.ramp_rate = 20.0;
+    let report = run(&cfg).await.expect("the load test runs");
+    let json = serde_json::to_string_pretty(&report).unwrap();
+    // WHIP publishers receive nothing; WHEP subscribers get both publishers' audio+video.
+    assert_eq!(report.tracks_expected, 2 * 4, "{json}");
+    assert_eq!(report.tracks_received, report.tracks_expected, "{json}");
+    assert_eq!(report.errors, 0, "{json}");
+    assert_eq!(report.participants_connected, 4, "{json}");
+    assert!(report.latency_ms.p50.is_some(), "{json}");
+    // The sessions were deleted at the end: nobody is left in the room.
+    let admin = server.keys.mint(
+        &stoa_proto::RoomName::new("whip-room").unwrap(),
+        "admin",
+        "admin",
+        stoa_proto::Grants {
+            room_admin: true,
+            ..Default::default()
+        },
+        Duration::from_secs(60),
+    );
+    let counters: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/v1/rooms/whip-room/counters",
+            server.http_addr
+        ))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        counters["participants"],
+        serde_json::json!([]),
+        "{counters}"
+    );
+
+    // A WHIP endpoint that does not exist: every participant errs with the HTTP status.
+    cfg.whip_url = Some(format!("http://{}/nowhere", server.http_addr));
+    cfg.subscribers = 0;
+    cfg.publishers = 1;
+    cfg.duration = Duration::from_millis(200);
+    let report = run(&cfg).await.expect("setup succeeds");
+    assert_eq!(report.errors, 1, "{report:?}");
+    assert!(report.error_messages[0].contains("404"), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

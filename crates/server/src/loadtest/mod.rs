@@ -1,6 +1,7 @@
 //! `stoa load-test`: simulated participants (str0m peers from `stoa-testkit` with real ICE,
-//! DTLS-SRTP and RTP over UDP) join a room through the guest endpoint and WebSocket
-//! signaling, publish synthetic Opus/VP8 and measure what they receive.
+//! DTLS-SRTP and RTP over UDP) join a room, publish synthetic Opus/VP8 and measure what they
+//! receive. They join through Stoa's guest endpoint and WebSocket signaling, or over WHIP
+//! (publishers) and WHEP (subscribers), which also loads other WHIP/WHEP servers.
 //!
 //! One tokio task per participant, event-driven: it waits on its UDP socket, its WebSocket
 //! and a timer set to the earliest of str0m's timeout, the next media frame, the next ping and
@@ -20,6 +21,7 @@
 pub mod stats;
 
 use std::collections::HashSet;
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,11 +30,19 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use stoa_proto::{ClientMessage, RoomName, ServerMessage};
 use stoa_testkit::Peer;
-use str0m::media::MediaKind;
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
 pub use stats::{ParticipantResult, Report};
+
+/// How participants reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Stoa's WebSocket signaling (`/ws`).
+    Signaling,
+    /// WHIP for publishers, WHEP for subscribers (no trickle; one offer, one answer).
+    WhipWhep,
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -52,6 +62,14 @@ pub struct Config {
     pub progress: bool,
     /// A participant not connected (ICE+DTLS) this long after starting to join is an error.
     pub connect_timeout: Duration,
+    pub transport: Transport,
+    /// Bearer token for every participant; by default each gets a guest token from Stoa's
+    /// `POST /api/v1/rooms/{room}/join`.
+    pub token: Option<String>,
+    /// WHIP endpoint [default: `{url}/whip/{room}`].
+    pub whip_url: Option<String>,
+    /// WHEP endpoint [default: `{url}/whep/{room}`].
+    pub whep_url: Option<String>,
 }
 
 impl Config {
@@ -66,6 +84,10 @@ impl Config {
             ramp_rate: 10.0,
             progress: false,
             connect_timeout: Duration::from_secs(15),
+            transport: Transport::Signaling,
+            token: None,
+            whip_url: None,
+            whep_url: None,
         }
     }
 }
@@ -86,6 +108,10 @@ struct Shared {
     publishers: usize,
     connect_timeout: Duration,
     connected: AtomicUsize,
+    transport: Transport,
+    token: Option<String>,
+    whip_url: String,
+    whep_url: String,
 }
 
 /// Runs the load test. Setup problems (a bad URL, an unresolvable host) are an `Err`; anything
@@ -101,16 +127,27 @@ pub async fn run(cfg: &Config) -> Result<Report, String> {
         reqwest::Url::parse(&cfg.url).map_err(|e| format!("invalid URL {:?}: {e}", cfg.url))?;
     let ws_scheme = match url.scheme() {
         "http" => "ws",
-        "https" => {
-            return Err("https URLs are not supported yet (signaling would need wss)".into());
+        "https" => "wss",
+        s => {
+            return Err(format!(
+                "unsupported URL scheme {s:?}; use http:// or https://"
+            ))
         }
-        s => return Err(format!("unsupported URL scheme {s:?}; use http://")),
     };
     let host = url
         .host_str()
         .ok_or_else(|| format!("no host in {:?}", cfg.url))?
         .to_string();
     let port = url.port_or_known_default().unwrap_or(80);
+    let endpoint = |given: &Option<String>, kind: &str| -> Result<String, String> {
+        let e = given
+            .clone()
+            .unwrap_or_else(|| format!("{}/{kind}/{room}", cfg.url.trim_end_matches('/')));
+        reqwest::Url::parse(&e).map_err(|err| format!("invalid {kind} URL {e:?}: {err}"))?;
+        Ok(e)
+    };
+    let whip_url = endpoint(&cfg.whip_url, "whip")?;
+    let whep_url = endpoint(&cfg.whep_url, "whep")?;
     let server_addr = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
@@ -135,6 +172,10 @@ pub async fn run(cfg: &Config) -> Result<Report, String> {
         publishers: cfg.publishers,
         connect_timeout: cfg.connect_timeout,
         connected: AtomicUsize::new(0),
+        transport: cfg.transport,
+        token: cfg.token.clone(),
+        whip_url,
+        whep_url,
     });
 
     let total = cfg.publishers + cfg.subscribers;
@@ -161,15 +202,23 @@ pub async fn run(cfg: &Config) -> Result<Report, String> {
     let progress = cfg.progress.then(|| {
         let shared = shared.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            let tty = std::io::stderr().is_terminal();
+            // A terminal gets a bar redrawn in place; a log gets a line every 5 s.
+            let period = if tty { 250 } else { 5000 };
+            let mut tick = tokio::time::interval(Duration::from_millis(period));
             loop {
                 tick.tick().await;
-                let elapsed = start.elapsed().as_secs_f64();
-                let planned = (end - start).as_secs_f64();
-                eprint!(
-                    "\r  joined {}/{total}  elapsed {elapsed:.0}/{planned:.0} s ",
-                    shared.connected.load(Ordering::Relaxed)
+                let line = progress_line(
+                    shared.connected.load(Ordering::Relaxed),
+                    total,
+                    start.elapsed(),
+                    end - start,
                 );
+                if tty {
+                    eprint!("\r{line}");
+                } else {
+                    eprintln!("{line}");
+                }
             }
         })
     });
@@ -180,7 +229,8 @@ pub async fn run(cfg: &Config) -> Result<Report, String> {
             Ok(r) => results.push(r),
             Err(e) => results.push(ParticipantResult {
                 publisher: i < cfg.publishers,
-                tracks_expected: stats::tracks_expected(
+                tracks_expected: expected_tracks(
+                    cfg.transport,
                     cfg.publishers,
                     i < cfg.publishers,
                     cfg.audio_only,
@@ -205,6 +255,34 @@ pub async fn run(cfg: &Config) -> Result<Report, String> {
         cfg.audio_only,
         start.elapsed().as_secs_f64(),
     ))
+}
+
+/// Tracks a participant should receive: a WHIP publisher receives nothing.
+fn expected_tracks(
+    transport: Transport,
+    publishers: usize,
+    publisher: bool,
+    audio_only: bool,
+) -> u64 {
+    match (transport, publisher) {
+        (Transport::WhipWhep, true) => 0,
+        _ => stats::tracks_expected(publishers, publisher, audio_only),
+    }
+}
+
+/// `[#########-----------]  45%  joined 12/25  14/31 s`
+fn progress_line(joined: usize, total: usize, elapsed: Duration, planned: Duration) -> String {
+    const WIDTH: usize = 24;
+    let fraction = (elapsed.as_secs_f64() / planned.as_secs_f64().max(0.001)).clamp(0.0, 1.0);
+    let filled = (fraction * WIDTH as f64).round() as usize;
+    format!(
+        "  [{}{}] {:3.0}%  joined {joined}/{total}  {:.0}/{:.0} s ",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        fraction * 100.0,
+        elapsed.as_secs_f64(),
+        planned.as_secs_f64()
+    )
 }
 
 /// The local address the OS would use to reach `server` (nothing is sent).
@@ -233,7 +311,12 @@ async fn participant(
     let t0 = Instant::now();
     let mut result = ParticipantResult {
         publisher,
-        tracks_expected: stats::tracks_expected(shared.publishers, publisher, shared.audio_only),
+        tracks_expected: expected_tracks(
+            shared.transport,
+            shared.publishers,
+            publisher,
+            shared.audio_only,
+        ),
         ..Default::default()
     };
     let socket = match UdpSocket::bind((shared.local_ip, 0)).await {
@@ -259,20 +342,14 @@ async fn participant(
         peer: &mut peer,
         socket: &socket,
         ws: None,
+        resource: None,
         errors: &mut result.errors,
         counted_connected: false,
     };
     if let Err(e) = session.drive(t0, end).await {
         session.errors.push(format!("{name}: {e}"));
     }
-    if let Some(mut ws) = session.ws.take() {
-        let leave = serde_json::to_string(&ClientMessage::Leave).unwrap_or_default();
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            let _ = ws.send(Message::text(leave)).await;
-            let _ = ws.close(None).await;
-        })
-        .await;
-    }
+    session.hang_up().await;
     collect(&peer, t0, end, &mut result);
     result
 }
@@ -281,8 +358,9 @@ async fn participant(
 fn collect(peer: &Peer, t0: Instant, end: Instant, result: &mut ParticipantResult) {
     let mut tracks = HashSet::new();
     let mut first_frame: Option<Instant> = None;
-    for r in peer.received.values().filter(|r| r.frames > 0) {
-        tracks.insert((r.stream_id.clone(), r.kind.map(|k| k == MediaKind::Video)));
+    // One received track per m-line: WHEP slots may share a stream id.
+    for (mid, r) in peer.received.iter().filter(|(_, r)| r.frames > 0) {
+        tracks.insert(*mid);
         result.packets_received += r.packets;
         if let (Some(lo), Some(hi)) = (r.first_seq, r.max_seq) {
             result.packets_expected += hi - lo + 1;
@@ -317,23 +395,22 @@ struct Session<'a> {
     peer: &'a mut Peer,
     socket: &'a UdpSocket,
     ws: Option<Ws>,
+    /// The WHIP/WHEP session resource to `DELETE` at the end, and its token.
+    resource: Option<(String, String)>,
     errors: &'a mut Vec<String>,
     counted_connected: bool,
 }
 
 impl Session<'_> {
     async fn drive(&mut self, t0: Instant, end: Instant) -> Result<(), String> {
-        let token = self.guest_token().await?;
-        let (ws, _) = tokio::time::timeout(
-            SIGNALING_TIMEOUT,
-            tokio_tungstenite::connect_async(self.shared.ws_url.as_str()),
-        )
-        .await
-        .map_err(|_| format!("WebSocket connect to {} timed out", self.shared.ws_url))?
-        .map_err(|e| format!("WebSocket connect to {}: {e}", self.shared.ws_url))?;
-        self.ws = Some(ws);
-        self.send(ClientMessage::Join { token }).await?;
-        self.offer().await?;
+        let token = match &self.shared.token {
+            Some(t) => t.clone(),
+            None => self.guest_token().await?,
+        };
+        match self.shared.transport {
+            Transport::Signaling => self.open_signaling(token).await?,
+            Transport::WhipWhep => self.open_whip_whep(token).await?,
+        }
 
         let connect_deadline = t0 + self.shared.connect_timeout;
         let mut next_ping = Instant::now() + PING_EVERY;
@@ -374,7 +451,6 @@ impl Session<'_> {
             if !self.peer.connected {
                 wake = wake.min(connect_deadline);
             }
-            let ws = self.ws.as_mut().expect("connected above");
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, from)) = r {
@@ -384,7 +460,7 @@ impl Session<'_> {
                         }
                     }
                 }
-                m = ws.next() => match m {
+                m = next_message(self.ws.as_mut()) => match m {
                     Some(Ok(Message::Text(text))) => self.on_signal(&text).await?,
                     Some(Ok(Message::Close(_))) | None => {
                         return Err("the server closed the signaling connection".into())
@@ -393,6 +469,85 @@ impl Session<'_> {
                     Some(Err(e)) => return Err(format!("signaling: {e}")),
                 },
                 _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    async fn open_signaling(&mut self, token: String) -> Result<(), String> {
+        let (ws, _) = tokio::time::timeout(
+            SIGNALING_TIMEOUT,
+            tokio_tungstenite::connect_async(self.shared.ws_url.as_str()),
+        )
+        .await
+        .map_err(|_| format!("WebSocket connect to {} timed out", self.shared.ws_url))?
+        .map_err(|e| format!("WebSocket connect to {}: {e}", self.shared.ws_url))?;
+        self.ws = Some(ws);
+        self.send(ClientMessage::Join { token }).await?;
+        self.offer().await
+    }
+
+    /// WHIP (publisher) or WHEP (subscriber, one receive slot per expected track): one
+    /// offer, `201 Created` with the answer and the session's `Location`.
+    async fn open_whip_whep(&mut self, token: String) -> Result<(), String> {
+        let (endpoint, offer) = if self.publisher {
+            let sdp = self.peer.publish_offer(true, !self.shared.audio_only);
+            (&self.shared.whip_url, sdp)
+        } else {
+            let videos = if self.shared.audio_only {
+                0
+            } else {
+                self.shared.publishers
+            };
+            let sdp = self.peer.view_offer(self.shared.publishers, videos);
+            (&self.shared.whep_url, sdp)
+        };
+        let res = self
+            .shared
+            .http
+            .post(endpoint)
+            .bearer_auth(&token)
+            .header(reqwest::header::CONTENT_TYPE, "application/sdp")
+            .body(offer)
+            .send()
+            .await
+            .map_err(|e| format!("POST {endpoint}: {e}"))?;
+        let status = res.status();
+        let location = res
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| reqwest::Url::parse(endpoint).ok()?.join(l).ok())
+            .map(String::from);
+        let answer = res
+            .text()
+            .await
+            .map_err(|e| format!("POST {endpoint}: {e}"))?;
+        if status != reqwest::StatusCode::CREATED {
+            return Err(format!("POST {endpoint}: HTTP {status}: {answer}"));
+        }
+        self.resource = location.map(|l| (l, token));
+        self.peer.try_accept_answer(&answer)
+    }
+
+    /// Leaves: `leave` over signaling, or `DELETE` of the WHIP/WHEP session.
+    async fn hang_up(&mut self) {
+        if let Some(mut ws) = self.ws.take() {
+            let leave = serde_json::to_string(&ClientMessage::Leave).unwrap_or_default();
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = ws.send(Message::text(leave)).await;
+                let _ = ws.close(None).await;
+            })
+            .await;
+        }
+        if let Some((location, token)) = self.resource.take() {
+            let delete = self.shared.http.delete(&location).bearer_auth(token).send();
+            if let Err(e) = tokio::time::timeout(Duration::from_secs(2), delete)
+                .await
+                .map_err(|_| "timed out".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                self.errors
+                    .push(format!("{}: DELETE {location}: {e}", self.name));
             }
         }
     }
@@ -474,5 +629,15 @@ impl Session<'_> {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// The next signaling message, or never when there is no signaling connection (WHIP/WHEP).
+async fn next_message(
+    ws: Option<&mut Ws>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match ws {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
     }
 }
