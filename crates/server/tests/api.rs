@@ -883,7 +883,7 @@ async fn the_openapi_document_describes_every_route() {
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 20, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 21, "{:?}", paths.keys().collect::<Vec<_>>());
 }
 
 type Socket =

@@ -100,7 +100,7 @@ impl Speakers {
         let Some(level) = level else {
             return;
         };
-        let dbov = f32::from(level.max(-127).min(0));
+        let dbov = f32::from(level.clamp(-127, 0));
         let meter = self.meters.entry((id, mid)).or_insert(Meter {
             peak: SILENCE_DBOV,
             at: now,
