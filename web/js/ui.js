@@ -457,7 +457,7 @@ export function setSpeaker(id) {
 }
 
 // The active speaker ("p7", or null in silence) and the remote participant last heard, whose
-// tile "Follow speaker" shows large.
+// tile "Follow speaker" shows large (once its tile exists; the announcement may come first).
 const speaker = { active: null, followed: null, me: null };
 
 /** The server announced the active speaker; `me` is our own id (our self view lights up). */
@@ -470,7 +470,6 @@ export function setActiveSpeaker(active, me) {
 }
 
 function applySpeaker() {
-  if (speaker.followed && !tiles.has(speaker.followed)) speaker.followed = null;
   for (const [key, t] of tiles) {
     t.classList.toggle('speaking', key === speaker.active);
     t.classList.toggle('followed', key === speaker.followed);
