@@ -39,7 +39,7 @@ test('the active speaker is announced and highlighted; diagnostics show inbound 
   await alice.waitFor(() => !!document.querySelector('#self-view.speaking'), null, 5000, "Alice's self view lit");
 
   // Follow speaker puts Alice's tile first and large on Bob's page.
-  await bob.page.click("#follow-button");
+  await bob.page.click('#follow-button');
   await bob.waitFor((x) => !!document.querySelector(`#gallery.follow .tile.followed[data-participant="${x}"]`), a, 5000, 'the followed tile');
 
   // Swap: Alice goes quiet and Bob speaks.
