@@ -1,5 +1,5 @@
-// HTTP API of the Stoa server (docs/api.md): accounts, meetings, contacts, guest tokens and
-// network-test settings, plus the room-name rules that the pages share. No WebRTC, no DOM.
+// HTTP API of the Stoa server (docs/api.md): accounts, meetings, contacts, guest tokens, a
+// call's server-side statistics and network-test settings, plus the room-name rules that the pages share. No WebRTC, no DOM.
 
 /** A room name: 1 to 64 characters of A-Z a-z 0-9 - _ (crates/proto/src/ids.rs). */
 export const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -23,11 +23,12 @@ export class ApiError extends Error {
 }
 
 /** One JSON request; resolves with the answer's JSON (null for an empty body). */
-async function request(method, path, { body, timeoutMs = 0 } = {}) {
+async function request(method, path, { body, timeoutMs = 0, token = null } = {}) {
   const ctl = new AbortController();
   const timer = timeoutMs ? setTimeout(() => ctl.abort(), timeoutMs) : 0;
   const headers = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token) headers.authorization = `Bearer ${token}`;
   let res;
   try {
     res = await fetch(API + path, {
@@ -108,6 +109,8 @@ export const listHistory = () => all('/history', 200);
  * when signed in (the display name is used).
  */
 export const joinRoom = (room, name) => post(`/rooms/${enc(room)}/join`, name ? { name } : {});
+/** The server's statistics of a call; `token` must be the host's (room-admin) access token. */
+export const roomStats = (room, token) => get(`/rooms/${enc(room)}/stats`, { token, timeoutMs: 5000 });
 
 // ---- contacts ----------------------------------------------------------------------------
 

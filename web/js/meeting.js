@@ -1,11 +1,13 @@
 // Meeting page entry (/m/{room}). Owns the meeting state and its lifecycle: pre-join, joining
-// (token → WebSocket → lobby → `joined` → RTCPeerConnection), the signaling message handlers,
-// local media and the controls, the host's powers (lobby, mute, remove, lock), reconnection
-// with backoff, leaving, and the `window.stoa` test hooks.
-// The peer connection lives in call.js, the socket in signaling.js, the DOM in ui.js.
+// (token → WebSocket → lobby → `joined` → RTCPeerConnection), the signaling message handlers
+// (including the server's `active_speaker`), local media and the controls, the host's powers
+// (lobby, mute, remove, lock), reconnection with backoff, leaving, and the `window.stoa` test
+// hooks. The peer connection lives in call.js, the socket in signaling.js, the DOM in ui.js,
+// the diagnostics panel in diagnostics.js.
 
 import { getMe, joinRoom, roomFromLocation, socketUrl } from './api.js';
 import { Call } from './call.js';
+import { figures, initDiagnostics } from './diagnostics.js';
 import { deviceOf, listDevices, openCam, openLocal, openMic, openScreen } from './media.js';
 import { Signaling, SignalError, pid } from './signaling.js';
 import * as ui from './ui.js';
@@ -36,6 +38,8 @@ const S = {
   locked: false,
   lobbyAt: 0,                            // when we last entered the lobby (restarts the retry window)
   timings: { pageStart: 0, timeOrigin: performance.timeOrigin, joined: null, firstRemoteFrame: null, reconnects: 0 },
+  token: null,                           // the room access token of the current session
+  activeSpeaker: null,                   // "p7" as announced by the server, or null
   sig: null,
   call: null,
   mic: null, cam: null, screen: null,   // local tracks, kept across reconnections
@@ -241,6 +245,7 @@ async function connect(gen) {
   const check = () => { if (gen !== S.gen) throw new Stale('superseded'); };
   const { token } = await joinRoom(S.room, S.account ? '' : S.name);
   check();
+  S.token = token;
   const sig = new Signaling(socketUrl('/ws'), { onClose: (reason) => lost(sig, reason) });
   S.sig = sig;
   const joined = await sig.join(token, {
@@ -358,7 +363,8 @@ function teardown() {
   S.mediaFailTimer = 0;
   S.participants.clear();
   S.orphans.clear();
-  ui.setSpeaking(new Set());
+  S.activeSpeaker = null;
+  ui.setActiveSpeaker(null, null);
   render();
 }
 
@@ -481,6 +487,10 @@ function onMessage(m) {
       S.locked = !!m.locked;
       ui.setLocked(S.locked);
       return;
+    case 'active_speaker':
+      S.activeSpeaker = m.participant == null ? null : pid(m.participant);
+      ui.setActiveSpeaker(S.activeSpeaker, S.me?.pid);
+      return;
     case 'muted_by_host':
       if (m.kind === 'video' ? S.camOn : S.micOn) {
         (m.kind === 'video' ? toggleCam() : toggleMic()).then(() => ui.toast('The host muted you'));
@@ -522,25 +532,17 @@ function hostAct(type, id) {
 const muteParticipant = (id) => hostAct('mute_participant', id);
 const removeParticipant = (id) => hostAct('remove_participant', id);
 
-// ---- stats: speaking indicator and a first-frame fallback ------------------------------
+// ---- stats: a first-frame fallback ---------------------------------------------------------
 
 async function pollStats() {
   const call = S.call;
   if (!call || S.state !== 'joined') return;
   let report;
   try { report = await call.pc.getStats(); } catch { return; }
-  const byTrack = new Map([...call.remote.values()].map((r) => [r.track.id, r]));
-  const speaking = new Set();
   let decoded = false;
   report.forEach((s) => {
-    if (s.type !== 'inbound-rtp') return;
-    if (s.kind === 'video' && s.framesDecoded > 0) decoded = true;
-    if (s.kind === 'audio' && s.audioLevel > 0.04) {
-      const r = byTrack.get(s.trackIdentifier);
-      if (r) speaking.add(r.participant);
-    }
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && s.framesDecoded > 0) decoded = true;
   });
-  ui.setSpeaking(speaking);
   // requestVideoFrameCallback (ui.js) measures the first frame; this only covers its absence.
   if (decoded && S.timings.firstRemoteFrame == null) {
     if (!S.statsFirstFrame) S.statsFirstFrame = performance.now();
@@ -575,6 +577,8 @@ window.stoa = {
   get isHost() { return S.isHost; },
   get lobby() { return S.lobby; },
   get locked() { return S.locked; },
+  get activeSpeaker() { return S.activeSpeaker; },
+  get diagnostics() { return figures(); },
   join: (name) => (S.state === 'prejoin' ? join(String(name || 'Guest')) : undefined),
   sendChat,
   toggleMic,
@@ -610,6 +614,14 @@ async function init() {
     onHostMute: muteParticipant,
     onHostRemove: removeParticipant,
     onToggleLock: () => setLocked(!S.locked),
+  });
+  initDiagnostics({
+    room: S.room,
+    pc: () => S.call?.pc || null,
+    remote: () => S.call?.remote || new Map(),
+    nameOf: (id) => S.participants.get(id)?.name || id,
+    token: () => S.token,
+    isHost: () => S.isHost && S.state === 'joined',
   });
   ui.onFirstFrame((t) => { if (S.timings.firstRemoteFrame == null) S.timings.firstRemoteFrame = t; });
   navigator.mediaDevices?.addEventListener?.('devicechange', refreshDevices);

@@ -1,7 +1,8 @@
 // UI: everything the meeting page shows. Renders tiles, audio elements, the people list, chat,
-// controls, the host's lobby panel and moderation buttons, toasts and the screens (pre-join,
-// meeting, left) from state that meeting.js hands in, and reports clicks back through the
-// handlers given to initUi. No networking.
+// controls, the host's lobby panel and moderation buttons, the active speaker's highlight and
+// the "Follow speaker" layout, toasts and the screens (pre-join, meeting, left) from state that
+// meeting.js hands in, and reports clicks back through the handlers given to initUi. No
+// networking (the diagnostics panel is diagnostics.js).
 
 import { icon, fillIcons } from './icons.js';
 
@@ -44,6 +45,7 @@ export function initUi(h) {
   $('#panel-close').onclick = () => togglePanel(null);
   for (const b of document.querySelectorAll('[data-panel]')) b.onclick = () => togglePanel(b.dataset.panel, true);
   $('#lock-button').onclick = () => h.onToggleLock();
+  $('#follow-button').onclick = () => setFollow(!$('#gallery').classList.contains('follow'));
   $('#lobby-panel').addEventListener('click', (e) => {
     const b = e.target.closest('button');
     const id = b?.closest('.lobby-entry')?.dataset.lobbyId;
@@ -424,6 +426,7 @@ export function renderMedia(participants, remote, me) {
   }
 
   renderPeople(participants, me);
+  applySpeaker();
   const gallery = $('#gallery');
   const presenting = $('#screens').children.length > 0;
   gallery.classList.toggle('presenting', presenting);
@@ -453,9 +456,34 @@ export function setSpeaker(id) {
   for (const a of audios.values()) a.setSinkId?.(id).catch(() => {});
 }
 
-/** Highlights the tiles of participants whose audio level is high. */
-export function setSpeaking(ids) {
-  for (const [key, t] of tiles) t.classList.toggle('speaking', !key.startsWith('screen:') && ids.has(key));
+// The active speaker ("p7", or null in silence) and the remote participant last heard, whose
+// tile "Follow speaker" shows large (once its tile exists; the announcement may come first).
+const speaker = { active: null, followed: null, me: null };
+
+/** The server announced the active speaker; `me` is our own id (our self view lights up). */
+export function setActiveSpeaker(active, me) {
+  speaker.active = active;
+  speaker.me = me;
+  if (active && active !== me) speaker.followed = active;
+  applySpeaker();
+  layout();
+}
+
+function applySpeaker() {
+  for (const [key, t] of tiles) {
+    t.classList.toggle('speaking', key === speaker.active);
+    t.classList.toggle('followed', key === speaker.followed);
+  }
+  $('#self-view').classList.toggle('speaking', !!speaker.active && speaker.active === speaker.me);
+}
+
+/** "Follow speaker": the last remote speaker's tile first and large. */
+export function setFollow(on) {
+  $('#gallery').classList.toggle('follow', on);
+  const b = $('#follow-button');
+  b.classList.toggle('active', on);
+  b.setAttribute('aria-pressed', String(on));
+  layout();
 }
 
 function renderPeople(participants, me) {
@@ -512,7 +540,23 @@ export function layout() {
     fit($('#screens'), $('#screens').children.length, true);
     grid.style.removeProperty('--tile-w');
     grid.style.removeProperty('--tile-ar');
+  } else if (gallery.classList.contains('follow') && grid.querySelector(':scope > .tile.followed')) {
+    fitFollow(grid, grid.children.length);
   } else {
     fit(grid, grid.children.length);
   }
+}
+
+/** Follow speaker: the followed tile as large as fits above a strip of the others. */
+function fitFollow(grid, count, gap = 10) {
+  const W = grid.clientWidth;
+  const H = grid.clientHeight;
+  if (!W || !H) return;
+  const others = count - 1;
+  const stripH = others ? Math.min(H * 0.25, 160) : 0;
+  const small = others ? Math.min(stripH * 16 / 9, (W - gap * (others - 1)) / others) : 0;
+  const big = Math.min(W, (H - (others ? stripH + gap : 0)) * 16 / 9);
+  grid.style.setProperty('--tile-w', `${Math.floor(small)}px`);
+  grid.style.setProperty('--tile-ar', '16 / 9');
+  grid.style.setProperty('--follow-w', `${Math.floor(big)}px`);
 }

@@ -212,6 +212,11 @@ pub enum ServerMessage {
     MutedByHost {
         kind: TrackKind,
     },
+    /// The room's active speaker changed (`null`: nobody speaks). Sent to everyone when it
+    /// changes, and to a participant that joins while someone speaks.
+    ActiveSpeaker {
+        participant: Option<ParticipantId>,
+    },
     /// The meeting was locked or unlocked by a host.
     Locked {
         locked: bool,

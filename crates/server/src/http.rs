@@ -1,4 +1,4 @@
-//! The HTTP surface: web app, REST API, WebSocket signaling, WHIP/WHEP and health.
+//! The HTTP surface: web app, REST API, WebSocket signaling, WHIP/WHEP, health and metrics.
 //! Every error answers with the JSON [`ErrorBody`] shape.
 
 use std::sync::Arc;
@@ -19,8 +19,9 @@ pub use crate::error::ApiError;
 use crate::ice::IceAdvert;
 use crate::lobby::Lobbies;
 use crate::media::{Command, MediaHandle};
+use crate::metrics::Metrics;
 use crate::presence::Presence;
-use crate::{api, assets, ws};
+use crate::{api, assets, metrics, ws};
 
 /// Upper bound for SDP and JSON request bodies.
 const MAX_BODY: usize = 256 * 1024;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub presence: Arc<Presence>,
     pub lobbies: Arc<Lobbies>,
     pub login_limiter: Arc<LoginLimiter>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
             get(|Path(path): Path<String>| async move { assets::file(&path) }),
         )
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::scrape))
         .route("/ws", get(ws::upgrade))
         .route("/nettest", get(|| async { assets::page("nettest.html") }))
         .route("/api/v1/nettest", get(nettest_config))
@@ -66,12 +69,34 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
         .with_state(state)
 }
 
 fn room_name(raw: &str) -> Result<RoomName, ApiError> {
     RoomName::new(raw)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))
+}
+
+/// The room of the path, if the request's bearer token is a room-admin token for it.
+pub fn require_room_admin(
+    state: &AppState,
+    room: &str,
+    headers: &HeaderMap,
+) -> Result<RoomName, ApiError> {
+    let room = room_name(room)?;
+    let claims = state.keys.verify(bearer(headers)?, Some(&room))?;
+    if !claims.grants.room_admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a room-admin token is required",
+        ));
+    }
+    Ok(room)
 }
 
 fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
@@ -142,15 +167,7 @@ async fn room_counters(
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let room = room_name(&room)?;
-    let claims = state.keys.verify(bearer(&headers)?, Some(&room))?;
-    if !claims.grants.room_admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "a room-admin token is required",
-        ));
-    }
+    let room = require_room_admin(&state, &room, &headers)?;
     let (participants, server) = state.media.report(room.clone()).await;
     let participants: Vec<_> = participants
         .unwrap_or_default()

@@ -11,6 +11,7 @@ pub mod ice;
 pub mod loadtest;
 pub mod lobby;
 pub mod media;
+pub mod metrics;
 pub mod presence;
 pub mod relay;
 pub mod ws;
@@ -114,6 +115,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         presence: Default::default(),
         lobbies: Default::default(),
         login_limiter: Default::default(),
+        metrics: Default::default(),
     });
     let serve = tokio::spawn(async move {
         axum::serve(

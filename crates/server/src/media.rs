@@ -12,7 +12,8 @@ use stoa_proto::{ClientMessage, ParticipantId, RoomName, ServerMessage};
 use stoa_sfu::str0m::net::Protocol;
 use stoa_sfu::str0m::Candidate;
 use stoa_sfu::{
-    Datagram, JoinRequest, Output, ParticipantReport, ServerCounters, Sfu, SfuConfig, SfuError,
+    Datagram, JoinRequest, Output, ParticipantReport, RoomStats, ServerCounters, Sfu, SfuConfig,
+    SfuError, SfuTotals,
 };
 use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,6 +52,11 @@ pub enum Command {
         room: RoomName,
         reply: oneshot::Sender<(Option<Vec<ParticipantReport>>, ServerCounters)>,
     },
+    /// Call-quality statistics of one room (`None`: nobody is in it).
+    Stats {
+        room: RoomName,
+        reply: oneshot::Sender<Option<RoomStats>>,
+    },
     Health {
         reply: oneshot::Sender<Health>,
     },
@@ -84,10 +90,14 @@ pub enum Command {
     },
 }
 
-/// The media worker's state at a glance, for `/healthz`.
+/// The media worker's state at a glance, for `/healthz` and `/metrics`.
 pub struct Health {
     pub participants: usize,
     pub rooms: usize,
+    /// Interactive participants with a signaling connection.
+    pub signaling_sessions: usize,
+    /// The SFU's server-wide sums.
+    pub totals: SfuTotals,
     /// Datagrams the media or TURN sockets could not send (full buffers, unreachable).
     pub send_errors: u64,
     pub turn: Option<stoa_turn::TurnStats>,
@@ -129,6 +139,12 @@ impl MediaHandle {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Report { room, reply });
         rx.await.unwrap_or((None, ServerCounters::default()))
+    }
+
+    pub async fn room_stats(&self, room: RoomName) -> Option<RoomStats> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Stats { room, reply });
+        rx.await.ok().flatten()
     }
 
     pub async fn health(&self) -> Option<Health> {
@@ -422,11 +438,16 @@ impl Worker {
             Command::Report { room, reply } => {
                 let _ = reply.send((self.sfu.room_report(&room), self.sfu.counters()));
             }
+            Command::Stats { room, reply } => {
+                let _ = reply.send(self.sfu.room_stats(&room));
+            }
             Command::Health { reply } => {
                 let turn_errors = self.turn.as_ref().map_or(0, |t| t.send_errors);
                 let _ = reply.send(Health {
                     participants: self.sfu.participant_count(),
                     rooms: self.sfu.room_count(),
+                    signaling_sessions: self.sessions.len(),
+                    totals: self.sfu.totals(),
                     send_errors: self.send_errors + turn_errors,
                     turn: self.turn.as_ref().map(|t| t.stats()),
                 });

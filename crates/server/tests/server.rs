@@ -487,3 +487,110 @@ async fn garbage_on_the_media_ports_is_dropped_and_counted() {
     );
     let _: SocketAddr = server.media_udp_addr;
 }
+
+/// The `/metrics` text parsed by a Prometheus parser: metric name and labels → value.
+async fn scrape(server: &stoa::Running) -> Vec<prometheus_parse::Sample> {
+    let res = reqwest::get(format!("http://{}/metrics", server.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = res.text().await.unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).unwrap().samples
+}
+
+fn metric(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let sample = samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("{name} {labels:?} missing from {samples:?}"));
+    match sample.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => panic!("{name} is not a plain value"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_shows_in_the_metrics_and_the_room_stats() {
+    let server = start().await;
+    let mut a = NetPeer::join(&server, "metered", "alice", true).await;
+    let mut b = NetPeer::join(&server, "metered", "bob", true).await;
+    // Past two stats intervals, so the SFU has byte counts and rates.
+    let until = Instant::now() + Duration::from_millis(2500);
+    let ok = run_until(&mut [&mut a, &mut b], Duration::from_secs(15), |ps| {
+        Instant::now() > until
+            && ps
+                .iter()
+                .all(|p| p.peer.total_frames(MediaKind::Video) > 30)
+    })
+    .await;
+    assert!(ok, "media flowed");
+
+    let samples = scrape(&server).await;
+    assert_eq!(metric(&samples, "stoa_rooms", &[]), 1.0);
+    assert_eq!(metric(&samples, "stoa_participants", &[]), 2.0);
+    assert_eq!(metric(&samples, "stoa_signaling_sessions", &[]), 2.0);
+    let report = counters(&server, "metered").await;
+    let packets_in: u64 = report["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["packets_in"].as_u64().unwrap())
+        .sum();
+    let counted = metric(&samples, "stoa_rtp_packets_received_total", &[]);
+    assert!(
+        counted > 200.0 && counted <= packets_in as f64,
+        "{counted} vs {packets_in}"
+    );
+    assert!(metric(&samples, "stoa_rtp_packets_sent_total", &[]) > 200.0);
+    assert!(metric(&samples, "stoa_received_bytes_total", &[]) > 100_000.0);
+    assert!(metric(&samples, "stoa_sent_bytes_total", &[]) > 100_000.0);
+    assert!(metric(&samples, "stoa_keyframe_requests_total", &[]) >= 1.0);
+    metric(&samples, "stoa_nacks_total", &[("direction", "sent")]);
+    metric(&samples, "stoa_turn_allocations", &[]);
+    let ws = [("route", "/ws"), ("method", "GET"), ("status", "101")];
+    assert_eq!(metric(&samples, "stoa_http_requests_total", &ws), 2.0);
+
+    // The room's statistics, for a room admin only.
+    let url = format!("http://{}/api/v1/rooms/metered/stats", server.http_addr);
+    let http = reqwest::Client::new();
+    let res = http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let guest = token(&server, "metered", "guest", Grants::default());
+    let res = http.get(&url).bearer_auth(guest).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"],
+        "forbidden"
+    );
+    let admin = Grants {
+        room_admin: true,
+        ..Grants::default()
+    };
+    let res = http
+        .get(&url)
+        .bearer_auth(token(&server, "metered", "host", admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let stats: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(stats["room"], "metered");
+    let participants = stats["participants"].as_array().unwrap();
+    assert_eq!(participants.len(), 2, "{stats}");
+    for p in participants {
+        assert!(p["bitrate_in_bps"].as_u64().unwrap() > 50_000, "{p}");
+        assert!(p["bitrate_out_bps"].as_u64().unwrap() > 50_000, "{p}");
+        assert!(p["estimated_bandwidth_bps"].is_null(), "{p}");
+        assert_eq!(p["published"].as_array().unwrap().len(), 2, "{p}");
+        let received = p["received"].as_array().unwrap();
+        assert_eq!(received.len(), 2, "{p}");
+        assert!(received.iter().all(|t| t["layer"].is_null()), "{p}");
+    }
+}

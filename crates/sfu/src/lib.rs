@@ -8,7 +8,8 @@
 //!
 //! Module map: [`demux`] sorts datagrams to participants, [`keyframe`] recognises keyframes,
 //! [`rewrite`] keeps subscriber streams continuous; `participant` holds per-peer state and
-//! `routing` the publish/subscribe logic.
+//! `routing` the publish/subscribe logic; [`stats`] keeps call-quality statistics and
+//! [`speaker`] detects each room's active speaker.
 
 pub mod demux;
 pub mod keyframe;
@@ -17,6 +18,8 @@ mod participant;
 pub mod rewrite;
 mod routing;
 pub mod sdp;
+pub mod speaker;
+pub mod stats;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,6 +30,7 @@ use str0m::{Candidate, Input, Rtc};
 
 use participant::Participant;
 pub use participant::ParticipantKind;
+pub use stats::{DownTrackStats, ParticipantStats, RoomStats, SfuTotals, UpTrackStats};
 pub use stoa_proto as proto;
 use stoa_proto::{
     ClientMessage, ErrorCode, Grants, IceServer, ParticipantId, RoomName, ServerMessage,
@@ -185,6 +189,8 @@ pub struct Sfu {
     /// Reused buffer for the subscriber list of the packet being forwarded.
     scratch_ids: Vec<ParticipantId>,
     counters: ServerCounters,
+    stats: stats::Recorder,
+    speakers: speaker::Speakers,
 }
 
 impl Sfu {
@@ -201,6 +207,8 @@ impl Sfu {
             whep_refill: Vec::new(),
             scratch_ids: Vec::new(),
             counters: ServerCounters::default(),
+            stats: stats::Recorder::default(),
+            speakers: speaker::Speakers::default(),
         }
     }
 
@@ -358,6 +366,7 @@ impl Sfu {
             self.remove(now, id, Some(CloseReason::Silent));
         }
         self.retry_keyframe_requests(now);
+        self.detect_speakers(now);
         self.process(now);
     }
 
@@ -378,6 +387,7 @@ impl Sfu {
                     p.next_keyframe_retry(self.config.keyframe_request_interval),
                 ]
             })
+            .chain([self.next_speaker_tick()])
             .flatten()
             .min()
     }
@@ -423,6 +433,7 @@ impl Sfu {
         let builder = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
+            .set_stats_interval(Some(stats::STATS_INTERVAL))
             .clear_codecs()
             .enable_opus(true, false);
         let builder = if prefer_h264 {

@@ -52,6 +52,9 @@ impl Sfu {
     fn handle_event(&mut self, now: Instant, id: ParticipantId, event: Event) {
         match event {
             Event::RtpPacket(packet) => self.forward(now, id, packet),
+            e @ Event::PeerStats(_) => self.record_stats(id, e),
+            e @ Event::MediaIngressStats(_) => self.record_stats(id, e),
+            e @ Event::MediaEgressStats(_) => self.record_stats(id, e),
             Event::Connected => {
                 if let Some(p) = self.participants.get_mut(&id) {
                     p.connected = true;
@@ -469,6 +472,8 @@ impl Sfu {
             p.counters.dropped += 1;
             return;
         }
+        let level = packet.header.ext_vals.audio_level;
+        self.speakers.observe(now, publisher, mid, level);
         let payload = match track.payloads.iter().find(|(known, _)| *known == pt) {
             Some((_, entry)) => *entry,
             None => {
@@ -616,6 +621,7 @@ impl Sfu {
         let Some(mut p) = self.participants.remove(&id) else {
             return;
         };
+        self.stats.retire(id, &p.counters);
         p.rtc.disconnect();
         for ufrag in &p.ufrags {
             if self.by_ufrag.get(ufrag) == Some(&id) {

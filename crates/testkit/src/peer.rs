@@ -86,6 +86,9 @@ pub struct Peer {
     /// When str0m reported `Connected` (the `now` of the input that led to it).
     pub connected_at: Option<Instant>,
     last_input: Instant,
+    /// The RFC 6464 audio level put on every audio packet, in dBov: 0 is the loudest,
+    /// -127 (the default) silence. Voice activity is flagged above -50.
+    pub audio_level: i8,
 }
 
 const AUDIO_FRAME: Duration = Duration::from_millis(20);
@@ -117,6 +120,7 @@ impl Peer {
             wall_clock_stamps: false,
             connected_at: None,
             last_input: now,
+            audio_level: -127,
         }
     }
 
@@ -311,6 +315,11 @@ impl Peer {
             .map(|p| p.pt())
         else {
             return;
+        };
+        let writer = if codec == Codec::Opus {
+            writer.audio_level(self.audio_level, self.audio_level > -50)
+        } else {
+            writer
         };
         let clock = if codec == Codec::Opus { 48_000 } else { 90_000 };
         let rtp_time = MediaTime::new(

@@ -7,6 +7,7 @@ pub mod contacts;
 pub mod events;
 mod ics;
 pub mod meetings;
+pub mod stats;
 mod validate;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/meetings/{id}/calendar.ics", get(m::calendar))
         .route("/api/v1/history", get(m::history))
         .route("/api/v1/rooms/{room}/join", post(m::join_room))
+        .route("/api/v1/rooms/{room}/stats", get(stats::room_stats))
         .route("/api/v1/users", get(c::search))
         .route("/api/v1/contacts", get(c::list))
         .route("/api/v1/contacts/{user_id}", delete(c::remove))
@@ -75,6 +77,7 @@ pub fn router() -> Router<AppState> {
         contacts::search, contacts::list, contacts::remove, contacts::call, contacts::requests,
         contacts::request, contacts::withdraw, contacts::accept, contacts::decline,
         contacts::blocks, contacts::block, contacts::unblock,
+        stats::room_stats,
     ),
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes),
