@@ -8,8 +8,11 @@
 //!
 //! Module map: [`demux`] sorts datagrams to participants, [`keyframe`] recognises keyframes,
 //! [`rewrite`] keeps subscriber streams continuous; `participant` holds per-peer state and
-//! `routing` the publish/subscribe logic.
+//! `routing` the publish/subscribe logic and forwarding; `simulcast` holds layer state and
+//! the layer-selection policy, which `bandwidth` applies to subscribers' bandwidth estimates
+//! and display sizes (and pauses unused layers at publishers).
 
+mod bandwidth;
 pub mod demux;
 pub mod keyframe;
 mod moderation;
@@ -17,6 +20,7 @@ mod participant;
 pub mod rewrite;
 mod routing;
 pub mod sdp;
+mod simulcast;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc};
 
+pub use bandwidth::DownLayerInfo;
 use participant::Participant;
 pub use participant::ParticipantKind;
 pub use stoa_proto as proto;
@@ -32,6 +37,11 @@ use stoa_proto::{
     ClientMessage, ErrorCode, Grants, IceServer, ParticipantId, RoomName, ServerMessage,
 };
 pub use str0m;
+
+/// Where each subscriber's bandwidth estimate starts: for one camera with the usual three
+/// simulcast layers (~150 kbit/s, 500 kbit/s, 1.5 Mbit/s) this affords the middle layer, and
+/// str0m's estimator probes upwards from it.
+const INITIAL_ESTIMATE: str0m::bwe::Bitrate = str0m::bwe::Bitrate::kbps(1000);
 
 /// Settings of an [`Sfu`].
 #[derive(Debug, Clone)]
@@ -185,6 +195,8 @@ pub struct Sfu {
     /// Reused buffer for the subscriber list of the packet being forwarded.
     scratch_ids: Vec<ParticipantId>,
     counters: ServerCounters,
+    /// When layers are next re-chosen for every subscriber (from the first join on).
+    next_allocation: Option<Instant>,
 }
 
 impl Sfu {
@@ -201,6 +213,7 @@ impl Sfu {
             whep_refill: Vec::new(),
             scratch_ids: Vec::new(),
             counters: ServerCounters::default(),
+            next_allocation: None,
         }
     }
 
@@ -226,6 +239,7 @@ impl Sfu {
 
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
+        self.next_allocation.get_or_insert(now);
         let rtc = self.new_rtc(now, false);
         let participant = Participant::new(id, &req, rtc, now);
         let kind = participant.kind;
@@ -358,6 +372,7 @@ impl Sfu {
             self.remove(now, id, Some(CloseReason::Silent));
         }
         self.retry_keyframe_requests(now);
+        self.allocate_if_due(now);
         self.process(now);
     }
 
@@ -379,6 +394,10 @@ impl Sfu {
                 ]
             })
             .flatten()
+            .chain(
+                self.next_allocation
+                    .filter(|_| !self.participants.is_empty()),
+            )
             .min()
     }
 
@@ -423,6 +442,7 @@ impl Sfu {
         let builder = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
+            .enable_bwe(Some(INITIAL_ESTIMATE))
             .clear_codecs()
             .enable_opus(true, false);
         let builder = if prefer_h264 {
@@ -575,6 +595,11 @@ impl Sfu {
             | ClientMessage::Lock { .. } => Err(SfuError::OutOfOrder(
                 "lobby and lock are handled by the signaling server",
             )),
+            ClientMessage::VideoSize {
+                track,
+                width,
+                height,
+            } => self.set_video_size(now, id, &track, width, height),
             ClientMessage::Ping => {
                 self.signal(id, ServerMessage::Pong);
                 Ok(())

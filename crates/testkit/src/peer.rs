@@ -278,7 +278,8 @@ impl Peer {
         }
         if let Some(mid) = self.video_mid {
             while self.next_video <= now {
-                let key = self.keyframe_requested || self.frame_count.is_multiple_of(self.keyframe_every);
+                let key =
+                    self.keyframe_requested || self.frame_count.is_multiple_of(self.keyframe_every);
                 self.keyframe_requested = false;
                 // A VP8 frame tag: bit 0 clear marks a keyframe. 2500 bytes spans 3 packets.
                 let mut frame = vec![0x55u8; 2500];
