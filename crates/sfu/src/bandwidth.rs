@@ -13,7 +13,7 @@ use stoa_proto::{ParticipantId, ServerMessage, TrackKind, TrackSource};
 
 use crate::participant::{DownState, Participant, UpTrack};
 use crate::simulcast::{
-    allocate, layer_for_display, Demand, LayerChoice, MAX_LAYERS, PAUSE_UNUSED_AFTER,
+    allocate, layer_for_display, probe_rates, Demand, LayerChoice, MAX_LAYERS, PAUSE_UNUSED_AFTER,
 };
 use crate::{Sfu, SfuError};
 
@@ -21,6 +21,8 @@ use crate::{Sfu, SfuError};
 pub(crate) const ALLOCATION_INTERVAL: Duration = Duration::from_millis(200);
 /// What an audio track is assumed to need until its bitrate is measured, and at least.
 const AUDIO_RESERVE_BPS: u64 = 48_000;
+/// A pacer backlog should drain within this, besides the media that keeps coming.
+const BACKLOG_DRAIN: Duration = Duration::from_millis(500);
 /// Display sizes above this are refused as nonsense.
 const MAX_DISPLAY_SIDE: u32 = 16_384;
 
@@ -69,27 +71,29 @@ impl Sfu {
             return;
         };
         let demands: Vec<Demand> = claims.iter().map(|c| c.demand).collect();
-        // Before any estimate, every visible track starts on its lowest layer.
-        let budget = s.estimate_bps.map_or(0, |e| e.saturating_sub(audio));
+        // Before any estimate, every visible track starts on its lowest layer. Video queued
+        // in the pacer must drain too, so a backlog shrinks the budget at once, before the
+        // estimate has caught up with a link that got slower.
+        let backlog_bps = paced_backlog(s) as u64 * 8 * 1000 / BACKLOG_DRAIN.as_millis() as u64;
+        let budget = s
+            .estimate_bps
+            .map_or(0, |e| e.saturating_sub(audio + backlog_bps));
         let offers = allocate(budget, &demands);
         let mut keyframes = Vec::new();
-        for (claim, offer) in claims.iter().zip(offers) {
+        for (claim, &offer) in claims.iter().zip(&offers) {
             let choice = &mut s.down[claim.down].choice;
             choice.steer(now, offer);
             if let Some(target) = choice.target.filter(|_| choice.current != choice.target) {
                 keyframes.push((claim.source, target));
             }
         }
-        let wanted = audio
-            + demands
-                .iter()
-                .filter_map(|d| d.cap.map(|c| d.costs[c as usize]))
-                .sum::<u64>();
-        if wanted != s.bwe_desired {
-            s.bwe_desired = wanted;
+        let (minimum, desired) = probe_rates(&demands, &offers);
+        let rates = (audio + minimum, audio + desired);
+        if rates != s.bwe_rates {
+            s.bwe_rates = rates;
             s.rtc
                 .bwe()
-                .set_bitrate(Bitrate::bps(0), Bitrate::bps(wanted));
+                .set_bitrate(Bitrate::bps(rates.0), Bitrate::bps(rates.1));
             self.dirty.push(sub);
         }
         for ((publisher, mid), layer) in keyframes {
@@ -152,6 +156,9 @@ impl Sfu {
                     layer.needed_at = now;
                 }
                 let active = needed || now < layer.needed_at + PAUSE_UNUSED_AFTER;
+                if active && !layer.active {
+                    layer.active_since = now;
+                }
                 any |= active != layer.active;
                 layer.active = active;
             }
@@ -247,6 +254,20 @@ impl Sfu {
             })
             .collect()
     }
+}
+
+/// Bytes of video waiting in a subscriber's pacer.
+fn paced_backlog(s: &mut Participant) -> usize {
+    let mut api = s.rtc.direct_api();
+    s.down
+        .iter()
+        .filter(|d| d.kind == TrackKind::Video && d.state == DownState::Active)
+        .filter_map(|d| {
+            api.stream_tx_by_mid(d.mid?, None)?
+                .queue_info()
+                .map(|q| q.byte_size())
+        })
+        .sum()
 }
 
 fn up_track(

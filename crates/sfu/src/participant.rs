@@ -166,8 +166,8 @@ pub(crate) struct Participant {
     pub counters: ParticipantCounters,
     /// The latest estimate of the bandwidth towards this participant (TWCC), bits/s.
     pub estimate_bps: Option<u64>,
-    /// The bitrate str0m's estimator was last asked to probe for.
-    pub bwe_desired: u64,
+    /// The (minimum, desired) bitrates str0m's estimator was last given.
+    pub bwe_rates: (u64, u64),
 }
 
 impl Participant {
@@ -194,7 +194,7 @@ impl Participant {
             declared: HashMap::new(),
             counters: ParticipantCounters::default(),
             estimate_bps: None,
-            bwe_desired: 0,
+            bwe_rates: (0, 0),
         }
     }
 

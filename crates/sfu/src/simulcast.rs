@@ -31,6 +31,7 @@ const THUMBNAIL_WIDTH: u16 = 320;
 
 const BUCKETS: usize = 10;
 const BUCKET: Duration = Duration::from_millis(100);
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Bytes per second over the last full second, in ten 100 ms buckets (no allocation).
 #[derive(Debug, Clone, Default)]
@@ -95,6 +96,8 @@ pub(crate) struct Layer {
     pub size: Option<(u16, u16)>,
     /// Whether the publisher was last told to send it (all are sent to begin with).
     pub active: bool,
+    /// When it was last resumed; its rate is trusted a full window after that.
+    pub active_since: Instant,
     /// When a subscriber last selected it.
     pub needed_at: Instant,
     pub last_keyframe_request: Option<Instant>,
@@ -112,6 +115,7 @@ impl Layer {
             last_keyframe: None,
             size: None,
             active: true,
+            active_since: now,
             needed_at: now,
             last_keyframe_request: None,
             keyframe_owed: false,
@@ -119,9 +123,11 @@ impl Layer {
     }
 
     /// Bitrate this layer costs a subscriber: measured, else last measured, else assumed.
+    /// A paused or just resumed layer's window is partial, so its measurement is not used.
     pub fn cost(&mut self, now: Instant, index: usize, count: usize) -> u64 {
+        let settled = self.active && now >= self.active_since + RATE_WINDOW + BUCKET;
         let measured = self.rate.bps(now);
-        if measured > 0 {
+        if settled && measured > 0 {
             self.known_bps = measured;
             return measured;
         }
@@ -297,6 +303,26 @@ pub(crate) fn allocate(budget: u64, demands: &[Demand]) -> Vec<Option<u8>> {
     offer
 }
 
+/// What to ask of the bandwidth estimator, in bits/s besides `audio`: `minimum`, the rate to
+/// keep sending (padding fills up to it, within the estimate) so the estimate can grow into
+/// the next layer up; and `desired`, the rate at which every track gets all its display needs.
+pub(crate) fn probe_rates(demands: &[Demand], offers: &[Option<u8>]) -> (u64, u64) {
+    let cost = |d: &Demand, layer: Option<u8>| layer.map_or(0, |l| d.costs[l as usize]);
+    let pairs = || demands.iter().zip(offers.iter().copied());
+    let sending: u64 = pairs().map(|(d, o)| cost(d, o)).sum();
+    let desired: u64 = demands.iter().map(|d| cost(d, d.cap)).sum();
+    let next_step = pairs()
+        .filter(|(d, _)| d.screen)
+        .chain(pairs().filter(|(d, _)| !d.screen))
+        .find_map(|(d, o)| {
+            let next = o.filter(|&o| d.cap.is_some_and(|c| o < c))? + 1;
+            let needed = (d.costs[next as usize] as f64 * UPSWITCH_HEADROOM) as u64;
+            Some(needed.saturating_sub(cost(d, o)))
+        })
+        .unwrap_or(0);
+    ((sending + next_step).min(desired), desired)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +383,15 @@ mod tests {
             allocate(1_900_000, &[hidden, cam(Some(2))]),
             [None, Some(2)]
         );
+    }
+
+    #[test]
+    fn probing_aims_at_the_next_layer_up() {
+        let low = cam(Some(0));
+        let (minimum, desired) = probe_rates(&[low], &[Some(0)]);
+        assert_eq!(desired, 1_500_000);
+        assert_eq!(minimum, 600_000);
+        assert_eq!(probe_rates(&[low], &[Some(2)]), (1_500_000, 1_500_000));
     }
 
     #[test]
