@@ -22,7 +22,7 @@ pub(crate) const ALLOCATION_INTERVAL: Duration = Duration::from_millis(200);
 /// What an audio track is assumed to need until its bitrate is measured, and at least.
 const AUDIO_RESERVE_BPS: u64 = 48_000;
 /// A pacer backlog should drain within this, besides the media that keeps coming.
-const BACKLOG_DRAIN: Duration = Duration::from_millis(500);
+const BACKLOG_DRAIN: Duration = Duration::from_millis(250);
 /// Display sizes above this are refused as nonsense.
 const MAX_DISPLAY_SIDE: u32 = 16_384;
 
