@@ -102,6 +102,9 @@ pub struct SfuSim {
     seq: u64,
     rng: u64,
     pub closed: Vec<(ParticipantId, CloseReason)>,
+    /// Wall-clock time spent inside the SFU's datagram and timeout handling (for cost
+    /// measurements; the peers' own work is not in it).
+    pub sfu_busy: Duration,
 }
 
 pub type SimNet = SfuSim;
@@ -123,6 +126,7 @@ impl SfuSim {
             seq: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
             closed: Vec::new(),
+            sfu_busy: Duration::ZERO,
         }
     }
 
@@ -323,19 +327,25 @@ impl SfuSim {
                     self.clients[i].peer.handle_datagram(now, from, &data)
                 }
                 Some(_) => {}
-                None => self.sfu.handle_datagram(
-                    now,
-                    Datagram {
-                        proto: Protocol::Udp,
-                        source: from,
-                        destination: self.server_addr,
-                        contents: &data,
-                    },
-                ),
+                None => {
+                    let started = Instant::now();
+                    self.sfu.handle_datagram(
+                        now,
+                        Datagram {
+                            proto: Protocol::Udp,
+                            source: from,
+                            destination: self.server_addr,
+                            contents: &data,
+                        },
+                    );
+                    self.sfu_busy += started.elapsed();
+                }
             }
         }
         if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+            let started = Instant::now();
             self.sfu.handle_timeout(now);
+            self.sfu_busy += started.elapsed();
         }
         self.pump_outputs();
         for i in 0..self.clients.len() {
