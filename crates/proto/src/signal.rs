@@ -144,6 +144,15 @@ pub enum ClientMessage {
     Lock {
         locked: bool,
     },
+    /// The size at which the client displays a received video track, in CSS pixels; the
+    /// server picks the simulcast layer that covers it. 0×0 means not visible: nothing is
+    /// forwarded for the track until a visible size arrives.
+    VideoSize {
+        /// The track id from `track_published`.
+        track: String,
+        width: u32,
+        height: u32,
+    },
     /// Keeps the connection alive; answered by `pong`.
     Ping,
     Leave,
@@ -221,6 +230,13 @@ pub enum ServerMessage {
     Locked {
         locked: bool,
     },
+    /// To a simulcast publisher: the layers (rids) of one of its tracks that subscribers
+    /// currently need. The client should send only these (`RTCRtpEncodingParameters.active`)
+    /// and resume a layer as soon as it is listed again.
+    Layers {
+        track: String,
+        active: Vec<String>,
+    },
     Pong,
     /// The request could not be handled; the connection stays usable unless `fatal`.
     Error {
@@ -276,6 +292,30 @@ mod tests {
         let m: ClientMessage = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
         assert_eq!(m, ClientMessage::Ping);
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"nope"}"#).is_err());
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"video_size","track":"3-1","width":320,"height":180}"#)
+                .unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::VideoSize {
+                track: "3-1".into(),
+                width: 320,
+                height: 180
+            }
+        );
+    }
+
+    #[test]
+    fn layers_lists_the_active_rids() {
+        let json = serde_json::to_value(ServerMessage::Layers {
+            track: "3-1".into(),
+            active: vec!["q".into(), "h".into()],
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type":"layers","track":"3-1","active":["q","h"]})
+        );
     }
 
     #[test]

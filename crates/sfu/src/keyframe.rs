@@ -1,5 +1,6 @@
 //! Recognising the first packet of a video keyframe in an RTP payload, so a new subscriber
-//! starts on a decodable frame. Reads untrusted bytes; never panics.
+//! starts on a decodable frame, and reading a VP8 keyframe's picture size, so simulcast
+//! layers are matched to display sizes. Reads untrusted bytes; never panics.
 
 /// Video codecs whose keyframes the SFU can recognise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,26 +19,25 @@ pub fn starts_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
 
 /// RFC 7741 §4.2 payload descriptor, then the VP8 frame tag's inverse key-frame bit.
 fn vp8_starts_keyframe(p: &[u8]) -> bool {
-    let Some(&first) = p.first() else {
-        return false;
-    };
+    vp8_frame_start(p).is_some_and(|offset| matches!(p.get(offset), Some(tag) if tag & 0x01 == 0))
+}
+
+/// The offset of the VP8 frame header in a packet that starts partition 0 of a frame.
+fn vp8_frame_start(p: &[u8]) -> Option<usize> {
+    let first = *p.first()?;
     let extended = first & 0x80 != 0;
     let start_of_partition = first & 0x10 != 0;
     let partition_id = first & 0x07;
     if !start_of_partition || partition_id != 0 {
-        return false;
+        return None;
     }
     let mut offset = 1;
     if extended {
-        let Some(&ext) = p.get(1) else {
-            return false;
-        };
+        let ext = *p.get(1)?;
         offset = 2;
         if ext & 0x80 != 0 {
             // PictureID: 7 or 15 bits, by its M bit.
-            let Some(&pid) = p.get(offset) else {
-                return false;
-            };
+            let pid = *p.get(offset)?;
             offset += if pid & 0x80 != 0 { 2 } else { 1 };
         }
         if ext & 0x40 != 0 {
@@ -47,7 +47,20 @@ fn vp8_starts_keyframe(p: &[u8]) -> bool {
             offset += 1; // TID/Y/KEYIDX
         }
     }
-    matches!(p.get(offset), Some(tag) if tag & 0x01 == 0)
+    Some(offset)
+}
+
+/// Width and height of a VP8 keyframe starting in this packet (RFC 6386 §9.1: a 3-byte
+/// frame tag, the start code `9d 01 2a`, then 14-bit width and height).
+pub fn vp8_keyframe_size(p: &[u8]) -> Option<(u16, u16)> {
+    let offset = vp8_frame_start(p)?;
+    let header = p.get(offset..offset + 10)?;
+    if header[0] & 0x01 != 0 || header[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let width = u16::from_le_bytes([header[6], header[7]]) & 0x3fff;
+    let height = u16::from_le_bytes([header[8], header[9]]) & 0x3fff;
+    Some((width, height))
 }
 
 const NAL_IDR: u8 = 5;
@@ -103,6 +116,21 @@ mod tests {
             &[0x90, 0xe0, 0x80 | 0x12, 0x34, 0x05, 0x20, 0x50]
         ));
         assert!(!starts_keyframe(VideoCodec::Vp8, &[0x90, 0xe0, 0x81]));
+    }
+
+    #[test]
+    fn vp8_keyframe_size_follows_the_start_code() {
+        // Descriptor, frame tag (key), start code, 1280 | scale bits, 720.
+        let key = [
+            0x10, 0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x45, 0xd0, 0x02,
+        ];
+        assert_eq!(vp8_keyframe_size(&key), Some((1280, 720)));
+        let mut delta = key;
+        delta[1] |= 1;
+        assert_eq!(vp8_keyframe_size(&delta), None);
+        for n in 0..key.len() {
+            assert_eq!(vp8_keyframe_size(&key[..n]), None);
+        }
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //!
 //! Module map: [`demux`] sorts datagrams to participants, [`keyframe`] recognises keyframes,
 //! [`rewrite`] keeps subscriber streams continuous; `participant` holds per-peer state and
-//! `routing` the publish/subscribe logic; [`stats`] keeps call-quality statistics and
-//! [`speaker`] detects each room's active speaker.
+//! `routing` the publish/subscribe logic and forwarding; `simulcast` holds layer state and
+//! the layer-selection policy, which `bandwidth` applies to subscribers' bandwidth estimates
+//! and display sizes (and pauses unused layers at publishers); [`stats`] keeps call-quality
+//! statistics and [`speaker`] detects each room's active speaker.
 
+mod bandwidth;
 pub mod demux;
 pub mod keyframe;
 mod moderation;
@@ -18,6 +21,7 @@ mod participant;
 pub mod rewrite;
 mod routing;
 pub mod sdp;
+mod simulcast;
 pub mod speaker;
 pub mod stats;
 
@@ -28,6 +32,7 @@ use std::time::{Duration, Instant};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc};
 
+pub use bandwidth::DownLayerInfo;
 use participant::Participant;
 pub use participant::ParticipantKind;
 pub use stats::{DownTrackStats, ParticipantStats, RoomStats, SfuTotals, UpTrackStats};
@@ -36,6 +41,11 @@ use stoa_proto::{
     ClientMessage, ErrorCode, Grants, IceServer, ParticipantId, RoomName, ServerMessage,
 };
 pub use str0m;
+
+/// Where each subscriber's bandwidth estimate starts: for one camera with the usual three
+/// simulcast layers (~150 kbit/s, 500 kbit/s, 1.5 Mbit/s) this affords the middle layer, and
+/// str0m's estimator probes upwards from it.
+const INITIAL_ESTIMATE: str0m::bwe::Bitrate = str0m::bwe::Bitrate::kbps(1000);
 
 /// Settings of an [`Sfu`].
 #[derive(Debug, Clone)]
@@ -191,6 +201,8 @@ pub struct Sfu {
     counters: ServerCounters,
     stats: stats::Recorder,
     speakers: speaker::Speakers,
+    /// When layers are next re-chosen for every subscriber (from the first join on).
+    next_allocation: Option<Instant>,
 }
 
 impl Sfu {
@@ -209,6 +221,7 @@ impl Sfu {
             counters: ServerCounters::default(),
             stats: stats::Recorder::default(),
             speakers: speaker::Speakers::default(),
+            next_allocation: None,
         }
     }
 
@@ -234,6 +247,7 @@ impl Sfu {
 
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
+        self.next_allocation.get_or_insert(now);
         let rtc = self.new_rtc(now, false);
         let participant = Participant::new(id, &req, rtc, now);
         let kind = participant.kind;
@@ -367,6 +381,7 @@ impl Sfu {
         }
         self.retry_keyframe_requests(now);
         self.detect_speakers(now);
+        self.allocate_if_due(now);
         self.process(now);
     }
 
@@ -389,6 +404,10 @@ impl Sfu {
             })
             .chain([self.next_speaker_tick()])
             .flatten()
+            .chain(
+                self.next_allocation
+                    .filter(|_| !self.participants.is_empty()),
+            )
             .min()
     }
 
@@ -434,6 +453,7 @@ impl Sfu {
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_stats_interval(Some(stats::STATS_INTERVAL))
+            .enable_bwe(Some(INITIAL_ESTIMATE))
             .clear_codecs()
             .enable_opus(true, false);
         let builder = if prefer_h264 {
@@ -586,6 +606,11 @@ impl Sfu {
             | ClientMessage::Lock { .. } => Err(SfuError::OutOfOrder(
                 "lobby and lock are handled by the signaling server",
             )),
+            ClientMessage::VideoSize {
+                track,
+                width,
+                height,
+            } => self.set_video_size(now, id, &track, width, height),
             ClientMessage::Ping => {
                 self.signal(id, ServerMessage::Pong);
                 Ok(())

@@ -17,6 +17,7 @@ use stoa_proto::{
 
 use crate::keyframe::VideoCodec;
 use crate::rewrite::SeqRewriter;
+use crate::simulcast::{Layer, LayerChoice};
 use crate::{JoinRequest, ParticipantCounters};
 
 /// How a participant connected, which decides how it negotiates.
@@ -53,9 +54,8 @@ pub(crate) struct UpTrack {
     pub subscribers: Vec<ParticipantId>,
     /// Payload type → codec parameters, learned from the first packet of each type.
     pub payloads: Vec<(Pt, Option<KnownPayload>)>,
-    pub last_keyframe_request: Option<Instant>,
-    /// A keyframe request arrived inside the throttle interval and is still owed.
-    pub keyframe_owed: bool,
+    /// Its simulcast layers, lowest first; one layer without a rid if not simulcast.
+    pub layers: Vec<Layer>,
 }
 
 impl UpTrack {
@@ -67,6 +67,19 @@ impl UpTrack {
             source: self.source,
             muted: self.muted,
         }
+    }
+
+    pub fn is_simulcast(&self) -> bool {
+        self.layers.len() > 1
+    }
+
+    /// The rids the publisher is asked to send.
+    pub fn active_rids(&self) -> Vec<String> {
+        self.layers
+            .iter()
+            .filter(|l| l.active)
+            .filter_map(|l| l.rid.map(|r| r.to_string()))
+            .collect()
     }
 }
 
@@ -96,7 +109,8 @@ pub(crate) struct DownTrack {
     pub mid: Option<Mid>,
     pub state: DownState,
     pub rewriter: SeqRewriter,
-    pub awaiting_keyframe: bool,
+    /// Which layer of the source is forwarded; until the first switch point nothing is.
+    pub choice: LayerChoice,
     /// Publisher payload type → this participant's payload type (None: no common codec).
     pub pt_map: Vec<(Pt, Option<Pt>)>,
 }
@@ -110,7 +124,7 @@ impl DownTrack {
             mid: None,
             state: DownState::ToOpen,
             rewriter: SeqRewriter::default(),
-            awaiting_keyframe: kind == TrackKind::Video,
+            choice: LayerChoice::default(),
             pt_map: Vec::new(),
         }
     }
@@ -118,8 +132,7 @@ impl DownTrack {
     /// Points this down-track at a new source; the stream continues without a gap in numbers.
     pub fn retarget(&mut self, source: Option<(ParticipantId, Mid)>) {
         self.source = source;
-        self.rewriter.restart();
-        self.awaiting_keyframe = self.kind == TrackKind::Video;
+        self.choice.reset();
         self.pt_map.clear();
     }
 }
@@ -151,6 +164,10 @@ pub(crate) struct Participant {
     /// before the track's media arrived.
     pub declared: HashMap<String, (Option<TrackSource>, Option<bool>)>,
     pub counters: ParticipantCounters,
+    /// The latest estimate of the bandwidth towards this participant (TWCC), bits/s.
+    pub estimate_bps: Option<u64>,
+    /// The (minimum, desired) bitrates str0m's estimator was last given.
+    pub bwe_rates: (u64, u64),
 }
 
 impl Participant {
@@ -176,6 +193,8 @@ impl Participant {
             down: Vec::new(),
             declared: HashMap::new(),
             counters: ParticipantCounters::default(),
+            estimate_bps: None,
+            bwe_rates: (0, 0),
         }
     }
 
@@ -209,8 +228,9 @@ impl Participant {
     pub fn next_keyframe_retry(&self, interval: Duration) -> Option<Instant> {
         self.up
             .iter()
-            .filter(|t| t.keyframe_owed)
-            .filter_map(|t| t.last_keyframe_request.map(|last| last + interval))
+            .flat_map(|t| &t.layers)
+            .filter(|l| l.keyframe_owed)
+            .filter_map(|l| l.last_keyframe_request.map(|last| last + interval))
             .min()
     }
 }

@@ -1,17 +1,20 @@
 //! Publish/subscribe inside a room: turning a participant's `Rtc` events into routing
-//! changes, forwarding RTP packets to subscribers, renegotiating with interactive clients,
-//! filling WHEP slots and throttling keyframe requests.
+//! changes, forwarding RTP packets to subscribers (the layer each down-track's
+//! [`LayerChoice`](crate::simulcast::LayerChoice) admits), renegotiating with interactive
+//! clients, filling WHEP slots and throttling keyframe requests per layer.
 
 use std::time::Instant;
 
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::bwe::BweKind;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rids};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, Output as RtcOutput};
 
 use stoa_proto::{ParticipantId, ServerMessage, TrackKind, TrackSource};
 
-use crate::keyframe::{starts_keyframe, VideoCodec};
-use crate::participant::{DownState, DownTrack, ParticipantKind, UpTrack};
+use crate::keyframe::{starts_keyframe, vp8_keyframe_size, VideoCodec};
+use crate::participant::{DownState, DownTrack, KnownPayload, ParticipantKind, UpTrack};
+use crate::simulcast::{Admit, Layer, MAX_LAYERS, PACKET_OVERHEAD};
 use crate::{CloseReason, Output, Sfu, SfuError};
 
 /// RTP timestamp step put between two sources on one down-track (about one frame).
@@ -78,10 +81,15 @@ impl Sfu {
                     p.down
                         .iter()
                         .find(|d| d.mid == Some(req.mid) && d.state == DownState::Active)
-                        .and_then(|d| d.source)
+                        .and_then(|d| Some((d.source?, d.choice.current.or(d.choice.target)?)))
                 });
-                if let Some((publisher, mid)) = source {
-                    self.request_keyframe(now, publisher, mid);
+                if let Some(((publisher, mid), layer)) = source {
+                    self.request_keyframe(now, publisher, mid, layer);
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                if let Some(p) = self.participants.get_mut(&id) {
+                    p.estimate_bps = Some(estimate.as_u64());
                 }
             }
             _ => {}
@@ -145,6 +153,14 @@ impl Sfu {
             TrackKind::Audio => TrackSource::Microphone,
             TrackKind::Video => TrackSource::Camera,
         };
+        let layers = match p.rtc.media(mid).map(|m| m.rids_rx()) {
+            Some(Rids::Specific(rids)) if !rids.is_empty() => rids
+                .iter()
+                .take(MAX_LAYERS)
+                .map(|rid| Layer::new(Some(*rid), now))
+                .collect(),
+            _ => vec![Layer::new(None, now)],
+        };
         let track = UpTrack {
             id: format!("{id}-{mid}"),
             mid,
@@ -154,13 +170,12 @@ impl Sfu {
             host_muted: false,
             subscribers: Vec::new(),
             payloads: Vec::new(),
-            last_keyframe_request: None,
-            keyframe_owed: false,
+            layers,
         };
         let info = track.info(id);
         p.up.push(track);
         let room = p.room.clone();
-        tracing::info!(participant = %id, track = %info.id, kind = ?kind, "track published");
+        tracing::info!(participant = %id, track = %info.id, kind = ?kind, layers = p.up.last().map_or(0, |t| t.layers.len()), "track published");
         self.broadcast(&room, None, ServerMessage::TrackPublished { track: info });
         let subscribers: Vec<ParticipantId> = self
             .room_members(&room)
@@ -336,7 +351,7 @@ impl Sfu {
             {
                 t.subscribers.push(viewer);
             }
-            self.request_keyframe(now, publisher, mid);
+            self.request_keyframe(now, publisher, mid, 0);
         }
     }
 
@@ -444,51 +459,33 @@ impl Sfu {
         // Ask for a keyframe at once, so the new subscriber's first frame is not a wait for
         // the publisher's next periodic keyframe.
         for (publisher, mid) in opened {
-            self.request_keyframe(now, publisher, mid);
+            self.request_keyframe(now, publisher, mid, 0);
         }
         result
     }
 
-    /// Forwards one RTP packet from a publisher to each subscriber of its track.
+    /// Forwards one RTP packet from a publisher to each subscriber of its track whose
+    /// down-track admits the packet's layer.
     fn forward(&mut self, now: Instant, publisher: ParticipantId, packet: RtpPacket) {
-        let Some(p) = self.participants.get_mut(&publisher) else {
-            return;
-        };
-        p.counters.packets_in += 1;
-        let Some(mid) = p
-            .rtc
-            .direct_api()
-            .stream_rx(&packet.header.ssrc)
-            .map(|s| s.mid())
+        let Some(Ingested {
+            mid,
+            layer,
+            params,
+            switch_point,
+        }) = self.ingest(now, publisher, &packet)
         else {
             return;
         };
         let pt = packet.header.payload_type;
-        let codec_params = p.rtc.codec_config().find(|c| c.pt() == pt).copied();
-        let Some(track) = p.up.iter_mut().find(|t| t.mid == mid) else {
-            return;
-        };
-        if track.host_muted {
-            p.counters.dropped += 1;
-            return;
-        }
-        let level = packet.header.ext_vals.audio_level;
-        self.speakers.observe(now, publisher, mid, level);
-        let payload = match track.payloads.iter().find(|(known, _)| *known == pt) {
-            Some((_, entry)) => *entry,
-            None => {
-                let entry = codec_params.map(|c| (c, video_codec(&c)));
-                track.payloads.push((pt, entry));
-                entry
-            }
-        };
-        let Some((params, codec)) = payload else {
-            return;
-        };
-        let is_keyframe = codec.is_some_and(|c| starts_keyframe(c, &packet.payload));
         let mut subscribers = std::mem::take(&mut self.scratch_ids);
         subscribers.clear();
-        subscribers.extend_from_slice(&track.subscribers);
+        if let Some(track) = self
+            .participants
+            .get_mut(&publisher)
+            .and_then(|p| p.up_track_mut(mid))
+        {
+            subscribers.extend_from_slice(&track.subscribers);
+        }
         let mut want_keyframe = false;
         for sub in &subscribers {
             let Some(s) = self.participants.get_mut(sub) else {
@@ -501,14 +498,15 @@ impl Sfu {
             else {
                 continue;
             };
-            if d.awaiting_keyframe {
-                if !is_keyframe {
+            match d.choice.on_packet(layer, switch_point) {
+                Admit::Skip => continue,
+                Admit::Wait => {
                     s.counters.awaiting_keyframe += 1;
                     want_keyframe = true;
                     continue;
                 }
-                d.awaiting_keyframe = false;
-                d.rewriter.restart();
+                Admit::Switch => d.rewriter.restart(),
+                Admit::Forward => {}
             }
             let out_pt = match d.pt_map.iter().find(|(p, _)| *p == pt) {
                 Some((_, out)) => *out,
@@ -561,13 +559,71 @@ impl Sfu {
         }
         self.scratch_ids = subscribers;
         if want_keyframe {
-            self.request_keyframe(now, publisher, mid);
+            self.request_keyframe(now, publisher, mid, layer);
         }
     }
 
-    /// Asks a publisher for a keyframe on one track, at most once per throttle interval;
-    /// a request inside the interval is remembered and sent when it ends.
-    pub(crate) fn request_keyframe(&mut self, now: Instant, publisher: ParticipantId, mid: Mid) {
+    /// Accounts a publisher's packet to its track and layer: counters, layer bitrate,
+    /// keyframes. `None` when it is not to be forwarded (unknown stream, host-muted, unknown
+    /// payload type).
+    fn ingest(
+        &mut self,
+        now: Instant,
+        publisher: ParticipantId,
+        packet: &RtpPacket,
+    ) -> Option<Ingested> {
+        let p = self.participants.get_mut(&publisher)?;
+        p.counters.packets_in += 1;
+        let ssrc = packet.header.ssrc;
+        let (mid, rid) = p
+            .rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .map(|s| (s.mid(), s.rid()))?;
+        let pt = packet.header.payload_type;
+        let codec_params = p.rtc.codec_config().find(|c| c.pt() == pt).copied();
+        let track = p.up.iter_mut().find(|t| t.mid == mid)?;
+        if track.host_muted {
+            p.counters.dropped += 1;
+            return None;
+        }
+        self.speakers
+            .observe(now, publisher, mid, packet.header.ext_vals.audio_level);
+        let (params, codec) = known_payload(track, pt, codec_params)?;
+        let index = match track.layers.iter().position(|l| l.ssrc == Some(ssrc)) {
+            Some(i) => i,
+            None => {
+                let i = track.layers.iter().position(|l| l.rid == rid)?;
+                track.layers[i].ssrc = Some(ssrc);
+                i
+            }
+        };
+        let layer = &mut track.layers[index];
+        layer.rate.add(now, packet.payload.len() + PACKET_OVERHEAD);
+        let is_keyframe = codec.is_some_and(|c| starts_keyframe(c, &packet.payload));
+        if is_keyframe {
+            layer.last_keyframe = Some(now);
+            if codec == Some(VideoCodec::Vp8) {
+                layer.size = vp8_keyframe_size(&packet.payload).or(layer.size);
+            }
+        }
+        Some(Ingested {
+            mid,
+            layer: index as u8,
+            params,
+            switch_point: codec.is_none() || is_keyframe,
+        })
+    }
+
+    /// Asks a publisher for a keyframe on one layer of a track, at most once per throttle
+    /// interval; a request inside the interval is remembered and sent when it ends.
+    pub(crate) fn request_keyframe(
+        &mut self,
+        now: Instant,
+        publisher: ParticipantId,
+        mid: Mid,
+        layer: u8,
+    ) {
         let interval = self.config.keyframe_request_interval;
         let Some(p) = self.participants.get_mut(&publisher) else {
             return;
@@ -578,16 +634,18 @@ impl Sfu {
         if track.kind != TrackKind::Video {
             return;
         }
-        if track
-            .last_keyframe_request
+        let Some(l) = track.layers.get_mut(layer as usize) else {
+            return;
+        };
+        if l.last_keyframe_request
             .is_some_and(|last| now < last + interval)
         {
-            track.keyframe_owed = true;
+            l.keyframe_owed = true;
             return;
         }
-        track.last_keyframe_request = Some(now);
-        track.keyframe_owed = false;
-        if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+        l.last_keyframe_request = Some(now);
+        l.keyframe_owed = false;
+        if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, l.rid) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
             self.dirty.push(publisher);
         }
@@ -595,20 +653,22 @@ impl Sfu {
 
     pub(crate) fn retry_keyframe_requests(&mut self, now: Instant) {
         let interval = self.config.keyframe_request_interval;
-        let owed: Vec<(ParticipantId, Mid)> = self
+        let owed: Vec<(ParticipantId, Mid, u8)> = self
             .participants
             .values()
             .flat_map(|p| {
-                p.up.iter()
-                    .filter(|t| {
-                        t.keyframe_owed
-                            && t.last_keyframe_request.is_none_or(|l| now >= l + interval)
+                p.up.iter().flat_map(move |t| {
+                    t.layers.iter().enumerate().filter_map(move |(i, l)| {
+                        let due = l.keyframe_owed
+                            && l.last_keyframe_request
+                                .is_none_or(|at| now >= at + interval);
+                        due.then_some((p.id, t.mid, i as u8))
                     })
-                    .map(move |t| (p.id, t.mid))
+                })
             })
             .collect();
-        for (publisher, mid) in owed {
-            self.request_keyframe(now, publisher, mid);
+        for (publisher, mid, layer) in owed {
+            self.request_keyframe(now, publisher, mid, layer);
         }
         for viewer in std::mem::take(&mut self.whep_refill) {
             self.fill_whep_slots(now, viewer);
@@ -673,6 +733,31 @@ impl Sfu {
         tracing::info!(participant = %id, room = %p.room, ?reason, "participant left");
         for viewer in std::mem::take(&mut self.whep_refill) {
             self.fill_whep_slots(now, viewer);
+        }
+    }
+}
+
+/// What forwarding needs to know about a packet after [`Sfu::ingest`].
+struct Ingested {
+    mid: Mid,
+    layer: u8,
+    params: str0m::format::PayloadParams,
+    /// A keyframe start, or any packet of a codec without keyframes (audio).
+    switch_point: bool,
+}
+
+/// The codec parameters of a payload type on a track, learned from its first packet.
+fn known_payload(
+    track: &mut UpTrack,
+    pt: str0m::media::Pt,
+    codec_params: Option<str0m::format::PayloadParams>,
+) -> Option<KnownPayload> {
+    match track.payloads.iter().find(|(known, _)| *known == pt) {
+        Some((_, entry)) => *entry,
+        None => {
+            let entry = codec_params.map(|c| (c, video_codec(&c)));
+            track.payloads.push((pt, entry));
+            entry
         }
     }
 }

@@ -72,7 +72,7 @@ pub struct ParticipantStats {
     /// The worst interarrival jitter of its published tracks, in milliseconds.
     pub jitter_ms: Option<f64>,
     pub rtt_ms: Option<f64>,
-    /// The server's estimate of the bandwidth towards this participant (not measured yet).
+    /// The server's estimate of the bandwidth towards this participant (TWCC), bits/s.
     pub estimated_bandwidth_bps: Option<u64>,
     /// Tracks this participant publishes.
     pub published: Vec<UpTrackStats>,
@@ -126,7 +126,7 @@ pub struct DownTrackStats {
     pub firs_received: u64,
     pub jitter_ms: Option<f64>,
     pub rtt_ms: Option<f64>,
-    /// The simulcast layer forwarded (video; not chosen yet, always `None`).
+    /// The simulcast layer (rid) forwarded; `None` for a track without simulcast.
     pub layer: Option<String>,
 }
 
@@ -399,6 +399,7 @@ impl Sfu {
         let empty = Samples::default();
         let s = self.stats.samples.get(&p.id).unwrap_or(&empty);
         let totals = s.totals(&p.counters);
+        let layers = self.layer_report(p.id);
         let published: Vec<UpTrackStats> = p.up.iter().map(|t| self.up_stats(p.id, s, t)).collect();
         let jitter_ms = published
             .iter()
@@ -429,9 +430,9 @@ impl Sfu {
             firs_received: totals.firs_received,
             jitter_ms,
             rtt_ms: s.rtt.map(ms),
-            estimated_bandwidth_bps: None,
+            estimated_bandwidth_bps: p.estimate_bps,
             published,
-            received: p.down.iter().map(|d| down_stats(s, d)).collect(),
+            received: p.down.iter().map(|d| down_stats(s, d, &layers)).collect(),
         }
     }
 
@@ -458,7 +459,7 @@ impl Sfu {
     }
 }
 
-fn down_stats(s: &Samples, d: &DownTrack) -> DownTrackStats {
+fn down_stats(s: &Samples, d: &DownTrack, layers: &[crate::DownLayerInfo]) -> DownTrackStats {
     let m = d
         .mid
         .and_then(|mid| Samples::merged(&s.egress, mid))
@@ -478,6 +479,9 @@ fn down_stats(s: &Samples, d: &DownTrack) -> DownTrackStats {
         firs_received: m.firs,
         jitter_ms: m.jitter.map(|j| jitter_ms(j, d.kind)),
         rtt_ms: m.rtt.map(ms),
-        layer: None,
+        layer: layers
+            .iter()
+            .find(|l| l.track == d.track_id)
+            .and_then(|l| l.current.clone()),
     }
 }

@@ -200,6 +200,7 @@ fn nack_recovers_video_lost_on_the_subscriber_link() {
         LinkParams {
             latency: Duration::from_millis(20),
             loss: 0.05,
+            ..LinkParams::default()
         },
     );
     sim.run(Duration::from_secs(10));

@@ -1,5 +1,10 @@
-//! A str0m peer playing the part of a browser: publishes audio and video, answers offers,
-//! and counts the frames it decodes per remote track.
+//! A str0m peer playing the part of a browser: publishes audio and video (optionally as three
+//! simulcast layers), answers offers, and counts the frames it decodes per remote track.
+//!
+//! Synthetic VP8 frames: byte 0 is the frame tag (bit 0 clear on keyframes); keyframes carry
+//! the start code and picture size in bytes 3..10 like real VP8; byte 10 is the simulcast
+//! layer index (0 without simulcast); with [`Peer::wall_clock_stamps`] bytes 12..20 hold the
+//! send time.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
@@ -43,12 +48,65 @@ pub struct Received {
     pub latency_us: Vec<i64>,
     /// RFC 3550-style interarrival jitter estimate from the per-frame one-way delays, in µs.
     pub jitter_us: f64,
+    /// Video: the simulcast layer of the latest frame, and frames received per layer.
+    pub layer: Option<u8>,
+    pub layer_frames: [u64; 4],
+    /// Video: the picture width of the latest keyframe.
+    pub width: Option<u16>,
+    /// With [`Peer::record_frames`]: every delivered video frame, in order.
+    pub log: Vec<FrameRecord>,
+}
+
+/// One delivered frame, for checking continuity and layer switches.
+#[derive(Debug, Clone)]
+pub struct FrameRecord {
+    pub at: Instant,
+    /// First and last extended sequence number of its packets.
+    pub seq: (u64, u64),
+    pub layer: u8,
+    pub keyframe: bool,
+    /// str0m saw no gap before it.
+    pub contiguous: bool,
+}
+
+/// One simulcast encoding a [`Peer`] sends.
+#[derive(Debug, Clone)]
+pub struct SendLayer {
+    pub rid: Rid,
+    pub frame_bytes: usize,
+    pub size: (u16, u16),
+    /// Whether it is sent (the server's `layers` message turns layers off and on).
+    pub active: bool,
+    keyframe_requested: bool,
+    frames: u64,
+    pub keyframe_requests_seen: u64,
+}
+
+/// The layers browsers typically send: 180p, 360p and 720p at about 150 kbit/s,
+/// 500 kbit/s and 1.5 Mbit/s (30 frames per second).
+pub fn default_layers() -> Vec<SendLayer> {
+    [
+        ("q", 625, (320, 180)),
+        ("h", 2083, (640, 360)),
+        ("f", 6250, (1280, 720)),
+    ]
+    .into_iter()
+    .map(|(rid, frame_bytes, size)| SendLayer {
+        rid: rid.into(),
+        frame_bytes,
+        size,
+        active: true,
+        keyframe_requested: false,
+        frames: 0,
+        keyframe_requests_seen: 0,
+    })
+    .collect()
 }
 
 /// A gap between video frames longer than this counts as a freeze.
 pub const FREEZE_GAP: Duration = Duration::from_millis(500);
 
-/// Nanoseconds since the Unix epoch (the stamp format in payload bytes 1..9).
+/// Nanoseconds since the Unix epoch (the stamp format in payload bytes 12..20).
 fn wall_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -56,11 +114,31 @@ fn wall_nanos() -> u64 {
         .unwrap_or(0)
 }
 
-/// Reads a send time stamped by [`Peer::wall_clock_stamps`] (bytes 1..9, u64 little-endian
-/// nanoseconds since the Unix epoch).
+/// Reads a send time stamped by [`Peer::wall_clock_stamps`] (bytes 12..20, u64
+/// little-endian nanoseconds since the Unix epoch).
 pub fn stamped_send_time(data: &[u8]) -> Option<u64> {
-    let bytes: [u8; 8] = data.get(1..9)?.try_into().ok()?;
+    let bytes: [u8; 8] = data.get(STAMP)?.try_into().ok()?;
     Some(u64::from_le_bytes(bytes))
+}
+
+const LAYER_BYTE: usize = 10;
+const STAMP: std::ops::Range<usize> = 12..20;
+
+/// A synthetic VP8 frame (see the module documentation).
+fn video_frame(key: bool, len: usize, size: (u16, u16), layer: u8, stamp: bool) -> Vec<u8> {
+    let mut frame = vec![0x55u8; len.max(STAMP.end)];
+    frame[0] = if key { 0x10 } else { 0x11 };
+    if key {
+        frame[1..3].fill(0);
+        frame[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+        frame[6..8].copy_from_slice(&size.0.to_le_bytes());
+        frame[8..10].copy_from_slice(&size.1.to_le_bytes());
+    }
+    frame[LAYER_BYTE] = layer;
+    if stamp {
+        frame[STAMP].copy_from_slice(&wall_nanos().to_le_bytes());
+    }
+    frame
 }
 
 pub struct Peer {
@@ -89,6 +167,10 @@ pub struct Peer {
     /// The RFC 6464 audio level put on every audio packet, in dBov: 0 is the loudest,
     /// -127 (the default) silence. Voice activity is flagged above -50.
     pub audio_level: i8,
+    /// Simulcast encodings of the video track; empty: one plain encoding.
+    pub layers: Vec<SendLayer>,
+    /// Keep a [`FrameRecord`] of every video frame received (off by default: it grows).
+    pub record_frames: bool,
 }
 
 const AUDIO_FRAME: Duration = Duration::from_millis(20);
@@ -121,6 +203,8 @@ impl Peer {
             connected_at: None,
             last_input: now,
             audio_level: -127,
+            layers: Vec::new(),
+            record_frames: false,
         }
     }
 
@@ -170,8 +254,15 @@ impl Peer {
         self.pending.is_some()
     }
 
-    /// The first offer: sendonly audio and/or video.
+    /// The first offer: sendonly audio and/or video (simulcast if [`Peer::layers`] is set).
     pub fn publish_offer(&mut self, audio: bool, video: bool) -> String {
+        let simulcast = (!self.layers.is_empty()).then(|| {
+            let mut s = Simulcast::new();
+            for l in &self.layers {
+                s.add_send_layer(SimulcastLayer::new(&l.rid));
+            }
+            s
+        });
         let mut api = self.rtc.sdp_api();
         if audio {
             self.audio_mid =
@@ -179,7 +270,7 @@ impl Peer {
         }
         if video {
             self.video_mid =
-                Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+                Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast));
         }
         if !audio && !video {
             api.add_channel("stoa".into());
@@ -268,10 +359,11 @@ impl Peer {
                 let t = self.next_audio.duration_since(self.start);
                 let mut frame = vec![0xfc; 60];
                 if self.wall_clock_stamps {
-                    frame[1..9].copy_from_slice(&wall_nanos().to_le_bytes());
+                    frame[STAMP].copy_from_slice(&wall_nanos().to_le_bytes());
                 }
                 self.write(
                     mid,
+                    None,
                     Codec::Opus,
                     now,
                     MediaTime::from_micros(t.as_micros() as u64),
@@ -282,33 +374,71 @@ impl Peer {
         }
         if let Some(mid) = self.video_mid {
             while self.next_video <= now {
-                let key =
-                    self.keyframe_requested || self.frame_count.is_multiple_of(self.keyframe_every);
-                self.keyframe_requested = false;
-                // A VP8 frame tag: bit 0 clear marks a keyframe. 2500 bytes spans 3 packets.
-                let mut frame = vec![0x55u8; 2500];
-                frame[0] = if key { 0x10 } else { 0x11 };
-                if self.wall_clock_stamps {
-                    frame[1..9].copy_from_slice(&wall_nanos().to_le_bytes());
-                }
-                let t = self.next_video.duration_since(self.start);
-                self.write(
-                    mid,
-                    Codec::Vp8,
-                    now,
-                    MediaTime::from_micros(t.as_micros() as u64),
-                    frame,
+                let time = MediaTime::from_micros(
+                    self.next_video.duration_since(self.start).as_micros() as u64,
                 );
-                self.frame_count += 1;
+                if self.layers.is_empty() {
+                    self.produce_plain_video(mid, now, time);
+                } else {
+                    self.produce_layers(mid, now, time);
+                }
                 self.next_video += VIDEO_FRAME;
             }
         }
     }
 
-    fn write(&mut self, mid: Mid, codec: Codec, now: Instant, time: MediaTime, data: Vec<u8>) {
-        let Some(writer) = self.rtc.writer(mid) else {
+    fn produce_plain_video(&mut self, mid: Mid, now: Instant, time: MediaTime) {
+        let key = self.keyframe_requested || self.frame_count.is_multiple_of(self.keyframe_every);
+        self.keyframe_requested = false;
+        // 2500 bytes span 3 packets.
+        let frame = video_frame(key, 2500, (640, 360), 0, self.wall_clock_stamps);
+        self.write(mid, None, Codec::Vp8, now, time, frame);
+        self.frame_count += 1;
+    }
+
+    fn produce_layers(&mut self, mid: Mid, now: Instant, time: MediaTime) {
+        for i in 0..self.layers.len() {
+            let l = &mut self.layers[i];
+            if !l.active {
+                continue;
+            }
+            let key = l.keyframe_requested || l.frames.is_multiple_of(self.keyframe_every);
+            l.keyframe_requested = false;
+            l.frames += 1;
+            let frame = video_frame(key, l.frame_bytes, l.size, i as u8, self.wall_clock_stamps);
+            let rid = l.rid;
+            self.write(mid, Some(rid), Codec::Vp8, now, time, frame);
+        }
+        self.frame_count += 1;
+    }
+
+    /// Sends exactly the listed simulcast layers (as the web client does on `layers`); a
+    /// layer that resumes starts with a keyframe.
+    pub fn set_active_layers(&mut self, active: &[String]) {
+        for l in &mut self.layers {
+            let on = active.iter().any(|r| r.as_str() == &*l.rid);
+            if on && !l.active {
+                l.keyframe_requested = true;
+            }
+            l.active = on;
+        }
+    }
+
+    fn write(
+        &mut self,
+        mid: Mid,
+        rid: Option<Rid>,
+        codec: Codec,
+        now: Instant,
+        time: MediaTime,
+        data: Vec<u8>,
+    ) {
+        let Some(mut writer) = self.rtc.writer(mid) else {
             return;
         };
+        if let Some(rid) = rid {
+            writer = writer.rid(rid);
+        }
         let Some(pt) = writer
             .payload_params()
             .find(|p| p.spec().codec == codec)
@@ -383,8 +513,28 @@ impl Peer {
             Event::MediaData(d) => {
                 let r = self.received.entry(d.mid).or_default();
                 r.frames += 1;
-                if d.data.first().is_some_and(|b| b & 1 == 0) && r.kind == Some(MediaKind::Video) {
+                let video = r.kind == Some(MediaKind::Video);
+                let keyframe = video && d.data.first().is_some_and(|b| b & 1 == 0);
+                if keyframe {
                     r.keyframes += 1;
+                    if d.data.get(3..6) == Some(&[0x9d, 0x01, 0x2a][..]) {
+                        r.width = d.data.get(6..8).map(|w| u16::from_le_bytes([w[0], w[1]]));
+                    }
+                }
+                if let Some(&layer) = d.data.get(LAYER_BYTE).filter(|_| video) {
+                    r.layer = Some(layer);
+                    if let Some(n) = r.layer_frames.get_mut(layer as usize) {
+                        *n += 1;
+                    }
+                    if self.record_frames {
+                        r.log.push(FrameRecord {
+                            at: d.network_time,
+                            seq: (**d.seq_range.start(), **d.seq_range.end()),
+                            layer,
+                            keyframe,
+                            contiguous: d.contiguous,
+                        });
+                    }
                 }
                 if !d.contiguous {
                     r.discontinuities += 1;
@@ -424,9 +574,15 @@ impl Peer {
                     }
                 }
             }
-            Event::KeyframeRequest(_) => {
-                self.keyframe_requested = true;
+            Event::KeyframeRequest(req) => {
                 self.keyframe_requests_seen += 1;
+                match self.layers.iter_mut().find(|l| Some(l.rid) == req.rid) {
+                    Some(l) => {
+                        l.keyframe_requested = true;
+                        l.keyframe_requests_seen += 1;
+                    }
+                    None => self.keyframe_requested = true,
+                }
             }
             _ => {}
         }

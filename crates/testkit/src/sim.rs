@@ -1,10 +1,14 @@
-//! A simulated network between test peers and an in-process SFU, with simulated time.
+//! A simulated network between test peers and an in-process SFU, with simulated time. Each
+//! peer has an uplink and a downlink with latency, random loss and optionally a bandwidth
+//! limit: a bottleneck that sends at that rate from a queue which drops packets when full,
+//! so congestion shows as growing delay and then loss, as on a real access link.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use stoa_proto::{ClientMessage, Grants, ParticipantId, RoomName, ServerMessage};
+use stoa_sfu::DownLayerInfo;
 use stoa_sfu::{CloseReason, Datagram, JoinRequest, Output, ParticipantKind, Sfu, SfuConfig};
 use str0m::net::Protocol;
 use str0m::Candidate;
@@ -17,6 +21,11 @@ pub struct LinkParams {
     pub latency: Duration,
     /// Fraction of packets dropped, 0.0..1.0.
     pub loss: f64,
+    /// The link's rate in bits/s (IP packets: payload plus 28 bytes); `None`: unlimited.
+    pub bandwidth_bps: Option<u64>,
+    /// With a bandwidth limit: the longest a packet may wait in the bottleneck queue; a
+    /// packet that would wait longer is dropped (the queue is full).
+    pub max_queue_delay: Duration,
 }
 
 impl Default for LinkParams {
@@ -24,7 +33,45 @@ impl Default for LinkParams {
         Self {
             latency: Duration::from_millis(10),
             loss: 0.0,
+            bandwidth_bps: None,
+            max_queue_delay: Duration::from_millis(250),
         }
+    }
+}
+
+impl LinkParams {
+    /// The default link limited to `bps`.
+    pub fn limited(bps: u64) -> Self {
+        Self {
+            bandwidth_bps: Some(bps),
+            ..Self::default()
+        }
+    }
+}
+
+/// Bytes an IPv4 + UDP header adds to a datagram.
+const IP_UDP_HEADER: usize = 28;
+
+/// A link direction's bottleneck: when its queue will have drained.
+#[derive(Debug, Clone, Copy)]
+struct Bottleneck {
+    free_at: Instant,
+}
+
+impl Bottleneck {
+    /// When a packet of `len` bytes entering at `now` leaves the bottleneck, or `None` if the
+    /// queue is full.
+    fn admit(&mut self, link: &LinkParams, now: Instant, len: usize) -> Option<Instant> {
+        let Some(bps) = link.bandwidth_bps.filter(|b| *b > 0) else {
+            return Some(now);
+        };
+        let start = self.free_at.max(now);
+        if start - now > link.max_queue_delay {
+            return None;
+        }
+        let bits = ((len + IP_UDP_HEADER) * 8) as u64;
+        self.free_at = start + Duration::from_nanos(bits * 1_000_000_000 / bps);
+        Some(self.free_at)
     }
 }
 
@@ -34,6 +81,8 @@ struct Client {
     kind: ParticipantKind,
     uplink: LinkParams,
     downlink: LinkParams,
+    up_queue: Bottleneck,
+    down_queue: Bottleneck,
     messages: Vec<ServerMessage>,
     next_timeout: Instant,
     gone: bool,
@@ -53,6 +102,9 @@ pub struct SfuSim {
     seq: u64,
     rng: u64,
     pub closed: Vec<(ParticipantId, CloseReason)>,
+    /// Wall-clock time spent inside the SFU's datagram and timeout handling (for cost
+    /// measurements; the peers' own work is not in it).
+    pub sfu_busy: Duration,
 }
 
 pub type SimNet = SfuSim;
@@ -74,6 +126,7 @@ impl SfuSim {
             seq: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
             closed: Vec::new(),
+            sfu_busy: Duration::ZERO,
         }
     }
 
@@ -108,6 +161,8 @@ impl SfuSim {
             kind,
             uplink: LinkParams::default(),
             downlink: LinkParams::default(),
+            up_queue: Bottleneck { free_at: self.now },
+            down_queue: Bottleneck { free_at: self.now },
             messages: Vec::new(),
             next_timeout: self.now,
             gone: false,
@@ -119,6 +174,21 @@ impl SfuSim {
     /// An interactive participant (like the web app) that publishes audio and video.
     pub fn add_publisher(&mut self, room: &str, identity: &str) -> usize {
         let i = self.join(room, identity, ParticipantKind::Interactive);
+        let offer = self.clients[i].peer.publish_offer(true, true);
+        self.client_message(i, ClientMessage::Offer { sdp: offer });
+        i
+    }
+
+    /// Like [`SfuSim::add_publisher`], with its video sent as the given simulcast layers
+    /// (see [`crate::default_layers`]).
+    pub fn add_simulcast_publisher(
+        &mut self,
+        room: &str,
+        identity: &str,
+        layers: Vec<crate::SendLayer>,
+    ) -> usize {
+        let i = self.join(room, identity, ParticipantKind::Interactive);
+        self.clients[i].peer.layers = layers;
         let offer = self.clients[i].peer.publish_offer(true, true);
         self.client_message(i, ClientMessage::Offer { sdp: offer });
         i
@@ -196,6 +266,16 @@ impl SfuSim {
         self.clients[i].downlink = downlink;
     }
 
+    /// Changes only the link towards peer `i`.
+    pub fn set_downlink(&mut self, i: usize, downlink: LinkParams) {
+        self.clients[i].downlink = downlink;
+    }
+
+    /// The SFU's layer report for peer `i`'s video down-tracks.
+    pub fn layer_report(&self, i: usize) -> Vec<DownLayerInfo> {
+        self.sfu.layer_report(self.clients[i].id)
+    }
+
     pub fn peer(&self, i: usize) -> &Peer {
         &self.clients[i].peer
     }
@@ -247,19 +327,25 @@ impl SfuSim {
                     self.clients[i].peer.handle_datagram(now, from, &data)
                 }
                 Some(_) => {}
-                None => self.sfu.handle_datagram(
-                    now,
-                    Datagram {
-                        proto: Protocol::Udp,
-                        source: from,
-                        destination: self.server_addr,
-                        contents: &data,
-                    },
-                ),
+                None => {
+                    let started = Instant::now();
+                    self.sfu.handle_datagram(
+                        now,
+                        Datagram {
+                            proto: Protocol::Udp,
+                            source: from,
+                            destination: self.server_addr,
+                            contents: &data,
+                        },
+                    );
+                    self.sfu_busy += started.elapsed();
+                }
             }
         }
         if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+            let started = Instant::now();
             self.sfu.handle_timeout(now);
+            self.sfu_busy += started.elapsed();
         }
         self.pump_outputs();
         for i in 0..self.clients.len() {
@@ -272,20 +358,32 @@ impl SfuSim {
             self.clients[i].peer.produce(now);
             let (transmits, next) = self.clients[i].peer.poll();
             self.clients[i].next_timeout = next;
-            let uplink = self.clients[i].uplink;
             for t in transmits {
-                self.send(uplink, None, t.source, t.contents.to_vec());
+                self.send(i, None, t.source, t.contents.to_vec());
             }
         }
     }
 
-    fn send(&mut self, link: LinkParams, to: Option<usize>, from: SocketAddr, data: Vec<u8>) {
+    /// Puts a datagram on client `client`'s uplink (`to` is `None`) or downlink.
+    fn send(&mut self, client: usize, to: Option<usize>, from: SocketAddr, data: Vec<u8>) {
+        let c = &self.clients[client];
+        let link = if to.is_some() { c.downlink } else { c.uplink };
         if link.loss > 0.0 && self.random() < link.loss {
             return;
         }
+        let now = self.now;
+        let c = &mut self.clients[client];
+        let queue = if to.is_some() {
+            &mut c.down_queue
+        } else {
+            &mut c.up_queue
+        };
+        let Some(leaves) = queue.admit(&link, now, data.len()) else {
+            return;
+        };
         self.seq += 1;
         self.in_flight
-            .insert((self.now + link.latency, self.seq), (to, from, data));
+            .insert((leaves + link.latency, self.seq), (to, from, data));
     }
 
     fn random(&mut self) -> f64 {
@@ -318,8 +416,7 @@ impl SfuSim {
             match out {
                 Output::Transmit(t) => {
                     if let Some(&i) = by_addr.get(&t.destination) {
-                        let link = self.clients[i].downlink;
-                        self.send(link, Some(i), t.source, t.contents.to_vec());
+                        self.send(i, Some(i), t.source, t.contents.to_vec());
                     }
                 }
                 Output::Signal { to, message } => {
@@ -340,6 +437,9 @@ impl SfuSim {
                             ) {
                                 panic!("server refused our answer: {e}");
                             }
+                        }
+                        ServerMessage::Layers { active, .. } => {
+                            self.clients[i].peer.set_active_layers(active)
                         }
                         _ => {}
                     }

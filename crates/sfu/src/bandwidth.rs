@@ -1,0 +1,296 @@
+//! Bandwidth management: every [`ALLOCATION_INTERVAL`] each subscriber's estimated downlink
+//! (str0m's TWCC estimator) is shared among its video down-tracks, after reserving what its
+//! audio needs, and each down-track is steered to a simulcast layer ([`crate::simulcast`]);
+//! layers nobody selects are paused at their publisher ("dynacast", the `layers` message).
+//! Also the `video_size` message and the per-subscriber layer report.
+
+use std::time::{Duration, Instant};
+
+use str0m::bwe::Bitrate;
+use str0m::media::Mid;
+
+use stoa_proto::{ParticipantId, ServerMessage, TrackKind, TrackSource};
+
+use crate::participant::{DownState, Participant, UpTrack};
+use crate::simulcast::{
+    allocate, layer_for_display, probe_rates, Demand, LayerChoice, MAX_LAYERS, PAUSE_UNUSED_AFTER,
+};
+use crate::{Sfu, SfuError};
+
+/// How often layers are re-chosen.
+pub(crate) const ALLOCATION_INTERVAL: Duration = Duration::from_millis(200);
+/// What an audio track is assumed to need until its bitrate is measured, and at least.
+const AUDIO_RESERVE_BPS: u64 = 48_000;
+/// A pacer backlog should drain within this, besides the media that keeps coming.
+const BACKLOG_DRAIN: Duration = Duration::from_millis(250);
+/// Display sizes above this are refused as nonsense.
+const MAX_DISPLAY_SIDE: u32 = 16_384;
+
+/// One video down-track's layers as its subscriber sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownLayerInfo {
+    /// The track id (as in `track_published`).
+    pub track: String,
+    /// The rid being forwarded; `None` if nothing is, or the track has no simulcast.
+    pub current: Option<String>,
+    /// The rid being switched to (equal to `current` when settled).
+    pub target: Option<String>,
+    /// The subscriber's latest estimated downlink bandwidth, bits/s.
+    pub estimate_bps: Option<u64>,
+}
+
+/// A down-track's demand together with where it points.
+struct Claim {
+    down: usize,
+    source: (ParticipantId, Mid),
+    demand: Demand,
+}
+
+impl Sfu {
+    /// Re-chooses every subscriber's layers and updates paused layers, if it is time.
+    pub(crate) fn allocate_if_due(&mut self, now: Instant) {
+        if self.next_allocation.is_none_or(|t| now < t) {
+            return;
+        }
+        self.next_allocation = Some(now + ALLOCATION_INTERVAL);
+        let ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        for id in &ids {
+            self.allocate_for(now, *id);
+        }
+        for id in ids {
+            self.update_paused_layers(now, id);
+        }
+    }
+
+    /// Steers one subscriber's video down-tracks to the layers its bandwidth affords.
+    fn allocate_for(&mut self, now: Instant, sub: ParticipantId) {
+        let Some((claims, audio)) = self.claims(now, sub) else {
+            return;
+        };
+        let Some(s) = self.participants.get_mut(&sub) else {
+            return;
+        };
+        let demands: Vec<Demand> = claims.iter().map(|c| c.demand).collect();
+        // Before any estimate, every visible track starts on its lowest layer. Video queued
+        // in the pacer must drain too, so a backlog shrinks the budget at once, before the
+        // estimate has caught up with a link that got slower.
+        let backlog_bps = paced_backlog(s) as u64 * 8 * 1000 / BACKLOG_DRAIN.as_millis() as u64;
+        let budget = s
+            .estimate_bps
+            .map_or(0, |e| e.saturating_sub(audio + backlog_bps));
+        let offers = allocate(budget, &demands);
+        let mut keyframes = Vec::new();
+        for (claim, &offer) in claims.iter().zip(&offers) {
+            let choice = &mut s.down[claim.down].choice;
+            choice.steer(now, offer);
+            if let Some(target) = choice.target.filter(|_| choice.current != choice.target) {
+                keyframes.push((claim.source, target));
+            }
+        }
+        let (minimum, desired) = probe_rates(&demands, &offers);
+        let rates = (audio + minimum, audio + desired);
+        if rates != s.bwe_rates {
+            s.bwe_rates = rates;
+            s.rtc
+                .bwe()
+                .set_bitrate(Bitrate::bps(rates.0), Bitrate::bps(rates.1));
+            self.dirty.push(sub);
+        }
+        for ((publisher, mid), layer) in keyframes {
+            self.request_keyframe(now, publisher, mid, layer);
+        }
+    }
+
+    /// The subscriber's video down-tracks as demands, and the bitrate its audio needs.
+    fn claims(&mut self, now: Instant, sub: ParticipantId) -> Option<(Vec<Claim>, u64)> {
+        let s = self.participants.get(&sub)?;
+        let sources: Vec<(usize, (ParticipantId, Mid), TrackKind, LayerChoice)> = s
+            .down
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.state == DownState::Active)
+            .filter_map(|(i, d)| Some((i, d.source?, d.kind, d.choice.clone())))
+            .collect();
+        let mut claims = Vec::new();
+        let mut audio = 0;
+        for (down, source, kind, choice) in sources {
+            let Some(track) = up_track(&mut self.participants, source) else {
+                continue;
+            };
+            if kind == TrackKind::Audio {
+                audio += track.layers[0].cost(now, 0, 1).max(AUDIO_RESERVE_BPS);
+                continue;
+            }
+            claims.push(Claim {
+                down,
+                source,
+                demand: demand(now, track, &choice),
+            });
+        }
+        Some((claims, audio))
+    }
+
+    /// Pauses the layers of a publisher's tracks that no subscriber selected for a while,
+    /// resumes those selected again, and tells the publisher when that changes.
+    fn update_paused_layers(&mut self, now: Instant, publisher: ParticipantId) {
+        let Some(p) = self.participants.get(&publisher) else {
+            return;
+        };
+        let needs: Vec<(Mid, u8)> =
+            p.up.iter()
+                .filter(|t| t.is_simulcast())
+                .map(|t| (t.mid, self.selected_layers(publisher, t)))
+                .collect();
+        let mut changed = Vec::new();
+        let Some(p) = self.participants.get_mut(&publisher) else {
+            return;
+        };
+        for (mid, mask) in needs {
+            let Some(track) = p.up_track_mut(mid) else {
+                continue;
+            };
+            let mut any = false;
+            for (i, layer) in track.layers.iter_mut().enumerate() {
+                let needed = mask & (1 << i) != 0;
+                if needed {
+                    layer.needed_at = now;
+                }
+                let active = needed || now < layer.needed_at + PAUSE_UNUSED_AFTER;
+                if active && !layer.active {
+                    layer.active_since = now;
+                }
+                any |= active != layer.active;
+                layer.active = active;
+            }
+            if any {
+                changed.push(ServerMessage::Layers {
+                    track: track.id.clone(),
+                    active: track.active_rids(),
+                });
+            }
+        }
+        for message in changed {
+            self.signal(publisher, message);
+        }
+    }
+
+    /// Bit `i` set: some subscriber forwards or moves to layer `i` of the track.
+    fn selected_layers(&self, publisher: ParticipantId, track: &UpTrack) -> u8 {
+        let bit = |l: Option<u8>| l.map_or(0, |l| 1u8 << l);
+        track
+            .subscribers
+            .iter()
+            .filter_map(|s| self.participants.get(s))
+            .flat_map(|s| &s.down)
+            .filter(|d| d.source == Some((publisher, track.mid)))
+            .fold(0, |mask, d| {
+                mask | bit(d.choice.current) | bit(d.choice.target)
+            })
+    }
+
+    /// `video_size`: the size at which a subscriber shows one of its video tracks.
+    pub(crate) fn set_video_size(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        track: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<(), SfuError> {
+        if width > MAX_DISPLAY_SIDE || height > MAX_DISPLAY_SIDE {
+            return Err(SfuError::BadRequest(format!(
+                "video sizes go up to {MAX_DISPLAY_SIDE} pixels"
+            )));
+        }
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownParticipant)?;
+        let down = p
+            .down
+            .iter_mut()
+            .find(|d| {
+                d.track_id == track
+                    && d.source.is_some()
+                    && !matches!(d.state, DownState::ToStop | DownState::NegotiatingStop)
+            })
+            .ok_or_else(|| {
+                let shown: String = track.chars().take(64).collect();
+                SfuError::BadRequest(format!("no track {shown:?} is sent to you"))
+            })?;
+        if down.kind != TrackKind::Video {
+            return Err(SfuError::BadRequest(
+                "video_size is for video tracks".into(),
+            ));
+        }
+        down.choice.display = Some((width as u16, height as u16));
+        self.allocate_for(now, id);
+        Ok(())
+    }
+
+    /// Per video down-track of a participant: the layer forwarded and targeted, with its
+    /// estimated bandwidth. Empty for an unknown participant.
+    pub fn layer_report(&self, id: ParticipantId) -> Vec<DownLayerInfo> {
+        let Some(s) = self.participants.get(&id) else {
+            return Vec::new();
+        };
+        s.down
+            .iter()
+            .filter(|d| d.kind == TrackKind::Video && d.state == DownState::Active)
+            .map(|d| {
+                let rid = |layer: Option<u8>| {
+                    let track = d.source.and_then(|(p, mid)| {
+                        self.participants.get(&p)?.up.iter().find(|t| t.mid == mid)
+                    })?;
+                    let rid = track.layers.get(layer? as usize)?.rid?;
+                    Some(rid.to_string())
+                };
+                DownLayerInfo {
+                    track: d.track_id.clone(),
+                    current: rid(d.choice.current),
+                    target: rid(d.choice.target),
+                    estimate_bps: s.estimate_bps,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Bytes of video waiting in a subscriber's pacer.
+fn paced_backlog(s: &mut Participant) -> usize {
+    let mut api = s.rtc.direct_api();
+    s.down
+        .iter()
+        .filter(|d| d.kind == TrackKind::Video && d.state == DownState::Active)
+        .filter_map(|d| {
+            api.stream_tx_by_mid(d.mid?, None)?
+                .queue_info()
+                .map(|q| q.byte_size())
+        })
+        .sum()
+}
+
+fn up_track(
+    participants: &mut std::collections::HashMap<ParticipantId, Participant>,
+    (publisher, mid): (ParticipantId, Mid),
+) -> Option<&mut UpTrack> {
+    participants.get_mut(&publisher)?.up_track_mut(mid)
+}
+
+/// What a video down-track fed by `track` asks for, given its display size and target.
+fn demand(now: Instant, track: &mut UpTrack, choice: &LayerChoice) -> Demand {
+    let count = track.layers.len().min(MAX_LAYERS);
+    let mut costs = [0; MAX_LAYERS];
+    let mut sizes = [(0, 0); MAX_LAYERS];
+    for (i, layer) in track.layers.iter_mut().take(count).enumerate() {
+        costs[i] = layer.cost(now, i, count);
+        sizes[i] = layer.picture_size(i, count);
+    }
+    Demand {
+        costs,
+        layers: count as u8,
+        cap: layer_for_display(choice.display, &sizes[..count]),
+        target: choice.target,
+        screen: track.source == TrackSource::Screen,
+    }
+}
