@@ -11,6 +11,24 @@ const MAX_REJECTED_OFFERS = 3;
 
 const isStopped = (t) => t.currentDirection === 'stopped' || t.stopped === true;
 
+/**
+ * The camera's simulcast encodings, lowest first (the order the server numbers layers in):
+ * quarter, half and full resolution. The server forwards each viewer the layer that fits its
+ * bandwidth and the size it shows the video at, and pauses layers nobody needs.
+ */
+const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', maxBitrate: 1_500_000 },
+];
+
+/** Sets a sender's degradation preference where the browser supports it. */
+function setDegradation(sender, preference) {
+  const params = sender.getParameters();
+  params.degradationPreference = preference;
+  sender.setParameters(params).catch(() => { /* not supported: the browser's default */ });
+}
+
 /** Splits an SDP into its media sections: {mid, kind, dir, msid: [stream, track]|null, rejected}. */
 export function mediaSections(sdp) {
   return sdp.split(/\r?\n(?=m=)/).slice(1).map((s) => {
@@ -43,7 +61,7 @@ export class Call {
    * @param {(err: Error, broken: boolean) => void} [o.onError]  broken: negotiation cannot continue
    * @param {boolean} [o.relayOnly]                     only TURN relay candidates (iceTransportPolicy 'relay')
    */
-  constructor({ iceServers, send, onRemoteChange, onConnectionState, onError, videoCodec, relayOnly }) {
+  constructor({ iceServers, send, onRemoteChange, onConnectionState, onError, videoCodec, relayOnly, simulcast = true }) {
     this.videoCodec = videoCodec ? `video/${videoCodec}`.toLowerCase() : null; // preferred, e.g. H264
     this.pc = new RTCPeerConnection({
       iceServers: iceServers || [],
@@ -54,6 +72,7 @@ export class Call {
     this.onRemoteChange = onRemoteChange || (() => {});
     this.onConnectionState = onConnectionState || (() => {});
     this.onError = onError || ((err) => console.error(err));
+    this.simulcast = simulcast;
     this.queue = Promise.resolve();
     this.wantOffer = false;     // an offer is due as soon as we are `stable`
     this.wantRestart = false;   // ...and it must restart ICE
@@ -197,10 +216,32 @@ export class Call {
       return;
     }
     const opts = { direction: 'sendonly', streams: stream ? [stream] : [] };
+    if (source === 'camera' && this.simulcast) opts.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
+    if (source === 'screen') track.contentHint = 'detail';
     const transceiver = this.pc.addTransceiver(track, opts);
     if (track.kind === 'video' && this.videoCodec) preferCodec(transceiver, this.videoCodec);
+    // A shared screen keeps its sharpness and gives up frame rate when bandwidth is short.
+    if (source === 'screen') setDegradation(transceiver.sender, 'maintain-resolution');
     this.local.set(source, transceiver);
     this.negotiate();
+  }
+
+  /**
+   * The server's `layers`: which simulcast layers of our track `trackId` ("p7-1") anyone
+   * watches; the others are paused (dynacast) until someone needs them.
+   */
+  async setActiveLayers(trackId, active) {
+    const mid = trackId.slice(trackId.lastIndexOf('-') + 1);
+    const t = [...this.local.values()].find((x) => x.mid === mid && !isStopped(x));
+    if (!t) return;
+    const params = t.sender.getParameters();
+    if (!params.encodings?.some((e) => e.rid)) return;
+    let changed = false;
+    for (const e of params.encodings) {
+      const on = active.includes(e.rid);
+      if (e.active !== on) { e.active = on; changed = true; }
+    }
+    if (changed) await t.sender.setParameters(params).catch((err) => console.warn('stoa: layers', err));
   }
 
   /** Stops sending `source`: its transceiver goes inactive and we renegotiate. */
@@ -301,11 +342,12 @@ export class Call {
           framesPerSecond: s.framesPerSecond, audioLevel: s.audioLevel,
           totalAudioEnergy: s.totalAudioEnergy, totalSamplesReceived: s.totalSamplesReceived,
           jitter: s.jitter, codec: report.get(s.codecId)?.mimeType,
+          freezeCount: s.freezeCount, totalFreezesDuration: s.totalFreezesDuration,
         });
       } else if (s.type === 'outbound-rtp') {
         outbound.push({
-          kind: s.kind, mid: s.mid, packetsSent: s.packetsSent, bytesSent: s.bytesSent,
-          framesEncoded: s.framesEncoded, frameWidth: s.frameWidth,
+          kind: s.kind, mid: s.mid, rid: s.rid, active: s.active, packetsSent: s.packetsSent,
+          bytesSent: s.bytesSent, framesEncoded: s.framesEncoded, frameWidth: s.frameWidth,
         });
       } else if (s.type === 'transport' && s.selectedCandidatePairId) {
         pairId = s.selectedCandidatePairId;

@@ -10,6 +10,7 @@ import { Call } from './call.js';
 import { figures, initDiagnostics } from './diagnostics.js';
 import { deviceOf, listDevices, openCam, openLocal, openMic, openScreen } from './media.js';
 import { Signaling, SignalError, pid } from './signaling.js';
+import { SizeReporter } from './sizes.js';
 import * as ui from './ui.js';
 
 const RETRY_WINDOW_MS = 30000;   // keep trying to (re)connect this long
@@ -42,6 +43,7 @@ const S = {
   activeSpeaker: null,                   // "p7" as announced by the server, or null
   sig: null,
   call: null,
+  sizes: null,                           // reports the size received videos are shown at
   mic: null, cam: null, screen: null,   // local tracks, kept across reconnections
   micOn: true,
   camOn: !flag('nocam'),
@@ -319,6 +321,7 @@ function startCall(sig, iceServers) {
     iceServers,
     relayOnly,
     videoCodec: params.get('codec'),
+    simulcast: !(params.has('simulcast') && !flag('simulcast')),
     send: (m) => sig.send(m),
     onRemoteChange: render,
     onConnectionState: onPcState,
@@ -329,6 +332,8 @@ function startCall(sig, iceServers) {
     },
   });
   S.call = call;
+  S.sizes?.stop();
+  S.sizes = new SizeReporter((m) => sig.send(m), () => call.remote);
   if (S.grants.publish) {
     // Added synchronously, so the first offer carries them all.
     if (S.mic) call.setTrack('microphone', S.mic, S.stream);
@@ -358,6 +363,8 @@ function teardown() {
   S.sig = null;
   S.call?.close();
   S.call = null;
+  S.sizes?.stop();
+  S.sizes = null;
   clearInterval(S.statsTimer);
   clearTimeout(S.mediaFailTimer);
   S.mediaFailTimer = 0;
@@ -496,6 +503,7 @@ function onMessage(m) {
         (m.kind === 'video' ? toggleCam() : toggleMic()).then(() => ui.toast('The host muted you'));
       }
       return;
+    case 'layers': S.call?.setActiveLayers(m.track, m.active || []); break;
     case 'pong': return;
     case 'error': onServerError(m); break;
     default: return; // unknown: newer server

@@ -24,6 +24,7 @@ pub mod sdp;
 mod simulcast;
 pub mod speaker;
 pub mod stats;
+pub mod vp8;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

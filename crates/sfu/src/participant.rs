@@ -18,6 +18,7 @@ use stoa_proto::{
 use crate::keyframe::VideoCodec;
 use crate::rewrite::SeqRewriter;
 use crate::simulcast::{Layer, LayerChoice};
+use crate::vp8::Vp8Rewriter;
 use crate::{JoinRequest, ParticipantCounters};
 
 /// How a participant connected, which decides how it negotiates.
@@ -109,6 +110,8 @@ pub(crate) struct DownTrack {
     pub mid: Option<Mid>,
     pub state: DownState,
     pub rewriter: SeqRewriter,
+    /// Keeps VP8 PictureID/TL0PICIDX continuous across source switches.
+    pub vp8: Vp8Rewriter,
     /// Which layer of the source is forwarded; until the first switch point nothing is.
     pub choice: LayerChoice,
     /// Publisher payload type → this participant's payload type (None: no common codec).
@@ -124,6 +127,7 @@ impl DownTrack {
             mid: None,
             state: DownState::ToOpen,
             rewriter: SeqRewriter::default(),
+            vp8: Vp8Rewriter::default(),
             choice: LayerChoice::default(),
             pt_map: Vec::new(),
         }

@@ -3,6 +3,7 @@
 //! [`LayerChoice`](crate::simulcast::LayerChoice) admits), renegotiating with interactive
 //! clients, filling WHEP slots and throttling keyframe requests per layer.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::bwe::BweKind;
@@ -472,6 +473,7 @@ impl Sfu {
             layer,
             params,
             switch_point,
+            vp8,
         }) = self.ingest(now, publisher, &packet)
         else {
             return;
@@ -505,7 +507,10 @@ impl Sfu {
                     want_keyframe = true;
                     continue;
                 }
-                Admit::Switch => d.rewriter.restart(),
+                Admit::Switch => {
+                    d.rewriter.restart();
+                    d.vp8.restart();
+                }
                 Admit::Forward => {}
             }
             let out_pt = match d.pt_map.iter().find(|(p, _)| *p == pt) {
@@ -548,8 +553,13 @@ impl Sfu {
                 ..Default::default()
             };
             let packet_time = packet.timestamp;
+            let payload = match vp8 {
+                true => d.vp8.rewrite(&packet.payload).map(Arc::from),
+                false => None,
+            };
+            let payload = payload.unwrap_or_else(|| packet.payload.clone());
             tx.write_rtp(
-                RtpWrite::new(out_pt, seq.into(), ts, packet_time, packet.payload.clone())
+                RtpWrite::new(out_pt, seq.into(), ts, packet_time, payload)
                     .marker(packet.header.marker)
                     .ext_vals(ext)
                     .nackable(video),
@@ -612,6 +622,7 @@ impl Sfu {
             layer: index as u8,
             params,
             switch_point: codec.is_none() || is_keyframe,
+            vp8: codec == Some(VideoCodec::Vp8),
         })
     }
 
@@ -744,6 +755,8 @@ struct Ingested {
     params: str0m::format::PayloadParams,
     /// A keyframe start, or any packet of a codec without keyframes (audio).
     switch_point: bool,
+    /// VP8: its payload descriptor is mapped per subscriber.
+    vp8: bool,
 }
 
 /// The codec parameters of a payload type on a track, learned from its first packet.
