@@ -94,6 +94,14 @@ struct LoadTestArgs {
     /// WHEP endpoint, for servers other than Stoa [default: URL/whep/ROOM]
     #[arg(long, value_name = "URL", requires = "whip")]
     whep_url: Option<String>,
+    /// Publishers send three simulcast video layers (320x180, 640x360, 1280x720)
+    #[arg(long)]
+    simulcast: bool,
+    /// Receivers lay out video like a screen would and report the sizes, so the server
+    /// forwards fitting layers: speaker (one large, five thumbnails), 3x3 or 4x4; videos
+    /// beyond the layout are hidden [default: every video shown, no sizes reported]
+    #[arg(long, value_name = "LAYOUT", value_parser = clap::value_parser!(stoa::loadtest::VideoLayout), conflicts_with = "whip")]
+    video_layout: Option<stoa::loadtest::VideoLayout>,
 }
 
 #[derive(clap::Args)]
@@ -159,6 +167,8 @@ fn load_test(args: LoadTestArgs) -> ExitCode {
     cfg.token = args.token;
     cfg.whip_url = args.whip_url;
     cfg.whep_url = args.whep_url;
+    cfg.simulcast = args.simulcast;
+    cfg.video_layout = args.video_layout;
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     let report = match runtime.block_on(stoa::loadtest::run(&cfg)) {
         Ok(r) => r,

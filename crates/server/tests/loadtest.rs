@@ -5,7 +5,7 @@ use std::time::Duration;
 
 mod common;
 use common::start;
-use stoa::loadtest::{run, Config, Transport};
+use stoa::loadtest::{run, Config, Transport, VideoLayout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_publishers_and_two_subscribers_receive_everything() {
@@ -30,6 +30,25 @@ async fn two_publishers_and_two_subscribers_receive_everything() {
     assert!(report.latency_ms.p99.unwrap() >= p50, "{json}");
     assert!(report.join_ms.p50.is_some(), "{json}");
     assert!(report.bitrate_kbps.mean.unwrap() > 0.0, "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simulcast_publishers_and_a_grid_layout() {
+    let server = start().await;
+    let mut cfg = Config::new(format!("http://{}", server.http_addr), "grid-room");
+    cfg.publishers = 2;
+    cfg.subscribers = 2;
+    cfg.simulcast = true;
+    cfg.video_layout = Some(VideoLayout::Grid3x3);
+    cfg.duration = Duration::from_secs(4);
+    cfg.ramp_rate = 20.0;
+    let report = run(&cfg).await.expect("the load test runs");
+    let json = serde_json::to_string_pretty(&report).unwrap();
+    assert_eq!(report.tracks_expected, 2 * 2 + 2 * 4, "{json}");
+    assert_eq!(report.tracks_received, report.tracks_expected, "{json}");
+    assert_eq!(report.errors, 0, "{json}");
+    assert!(report.packet_loss < 0.05, "{json}");
+    assert!(report.latency_ms.p50.is_some(), "{json}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,6 +18,7 @@
 //! - **Join time**: from the token request to the first media frame received (to ICE+DTLS
 //!   connected for a participant that expects no media).
 
+pub mod layout;
 pub mod stats;
 
 use std::collections::HashSet;
@@ -33,6 +34,7 @@ use stoa_testkit::Peer;
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
+pub use layout::VideoLayout;
 pub use stats::{ParticipantResult, Report};
 
 /// How participants reach the server.
@@ -70,6 +72,10 @@ pub struct Config {
     pub whip_url: Option<String>,
     /// WHEP endpoint [default: `{url}/whep/{room}`].
     pub whep_url: Option<String>,
+    /// Publishers send three simulcast video layers (else one).
+    pub simulcast: bool,
+    /// Subscribers show received video in this layout and report its sizes (signaling only).
+    pub video_layout: Option<VideoLayout>,
 }
 
 impl Config {
@@ -88,6 +94,8 @@ impl Config {
             token: None,
             whip_url: None,
             whep_url: None,
+            simulcast: false,
+            video_layout: None,
         }
     }
 }
@@ -112,6 +120,8 @@ struct Shared {
     token: Option<String>,
     whip_url: String,
     whep_url: String,
+    simulcast: bool,
+    video_layout: Option<VideoLayout>,
 }
 
 /// Runs the load test. Setup problems (a bad URL, an unresolvable host) are an `Err`; anything
@@ -176,6 +186,8 @@ pub async fn run(cfg: &Config) -> Result<Report, String> {
         token: cfg.token.clone(),
         whip_url,
         whep_url,
+        simulcast: cfg.simulcast,
+        video_layout: cfg.video_layout,
     });
 
     let total = cfg.publishers + cfg.subscribers;
@@ -231,6 +243,7 @@ pub async fn run(cfg: &Config) -> Result<Report, String> {
                 publisher: i < cfg.publishers,
                 tracks_expected: expected_tracks(
                     cfg.transport,
+                    cfg.video_layout,
                     cfg.publishers,
                     i < cfg.publishers,
                     cfg.audio_only,
@@ -257,16 +270,23 @@ pub async fn run(cfg: &Config) -> Result<Report, String> {
     ))
 }
 
-/// Tracks a participant should receive: a WHIP publisher receives nothing.
+/// Tracks a participant should receive: a WHIP publisher receives nothing, and a layout
+/// shows at most its capacity of videos.
 fn expected_tracks(
     transport: Transport,
+    layout: Option<VideoLayout>,
     publishers: usize,
     publisher: bool,
     audio_only: bool,
 ) -> u64 {
-    match (transport, publisher) {
-        (Transport::WhipWhep, true) => 0,
-        _ => stats::tracks_expected(publishers, publisher, audio_only),
+    if transport == Transport::WhipWhep && publisher {
+        return 0;
+    }
+    let all = stats::tracks_expected(publishers, publisher, audio_only);
+    let videos = all - stats::tracks_expected(publishers, publisher, true);
+    match layout {
+        Some(l) => all - videos + videos.min(l.capacity() as u64),
+        None => all,
     }
 }
 
@@ -313,6 +333,7 @@ async fn participant(
         publisher,
         tracks_expected: expected_tracks(
             shared.transport,
+            shared.video_layout,
             shared.publishers,
             publisher,
             shared.audio_only,
@@ -335,6 +356,9 @@ async fn participant(
     };
     let mut peer = Peer::new(t0, addr);
     peer.wall_clock_stamps = true;
+    if shared.simulcast && publisher {
+        peer.layers = stoa_testkit::default_layers();
+    }
     let mut session = Session {
         shared,
         name: &name,
@@ -343,6 +367,9 @@ async fn participant(
         socket: &socket,
         ws: None,
         resource: None,
+        me: None,
+        placed: Vec::new(),
+        hidden: HashSet::new(),
         errors: &mut result.errors,
         counted_connected: false,
     };
@@ -350,16 +377,24 @@ async fn participant(
         session.errors.push(format!("{name}: {e}"));
     }
     session.hang_up().await;
-    collect(&peer, t0, end, &mut result);
+    let hidden = std::mem::take(&mut session.hidden);
+    collect(&peer, &hidden, t0, end, &mut result);
     result
 }
 
-/// Moves what the peer counted into the result.
-fn collect(peer: &Peer, t0: Instant, end: Instant, result: &mut ParticipantResult) {
+/// Moves what the peer counted into the result; tracks the layout hides do not count.
+fn collect(
+    peer: &Peer,
+    hidden: &HashSet<String>,
+    t0: Instant,
+    end: Instant,
+    result: &mut ParticipantResult,
+) {
     let mut tracks = HashSet::new();
     let mut first_frame: Option<Instant> = None;
     // One received track per m-line: WHEP slots may share a stream id.
-    for (mid, r) in peer.received.iter().filter(|(_, r)| r.frames > 0) {
+    let shown = |r: &&stoa_testkit::Received| r.frames > 0 && !hidden.contains(&r.track_id);
+    for (mid, r) in peer.received.iter().filter(|(_, r)| shown(r)) {
         tracks.insert(*mid);
         result.packets_received += r.packets;
         if let (Some(lo), Some(hi)) = (r.first_seq, r.max_seq) {
@@ -397,6 +432,10 @@ struct Session<'a> {
     ws: Option<Ws>,
     /// The WHIP/WHEP session resource to `DELETE` at the end, and its token.
     resource: Option<(String, String)>,
+    me: Option<stoa_proto::ParticipantId>,
+    /// Received video tracks in the order the layout placed them, and those it hides.
+    placed: Vec<String>,
+    hidden: HashSet<String>,
     errors: &'a mut Vec<String>,
     counted_connected: bool,
 }
@@ -600,6 +639,30 @@ impl Session<'_> {
             .map_err(|e| format!("signaling send: {e}"))
     }
 
+    /// Gives a newly announced video of someone else its place in the layout, and tells the
+    /// server the size it is shown at.
+    async fn place(&mut self, track: &stoa_proto::TrackInfo) -> Result<(), String> {
+        let Some(layout) = self.shared.video_layout else {
+            return Ok(());
+        };
+        let theirs = Some(track.participant) != self.me;
+        if track.kind != stoa_proto::TrackKind::Video || !theirs || self.placed.contains(&track.id)
+        {
+            return Ok(());
+        }
+        let (width, height) = layout.size(self.placed.len());
+        self.placed.push(track.id.clone());
+        if (width, height) == (0, 0) {
+            self.hidden.insert(track.id.clone());
+        }
+        self.send(ClientMessage::VideoSize {
+            track: track.id.clone(),
+            width,
+            height,
+        })
+        .await
+    }
+
     async fn on_signal(&mut self, text: &str) -> Result<(), String> {
         let msg: ServerMessage = serde_json::from_str(text)
             .map_err(|e| format!("unreadable server message ({e}): {text}"))?;
@@ -615,6 +678,16 @@ impl Session<'_> {
                     self.offer().await?;
                 }
             }
+            ServerMessage::Joined {
+                you, participants, ..
+            } => {
+                self.me = Some(you.id);
+                for track in participants.into_iter().flat_map(|p| p.tracks) {
+                    self.place(&track).await?;
+                }
+            }
+            ServerMessage::TrackPublished { track } => self.place(&track).await?,
+            ServerMessage::Layers { active, .. } => self.peer.set_active_layers(&active),
             ServerMessage::Error {
                 code,
                 message,
@@ -639,5 +712,26 @@ async fn next_message(
     match ws {
         Some(ws) => ws.next().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_cap_the_videos_expected() {
+        let speaker = Some(VideoLayout::Speaker);
+        let signaling = Transport::Signaling;
+        // 8 publishers: a subscriber expects 8 audio and 6 shown videos.
+        assert_eq!(expected_tracks(signaling, speaker, 8, false, false), 8 + 6);
+        // A publisher sees the 7 others: 7 audio, 6 videos.
+        assert_eq!(expected_tracks(signaling, speaker, 8, true, false), 7 + 6);
+        assert_eq!(expected_tracks(signaling, None, 8, false, false), 16);
+        assert_eq!(expected_tracks(signaling, speaker, 8, false, true), 8);
+        assert_eq!(
+            expected_tracks(Transport::WhipWhep, None, 8, true, false),
+            0
+        );
     }
 }
