@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Deserialize;
+use stoa_sfu::RoomLimits;
 
 /// Flags of `stoa serve`; each also reads a `STOA_*` environment variable.
 #[derive(Debug, Clone, Default, Args)]
@@ -58,6 +59,16 @@ pub struct ServeArgs {
     /// Log filter in tracing's EnvFilter syntax, e.g. `info,stoa_sfu=debug` [default: info]
     #[arg(long, env = "STOA_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// Most video bitrate a subscriber receives of each video track, bits/s; every room
+    /// starts with it and its hosts may change it (API) [default: unlimited]
+    #[arg(long, env = "STOA_MAX_VIDEO_BITRATE", value_name = "BPS")]
+    pub max_video_bitrate: Option<u64>,
+
+    /// Video bitrate floor per track, bits/s: when bandwidth is short, each track is first
+    /// given the lowest layer reaching it before others are raised [default: none]
+    #[arg(long, env = "STOA_MIN_VIDEO_BITRATE", value_name = "BPS")]
+    pub min_video_bitrate: Option<u64>,
 
     #[command(flatten)]
     pub turn: TurnArgs,
@@ -171,6 +182,8 @@ struct FileConfig {
     jwt_secret: Option<String>,
     database_url: Option<String>,
     log: Option<String>,
+    max_video_bitrate: Option<u64>,
+    min_video_bitrate: Option<u64>,
     turn_addr: Option<SocketAddr>,
     turn_alt_addr: Option<SocketAddr>,
     turn_tls_addr: Option<SocketAddr>,
@@ -205,6 +218,8 @@ pub struct Settings {
     pub jwt_secret: Option<String>,
     pub database_url: String,
     pub log: String,
+    /// The video bitrate limits every room starts with.
+    pub room_limits: RoomLimits,
     pub turn: TurnSettings,
 }
 
@@ -243,9 +258,14 @@ impl Settings {
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("stoa.db").display()));
+        let room_limits = video_limits(
+            args.max_video_bitrate.or(file.max_video_bitrate),
+            args.min_video_bitrate.or(file.min_video_bitrate),
+        )?;
         Ok(Self {
             data_dir,
             database_url,
+            room_limits,
             http_addr: args
                 .http_addr
                 .or(file.http_addr)
@@ -264,6 +284,17 @@ impl Settings {
             turn,
         })
     }
+}
+
+/// The default room limits, checked as the API checks a room's.
+fn video_limits(max: Option<u64>, min: Option<u64>) -> Result<RoomLimits, String> {
+    let limits = RoomLimits {
+        max_video_bitrate_bps: max,
+        min_video_bitrate_bps: min,
+    };
+    crate::api::limits::check_room(&limits)
+        .map_err(|(field, message)| format!("--{}: {message}", field.replace('_', "-")))?;
+    Ok(limits)
 }
 
 /// `a` unless empty, else `b`: list settings from flags/env replace the file's.
@@ -362,11 +393,32 @@ mod tests {
 
         std::fs::write(&path, "http_adr = \"127.0.0.1:9000\"\n").unwrap();
         let err = Settings::resolve(ServeArgs {
-            config: Some(path),
+            config: Some(path.clone()),
             ..Default::default()
         })
         .unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
+
+        std::fs::write(
+            &path,
+            "max_video_bitrate = 800000\nmin_video_bitrate = 100000\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            min_video_bitrate: Some(200_000),
+            ..Default::default()
+        };
+        let limits = Settings::resolve(args).unwrap().room_limits;
+        assert_eq!(limits.max_video_bitrate_bps, Some(800_000));
+        assert_eq!(limits.min_video_bitrate_bps, Some(200_000));
+        let err = Settings::resolve(ServeArgs {
+            config: Some(path.clone()),
+            min_video_bitrate: Some(900_000),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.starts_with("--min-video-bitrate"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

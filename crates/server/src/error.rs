@@ -85,7 +85,7 @@ impl From<TokenError> for ApiError {
 impl From<SfuError> for ApiError {
     fn from(e: SfuError) -> Self {
         let status = match e {
-            SfuError::UnknownParticipant => StatusCode::NOT_FOUND,
+            SfuError::UnknownParticipant | SfuError::UnknownRoom => StatusCode::NOT_FOUND,
             SfuError::Forbidden(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         };

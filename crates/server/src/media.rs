@@ -12,8 +12,8 @@ use stoa_proto::{ClientMessage, ParticipantId, RoomName, ServerMessage};
 use stoa_sfu::str0m::net::Protocol;
 use stoa_sfu::str0m::Candidate;
 use stoa_sfu::{
-    Datagram, JoinRequest, Output, ParticipantReport, RoomStats, ServerCounters, Sfu, SfuConfig,
-    SfuError, SfuTotals,
+    Datagram, JoinRequest, Output, ParticipantLimits, ParticipantReport, RoomLimits, RoomStats,
+    ServerCounters, Sfu, SfuConfig, SfuError, SfuTotals,
 };
 use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,6 +56,23 @@ pub enum Command {
     Stats {
         room: RoomName,
         reply: oneshot::Sender<Option<RoomStats>>,
+    },
+    /// A room's video bitrate limits (`None`: nobody is in it).
+    RoomLimits {
+        room: RoomName,
+        reply: oneshot::Sender<Option<RoomLimits>>,
+    },
+    SetRoomLimits {
+        room: RoomName,
+        limits: RoomLimits,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    /// Limits of a participant of `room` (an error if it is not in that room).
+    SetParticipantLimits {
+        room: RoomName,
+        id: ParticipantId,
+        limits: ParticipantLimits,
+        reply: oneshot::Sender<Result<(), SfuError>>,
     },
     Health {
         reply: oneshot::Sender<Health>,
@@ -147,6 +164,42 @@ impl MediaHandle {
         rx.await.ok().flatten()
     }
 
+    pub async fn room_limits(&self, room: RoomName) -> Option<RoomLimits> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::RoomLimits { room, reply });
+        rx.await.ok().flatten()
+    }
+
+    pub async fn set_room_limits(
+        &self,
+        room: RoomName,
+        limits: RoomLimits,
+    ) -> Result<(), SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetRoomLimits {
+            room,
+            limits,
+            reply,
+        });
+        rx.await.unwrap_or(Err(SfuError::UnknownRoom))
+    }
+
+    pub async fn set_participant_limits(
+        &self,
+        room: RoomName,
+        id: ParticipantId,
+        limits: ParticipantLimits,
+    ) -> Result<(), SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetParticipantLimits {
+            room,
+            id,
+            limits,
+            reply,
+        });
+        rx.await.unwrap_or(Err(SfuError::UnknownParticipant))
+    }
+
     pub async fn health(&self) -> Option<Health> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Health { reply });
@@ -232,12 +285,17 @@ pub struct TurnSetup {
 }
 
 /// Starts the media worker (and the TURN server, if set up) on its own thread.
-pub fn spawn(sockets: MediaSockets, turn: Option<TurnSetup>) -> std::io::Result<MediaHandle> {
+pub fn spawn(
+    sockets: MediaSockets,
+    turn: Option<TurnSetup>,
+    room_limits: RoomLimits,
+) -> std::io::Result<MediaHandle> {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = MediaHandle { tx };
     let for_tcp = handle.clone();
     let config = SfuConfig {
         local_candidates: sockets.candidates(),
+        room_limits,
         ..SfuConfig::default()
     };
     let own_media = sockets.own_media();
@@ -441,6 +499,24 @@ impl Worker {
             Command::Stats { room, reply } => {
                 let _ = reply.send(self.sfu.room_stats(&room));
             }
+            Command::RoomLimits { room, reply } => {
+                let _ = reply.send(self.sfu.room_limits(&room));
+            }
+            Command::SetRoomLimits {
+                room,
+                limits,
+                reply,
+            } => {
+                let _ = reply.send(self.sfu.set_room_limits(&room, limits));
+            }
+            Command::SetParticipantLimits {
+                room,
+                id,
+                limits,
+                reply,
+            } => {
+                let _ = reply.send(self.set_participant_limits(&room, id, limits));
+            }
             Command::Health { reply } => {
                 let turn_errors = self.turn.as_ref().map_or(0, |t| t.send_errors);
                 let _ = reply.send(Health {
@@ -498,6 +574,20 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Sets the limits of a participant, if it is in `room`.
+    fn set_participant_limits(
+        &mut self,
+        room: &RoomName,
+        id: ParticipantId,
+        limits: ParticipantLimits,
+    ) -> Result<(), SfuError> {
+        let members = self.sfu.room_report(room).unwrap_or_default();
+        if !members.iter().any(|p| p.id == id) {
+            return Err(SfuError::UnknownParticipant);
+        }
+        self.sfu.set_participant_limits(id, limits)
     }
 
     fn flush(&mut self) {

@@ -597,3 +597,142 @@ async fn a_call_shows_in_the_metrics_and_the_room_stats() {
         assert!(received.iter().all(|t| t["layer"].is_null()), "{p}");
     }
 }
+
+/// A request with an optional bearer token and JSON body; the status and the JSON answer.
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_set_and_read_a_calls_bitrate_limits() {
+    use reqwest::Method;
+    use serde_json::json;
+    let server = start().await;
+    let base = format!("http://{}/api/v1/rooms/limited", server.http_addr);
+    let limits = format!("{base}/limits");
+    let admin = Grants {
+        room_admin: true,
+        ..Grants::default()
+    };
+    let host = token(&server, "limited", "host", admin);
+    let guest = token(&server, "limited", "guest", Grants::default());
+    let body = json!({"max_video_bitrate": 800000, "min_video_bitrate": 100000});
+
+    let (s, e) = call(Method::PUT, &limits, None, Some(body.clone())).await;
+    assert_eq!(s, 401, "{e}");
+    let (s, e) = call(Method::GET, &limits, Some(&guest), None).await;
+    assert_eq!((s, e["error"].as_str()), (403, Some("forbidden")));
+    let (s, e) = call(Method::GET, &limits, Some(&host), None).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (404, Some("not_found")),
+        "empty room"
+    );
+
+    let mut alice = NetPeer::join(&server, "limited", "alice", true).await;
+    let joined = run_until(&mut [&mut alice], Duration::from_secs(10), |ps| {
+        ps[0]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Joined { .. }))
+    })
+    .await;
+    assert!(joined);
+    let id = counters(&server, "limited").await["participants"][0]["id"]
+        .as_u64()
+        .unwrap();
+
+    for (bad, field) in [
+        (json!({"max_video_bitrate": 0}), "max_video_bitrate"),
+        (json!({"min_video_bitrate": -5}), "min_video_bitrate"),
+        (
+            json!({"max_video_bitrate": 200_000_000}),
+            "max_video_bitrate",
+        ),
+        (
+            json!({"max_video_bitrate": 100000, "min_video_bitrate": 200000}),
+            "min_video_bitrate",
+        ),
+    ] {
+        let (s, e) = call(Method::PUT, &limits, Some(&host), Some(bad.clone())).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (400, Some("invalid_field")),
+            "{bad}"
+        );
+        assert_eq!(e["field"], field, "{bad}");
+    }
+    let (s, _) = call(Method::PUT, &limits, Some(&host), Some(json!({"max": 1}))).await;
+    assert_eq!(s, 400, "unknown fields are refused");
+
+    let (s, got) = call(Method::GET, &limits, Some(&host), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        got,
+        json!({"max_video_bitrate": null, "min_video_bitrate": null}),
+        "the server's defaults"
+    );
+    let (s, set) = call(Method::PUT, &limits, Some(&host), Some(body.clone())).await;
+    assert_eq!((s, &set), (200, &body));
+    let (s, got) = call(Method::GET, &limits, Some(&host), None).await;
+    assert_eq!((s, got), (200, body));
+
+    let participant = |p: &str| format!("{base}/participants/{p}/limits");
+    let presenter = json!({"max_video_bitrate": null, "priority": 5});
+    for p in [id.to_string(), format!("p{id}")] {
+        let (s, set) = call(
+            Method::PUT,
+            &participant(&p),
+            Some(&host),
+            Some(presenter.clone()),
+        )
+        .await;
+        assert_eq!((s, &set), (200, &presenter), "{p}");
+    }
+    let (s, e) = call(
+        Method::PUT,
+        &participant("p999"),
+        Some(&host),
+        Some(presenter.clone()),
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (404, Some("not_found")));
+    let (s, e) = call(
+        Method::PUT,
+        &participant("nobody"),
+        Some(&host),
+        Some(presenter),
+    )
+    .await;
+    assert_eq!(s, 404, "{e}");
+    let (s, e) = call(
+        Method::PUT,
+        &participant(&id.to_string()),
+        Some(&host),
+        Some(json!({"priority": 11})),
+    )
+    .await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("priority")));
+    let (s, _) = call(
+        Method::PUT,
+        &participant(&id.to_string()),
+        Some(&guest),
+        Some(json!({"priority": 1})),
+    )
+    .await;
+    assert_eq!(s, 403);
+}

@@ -2,6 +2,7 @@
 //! (str0m's TWCC estimator) is shared among its video down-tracks, after reserving what its
 //! audio needs, and each down-track is steered to a simulcast layer ([`crate::simulcast`]);
 //! layers nobody selects are paused at their publisher ("dynacast", the `layers` message).
+//! The room's and publishers' limits ([`crate::limits`]) bound and order the choice.
 //! Also the `video_size` message and the per-subscriber layer report.
 
 use std::time::{Duration, Instant};
@@ -11,11 +12,12 @@ use str0m::media::Mid;
 
 use stoa_proto::{ParticipantId, ServerMessage, TrackKind, TrackSource};
 
+use crate::limits::tighter;
 use crate::participant::{DownState, Participant, UpTrack};
 use crate::simulcast::{
     allocate, layer_for_display, probe_rates, Demand, LayerChoice, MAX_LAYERS, PAUSE_UNUSED_AFTER,
 };
-use crate::{Sfu, SfuError};
+use crate::{ParticipantLimits, RoomLimits, Sfu, SfuError};
 
 /// How often layers are re-chosen.
 pub(crate) const ALLOCATION_INTERVAL: Duration = Duration::from_millis(200);
@@ -111,9 +113,11 @@ impl Sfu {
             .filter(|(_, d)| d.state == DownState::Active)
             .filter_map(|(i, d)| Some((i, d.source?, d.kind, d.choice.clone())))
             .collect();
+        let room = self.room_limits(&s.room).unwrap_or_default();
         let mut claims = Vec::new();
         let mut audio = 0;
         for (down, source, kind, choice) in sources {
+            let publisher = self.participant_limits(source.0).unwrap_or_default();
             let Some(track) = up_track(&mut self.participants, source) else {
                 continue;
             };
@@ -124,7 +128,7 @@ impl Sfu {
             claims.push(Claim {
                 down,
                 source,
-                demand: demand(now, track, &choice),
+                demand: demand(now, track, &choice, room, publisher),
             });
         }
         Some((claims, audio))
@@ -277,8 +281,15 @@ fn up_track(
     participants.get_mut(&publisher)?.up_track_mut(mid)
 }
 
-/// What a video down-track fed by `track` asks for, given its display size and target.
-fn demand(now: Instant, track: &mut UpTrack, choice: &LayerChoice) -> Demand {
+/// What a video down-track fed by `track` asks for, given its display size and target, the
+/// room's limits and those of the track's publisher.
+fn demand(
+    now: Instant,
+    track: &mut UpTrack,
+    choice: &LayerChoice,
+    room: RoomLimits,
+    publisher: ParticipantLimits,
+) -> Demand {
     let count = track.layers.len().min(MAX_LAYERS);
     let mut costs = [0; MAX_LAYERS];
     let mut sizes = [(0, 0); MAX_LAYERS];
@@ -292,5 +303,8 @@ fn demand(now: Instant, track: &mut UpTrack, choice: &LayerChoice) -> Demand {
         cap: layer_for_display(choice.display, &sizes[..count]),
         target: choice.target,
         screen: track.source == TrackSource::Screen,
+        max_bps: tighter(room.max_video_bitrate_bps, publisher.max_video_bitrate_bps),
+        min_bps: room.min_video_bitrate_bps.unwrap_or(0),
+        priority: publisher.priority,
     }
 }

@@ -10,12 +10,14 @@
 //! [`rewrite`] keeps subscriber streams continuous; `participant` holds per-peer state and
 //! `routing` the publish/subscribe logic and forwarding; `simulcast` holds layer state and
 //! the layer-selection policy, which `bandwidth` applies to subscribers' bandwidth estimates
-//! and display sizes (and pauses unused layers at publishers); [`stats`] keeps call-quality
+//! and display sizes (and pauses unused layers at publishers), within the bitrate limits and
+//! priorities of `limits`; [`stats`] keeps call-quality
 //! statistics and [`speaker`] detects each room's active speaker.
 
 mod bandwidth;
 pub mod demux;
 pub mod keyframe;
+mod limits;
 mod moderation;
 mod participant;
 pub mod rewrite;
@@ -34,6 +36,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc};
 
 pub use bandwidth::DownLayerInfo;
+pub use limits::{ParticipantLimits, RoomLimits};
 use participant::Participant;
 pub use participant::ParticipantKind;
 pub use stats::{DownTrackStats, ParticipantStats, RoomStats, SfuTotals, UpTrackStats};
@@ -60,6 +63,8 @@ pub struct SfuConfig {
     pub silence_timeout: Duration,
     /// How long a WHIP/WHEP session may take to connect.
     pub connect_timeout: Duration,
+    /// The video bitrate limits every room starts with (and returns to when it empties).
+    pub room_limits: RoomLimits,
 }
 
 impl Default for SfuConfig {
@@ -69,6 +74,7 @@ impl Default for SfuConfig {
             keyframe_request_interval: Duration::from_millis(500),
             silence_timeout: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(30),
+            room_limits: RoomLimits::default(),
         }
     }
 }
@@ -128,6 +134,8 @@ pub enum Output {
 pub enum SfuError {
     #[error("no such participant")]
     UnknownParticipant,
+    #[error("nobody is in this room")]
+    UnknownRoom,
     #[error("invalid SDP: {0}")]
     BadSdp(String),
     #[error("{0}")]
@@ -142,7 +150,7 @@ impl SfuError {
     /// The signaling error code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            SfuError::UnknownParticipant => ErrorCode::Closed,
+            SfuError::UnknownParticipant | SfuError::UnknownRoom => ErrorCode::Closed,
             SfuError::BadSdp(_) => ErrorCode::BadSdp,
             SfuError::OutOfOrder(_) => ErrorCode::OutOfOrder,
             SfuError::Forbidden(_) => ErrorCode::Forbidden,
@@ -190,6 +198,8 @@ pub struct Sfu {
     participants: HashMap<ParticipantId, Participant>,
     /// Participants of each room in join order.
     rooms: HashMap<RoomName, Vec<ParticipantId>>,
+    /// Limits of rooms that were given their own (others have the config's).
+    room_limits: HashMap<RoomName, RoomLimits>,
     by_addr: HashMap<(Protocol, SocketAddr), ParticipantId>,
     by_ufrag: HashMap<String, ParticipantId>,
     outputs: VecDeque<Output>,
@@ -213,6 +223,7 @@ impl Sfu {
             next_id: 1,
             participants: HashMap::new(),
             rooms: HashMap::new(),
+            room_limits: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             outputs: VecDeque::new(),

@@ -19,7 +19,7 @@ use crate::keyframe::VideoCodec;
 use crate::rewrite::SeqRewriter;
 use crate::simulcast::{Layer, LayerChoice};
 use crate::vp8::Vp8Rewriter;
-use crate::{JoinRequest, ParticipantCounters};
+use crate::{JoinRequest, ParticipantCounters, ParticipantLimits};
 
 /// How a participant connected, which decides how it negotiates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +172,8 @@ pub(crate) struct Participant {
     pub estimate_bps: Option<u64>,
     /// The (minimum, desired) bitrates str0m's estimator was last given.
     pub bwe_rates: (u64, u64),
+    /// Its limits and priority as a publisher.
+    pub limits: ParticipantLimits,
 }
 
 impl Participant {
@@ -198,6 +200,7 @@ impl Participant {
             declared: HashMap::new(),
             counters: ParticipantCounters::default(),
             estimate_bps: None,
+            limits: ParticipantLimits::default(),
             bwe_rates: (0, 0),
         }
     }

@@ -717,6 +717,7 @@ impl Sfu {
             members.retain(|m| *m != id);
             if members.is_empty() {
                 self.rooms.remove(&p.room);
+                self.room_limits.remove(&p.room);
             }
         }
         for track in &p.up {

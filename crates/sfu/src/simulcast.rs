@@ -266,38 +266,98 @@ pub(crate) struct Demand {
     pub target: Option<u8>,
     /// Screen shares are served first and degraded last.
     pub screen: bool,
+    /// No layer above the lowest costing more than this is offered (room and publisher
+    /// limits, see [`crate::limits`]).
+    pub max_bps: Option<u64>,
+    /// The floor: the lowest layer costing at least this is offered before other tracks are
+    /// raised, if the budget allows. 0: none.
+    pub min_bps: u64,
+    /// Among tracks of the same kind (screen or not), higher priority is raised first.
+    pub priority: u8,
 }
 
-/// Shares `budget` (bits/s) among video tracks: every visible track gets its lowest layer,
-/// then, screen shares first, each is raised as high as the rest of the budget and its
-/// display allow. Returns the layer offered to each demand, in order.
-pub(crate) fn allocate(budget: u64, demands: &[Demand]) -> Vec<Option<u8>> {
+impl Demand {
+    /// The highest layer it may get: what the display needs, within the bitrate ceiling, but
+    /// at least the lowest layer. `None` when not visible.
+    fn ceiling(&self) -> Option<u8> {
+        let cap = self.cap?.min(self.layers.saturating_sub(1));
+        let Some(max) = self.max_bps else {
+            return Some(cap);
+        };
+        Some(
+            (1..=cap)
+                .rev()
+                .find(|&l| self.costs[l as usize] <= max)
+                .unwrap_or(0),
+        )
+    }
+
+    /// The layer its floor asks for: the lowest up to `ceiling` costing at least `min_bps`,
+    /// else the lowest layer (no floor).
+    fn floor(&self, ceiling: u8) -> u8 {
+        if self.min_bps == 0 {
+            return 0;
+        }
+        (0..=ceiling)
+            .find(|&l| self.costs[l as usize] >= self.min_bps)
+            .unwrap_or(0)
+    }
+}
+
+/// A bitrate with the headroom needed to move up to it.
+fn with_headroom(bps: u64) -> u64 {
+    (bps as f64 * UPSWITCH_HEADROOM) as u64
+}
+
+/// The order in which tracks are raised: screen shares, then by priority, then as listed.
+fn raise_order(demands: &[Demand]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..demands.len()).collect();
-    order.sort_by_key(|&i| !demands[i].screen);
-    let mut offer: Vec<Option<u8>> = demands.iter().map(|d| d.cap.map(|_| 0)).collect();
-    let mut left = budget.saturating_sub(
-        demands
-            .iter()
-            .filter(|d| d.cap.is_some())
-            .map(|d| d.costs[0])
-            .sum(),
-    );
-    for i in order {
-        let d = &demands[i];
-        let Some(cap) = d.cap else { continue };
-        let base = d.costs[0];
-        for layer in (1..=cap.min(d.layers.saturating_sub(1))).rev() {
-            let cost = d.costs[layer as usize];
-            let needed = if d.target.is_none_or(|t| layer > t) {
-                (cost as f64 * UPSWITCH_HEADROOM) as u64
-            } else {
-                cost
+    order.sort_by_key(|&i| (!demands[i].screen, std::cmp::Reverse(demands[i].priority)));
+    order
+}
+
+/// Raises a track offered layer `from` to the highest layer up to `to` that `left` (bits/s)
+/// affords, with headroom above its target, and takes the extra cost from `left`.
+fn raise(d: &Demand, from: u8, to: u8, left: &mut u64) -> u8 {
+    let have = d.costs[from as usize];
+    for layer in (from + 1..=to).rev() {
+        let cost = d.costs[layer as usize];
+        let needed = if d.target.is_none_or(|t| layer > t) {
+            with_headroom(cost)
+        } else {
+            cost
+        };
+        if needed.saturating_sub(have) <= *left {
+            *left = left.saturating_sub(cost.saturating_sub(have));
+            return layer;
+        }
+    }
+    from
+}
+
+/// Shares `budget` (bits/s) among video tracks: every visible track gets its lowest layer;
+/// then, in [`raise_order`], each is raised towards its floor; then each is raised as high as
+/// the rest of the budget, its display and its ceiling allow. Returns the layer offered to
+/// each demand, in order.
+pub(crate) fn allocate(budget: u64, demands: &[Demand]) -> Vec<Option<u8>> {
+    let ceilings: Vec<Option<u8>> = demands.iter().map(Demand::ceiling).collect();
+    let mut offer: Vec<Option<u8>> = ceilings.iter().map(|c| c.map(|_| 0)).collect();
+    let lowest: u64 = demands
+        .iter()
+        .zip(&ceilings)
+        .filter(|(_, c)| c.is_some())
+        .map(|(d, _)| d.costs[0])
+        .sum();
+    let mut left = budget.saturating_sub(lowest);
+    let order = raise_order(demands);
+    for to_floor in [true, false] {
+        for &i in &order {
+            let (Some(ceiling), Some(from)) = (ceilings[i], offer[i]) else {
+                continue;
             };
-            if needed.saturating_sub(base) <= left {
-                left -= cost.saturating_sub(base);
-                offer[i] = Some(layer);
-                break;
-            }
+            let d = &demands[i];
+            let to = if to_floor { d.floor(ceiling) } else { ceiling };
+            offer[i] = Some(raise(d, from, to, &mut left));
         }
     }
     offer
@@ -305,19 +365,18 @@ pub(crate) fn allocate(budget: u64, demands: &[Demand]) -> Vec<Option<u8>> {
 
 /// What to ask of the bandwidth estimator, in bits/s besides `audio`: `minimum`, the rate to
 /// keep sending (padding fills up to it, within the estimate) so the estimate can grow into
-/// the next layer up; and `desired`, the rate at which every track gets all its display needs.
+/// the next layer up; and `desired`, the rate at which every track gets all its display needs
+/// within its ceiling.
 pub(crate) fn probe_rates(demands: &[Demand], offers: &[Option<u8>]) -> (u64, u64) {
     let cost = |d: &Demand, layer: Option<u8>| layer.map_or(0, |l| d.costs[l as usize]);
-    let pairs = || demands.iter().zip(offers.iter().copied());
-    let sending: u64 = pairs().map(|(d, o)| cost(d, o)).sum();
-    let desired: u64 = demands.iter().map(|d| cost(d, d.cap)).sum();
-    let next_step = pairs()
-        .filter(|(d, _)| d.screen)
-        .chain(pairs().filter(|(d, _)| !d.screen))
-        .find_map(|(d, o)| {
-            let next = o.filter(|&o| d.cap.is_some_and(|c| o < c))? + 1;
-            let needed = (d.costs[next as usize] as f64 * UPSWITCH_HEADROOM) as u64;
-            Some(needed.saturating_sub(cost(d, o)))
+    let sending: u64 = demands.iter().zip(offers).map(|(d, &o)| cost(d, o)).sum();
+    let desired: u64 = demands.iter().map(|d| cost(d, d.ceiling())).sum();
+    let next_step = raise_order(demands)
+        .into_iter()
+        .find_map(|i| {
+            let (d, o) = (&demands[i], offers[i]);
+            let next = o.filter(|&o| d.ceiling().is_some_and(|c| o < c))? + 1;
+            Some(with_headroom(d.costs[next as usize]).saturating_sub(cost(d, o)))
         })
         .unwrap_or(0);
     ((sending + next_step).min(desired), desired)
@@ -337,6 +396,9 @@ mod tests {
             cap: Some(2),
             target,
             screen: false,
+            max_bps: None,
+            min_bps: 0,
+            priority: 0,
         }
     }
 
@@ -382,6 +444,70 @@ mod tests {
         assert_eq!(
             allocate(1_900_000, &[hidden, cam(Some(2))]),
             [None, Some(2)]
+        );
+    }
+
+    #[test]
+    fn a_bitrate_ceiling_caps_the_layer_but_never_below_the_lowest() {
+        let capped = Demand {
+            max_bps: Some(600_000),
+            ..cam(Some(0))
+        };
+        assert_eq!(allocate(10_000_000, &[capped]), [Some(1)]);
+        let tiny = Demand {
+            max_bps: Some(50_000),
+            ..capped
+        };
+        assert_eq!(allocate(10_000_000, &[tiny]), [Some(0)]);
+        assert_eq!(
+            probe_rates(&[capped], &[Some(1)]),
+            (500_000, 500_000),
+            "no probing for a layer the ceiling forbids"
+        );
+    }
+
+    #[test]
+    fn higher_priority_is_raised_first_after_screen_shares() {
+        let presenter = Demand {
+            priority: 5,
+            ..cam(Some(2))
+        };
+        assert_eq!(
+            allocate(1_900_000, &[cam(Some(2)), presenter]),
+            [Some(0), Some(2)]
+        );
+        let screen = Demand {
+            screen: true,
+            ..cam(Some(2))
+        };
+        assert_eq!(
+            allocate(1_900_000, &[presenter, screen]),
+            [Some(0), Some(2)],
+            "a screen share still comes first"
+        );
+    }
+
+    #[test]
+    fn the_floor_is_kept_for_every_track_before_any_is_raised_further() {
+        let floored = Demand {
+            min_bps: 400_000,
+            ..cam(Some(2))
+        };
+        // Without a floor the first track takes the top layer and the second stays lowest.
+        assert_eq!(
+            allocate(1_800_000, &[cam(Some(2)), cam(Some(2))]),
+            [Some(2), Some(0)]
+        );
+        assert_eq!(allocate(1_800_000, &[floored, floored]), [Some(1), Some(1)]);
+        // A floor the budget cannot afford is not kept; one no layer reaches is no floor.
+        assert_eq!(allocate(400_000, &[floored, floored]), [Some(0), Some(0)]);
+        let unreachable = Demand {
+            min_bps: 5_000_000,
+            ..cam(Some(2))
+        };
+        assert_eq!(
+            allocate(1_800_000, &[cam(Some(2)), unreachable]),
+            [Some(2), Some(0)]
         );
     }
 

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use stoa_proto::{ClientMessage, ServerMessage};
+use stoa_proto::{ClientMessage, ParticipantId, RoomName, ServerMessage};
+use stoa_sfu::{ParticipantLimits, RoomLimits, SfuError};
 use stoa_testkit::{default_layers, LinkParams, Received, SfuSim};
 use str0m::media::MediaKind;
 
@@ -148,6 +149,80 @@ fn one_subscribers_bad_link_does_not_lower_another_subscribers_layer() {
     let report = sim.layer_report(good);
     assert_eq!(report[0].current.as_deref(), Some("f"), "{report:?}");
     assert_eq!(sim.layer_report(bad)[0].current.as_deref(), Some("q"));
+}
+
+#[test]
+fn a_room_bitrate_ceiling_keeps_a_subscriber_off_the_top_layer_until_lifted() {
+    let (mut sim, _a, b) = publisher_and_viewer(LinkParams::limited(3_000_000));
+    let room = RoomName::new("room").unwrap();
+    let capped = RoomLimits {
+        max_video_bitrate_bps: Some(600_000),
+        min_video_bitrate_bps: None,
+    };
+    sim.sfu.set_room_limits(&room, capped).unwrap();
+    assert_eq!(sim.sfu.room_limits(&room), Some(capped));
+    let nobody = RoomName::new("nobody").unwrap();
+    assert_eq!(
+        sim.sfu.set_room_limits(&nobody, capped),
+        Err(SfuError::UnknownRoom)
+    );
+    assert_eq!(sim.sfu.room_limits(&nobody), None);
+
+    assert!(time_until_on_layer(&mut sim, b, 1, Duration::from_secs(15)).is_some());
+    sim.run(Duration::from_secs(8));
+    let report = sim.layer_report(b);
+    assert_eq!(report[0].current.as_deref(), Some("h"), "{report:?}");
+    // The 3 Mbit/s link would afford the top layer; the estimator is not asked to probe for it.
+    assert_eq!(frames_of(&sim, b, 2), 0, "never the ~1.5 Mbit/s layer");
+
+    sim.sfu
+        .set_room_limits(&room, RoomLimits::default())
+        .unwrap();
+    let up = time_until_on_layer(&mut sim, b, 2, Duration::from_secs(40));
+    eprintln!("ceiling lifted: top layer after {up:?}");
+    assert!(up.is_some(), "up once lifted: {:?}", sim.layer_report(b));
+}
+
+#[test]
+fn a_publishers_ceiling_caps_what_anyone_receives_of_it() {
+    let (mut sim, a, b) = publisher_and_viewer(LinkParams::limited(3_000_000));
+    let capped = ParticipantLimits {
+        max_video_bitrate_bps: Some(200_000),
+        priority: 3,
+    };
+    let alice = sim.id(a);
+    sim.sfu.set_participant_limits(alice, capped).unwrap();
+    assert_eq!(sim.sfu.participant_limits(alice), Some(capped));
+    assert_eq!(
+        sim.sfu.set_participant_limits(ParticipantId(999), capped),
+        Err(SfuError::UnknownParticipant)
+    );
+    assert!(time_until_on_layer(&mut sim, b, 0, Duration::from_secs(10)).is_some());
+    sim.run(Duration::from_secs(6));
+    let report = sim.layer_report(b);
+    assert_eq!(report[0].current.as_deref(), Some("q"), "{report:?}");
+    assert_eq!(frames_of(&sim, b, 1) + frames_of(&sim, b, 2), 0);
+}
+
+#[test]
+fn a_rooms_limits_return_to_the_defaults_when_it_empties() {
+    let (mut sim, a, b) = publisher_and_viewer(LinkParams::default());
+    let room = RoomName::new("room").unwrap();
+    let capped = RoomLimits {
+        max_video_bitrate_bps: Some(600_000),
+        min_video_bitrate_bps: Some(100_000),
+    };
+    sim.sfu.set_room_limits(&room, capped).unwrap();
+    sim.leave(a);
+    assert_eq!(
+        sim.sfu.room_limits(&room),
+        Some(capped),
+        "bob is still in it"
+    );
+    sim.leave(b);
+    assert_eq!(sim.sfu.room_limits(&room), None);
+    sim.add_listener("room", "carol");
+    assert_eq!(sim.sfu.room_limits(&room), Some(RoomLimits::default()));
 }
 
 fn track_of(sim: &SfuSim, i: usize) -> String {

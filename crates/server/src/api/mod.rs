@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod contacts;
 pub mod events;
 mod ics;
+pub mod limits;
 pub mod meetings;
 pub mod stats;
 mod validate;
@@ -45,6 +46,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/history", get(m::history))
         .route("/api/v1/rooms/{room}/join", post(m::join_room))
         .route("/api/v1/rooms/{room}/stats", get(stats::room_stats))
+        .route(
+            "/api/v1/rooms/{room}/limits",
+            get(limits::room_limits).put(limits::set_room_limits),
+        )
+        .route(
+            "/api/v1/rooms/{room}/participants/{participant}/limits",
+            put(limits::set_participant_limits),
+        )
         .route("/api/v1/users", get(c::search))
         .route("/api/v1/contacts", get(c::list))
         .route("/api/v1/contacts/{user_id}", delete(c::remove))
@@ -77,7 +86,8 @@ pub fn router() -> Router<AppState> {
         contacts::search, contacts::list, contacts::remove, contacts::call, contacts::requests,
         contacts::request, contacts::withdraw, contacts::accept, contacts::decline,
         contacts::blocks, contacts::block, contacts::unblock,
-        stats::room_stats,
+        stats::room_stats, limits::room_limits, limits::set_room_limits,
+        limits::set_participant_limits,
     ),
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes),

@@ -25,6 +25,7 @@ pub fn settings() -> Settings {
         public_ip: None,
         jwt_secret: Some("integration-test-secret".into()),
         log: "warn".into(),
+        room_limits: Default::default(),
         turn: TurnSettings {
             enabled: true,
             addr: "127.0.0.1:0".parse().unwrap(),
