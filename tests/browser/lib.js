@@ -183,7 +183,11 @@ export async function waitForRemoteMedia(p, { videos = 1, frames = 30, timeout =
     const v = s.inbound.filter((x) => x.kind === 'video' && x.framesDecoded > frames);
     const a = s.inbound.filter((x) => x.kind === 'audio' && x.totalSamplesReceived > 48000 && x.totalAudioEnergy > 0);
     return v.length >= videos && a.length >= 1;
-  }, { videos, frames }, timeout, `${videos} remote video(s) decoding and audio`);
+  }, { videos, frames }, timeout, `${videos} remote video(s) decoding and audio`).catch(async (e) => {
+    const s = await p.stats().catch(() => null);
+    const seen = s?.inbound.map((x) => `${x.kind} ${x.trackIdentifier}: ${x.kind === 'video' ? `${x.framesDecoded} frames ${x.frameWidth}w` : `energy ${x.totalAudioEnergy}`}, ${x.packetsReceived} packets`);
+    throw new Error(`${e.message}\nreceiving: ${JSON.stringify(seen)}`);
+  });
   return p.stats();
 }
 

@@ -29,13 +29,12 @@ export class SizeReporter {
       if (r.kind === 'video') sizes.set(id, [0, 0]);
     }
     const dpr = window.devicePixelRatio || 1;
+    // The tile's box, not the <video>'s: a tile waiting for its first frame hides the video
+    // element, and reporting 0×0 then would keep the frames from ever coming.
     for (const tile of document.querySelectorAll('.tile[data-track]')) {
-      const video = tile.querySelector('video');
       const id = tile.dataset.track;
-      if (!video || !sizes.has(id) || document.hidden) continue;
-      const visible = tile.offsetParent !== null && !tile.classList.contains('video-off');
-      const [w, h] = visible ? [video.clientWidth, video.clientHeight] : [0, 0];
-      sizes.set(id, [Math.round(w * dpr), Math.round(h * dpr)]);
+      if (!sizes.has(id) || document.hidden || tile.offsetParent === null) continue;
+      sizes.set(id, [Math.round(tile.clientWidth * dpr), Math.round(tile.clientHeight * dpr)]);
     }
     return sizes;
   }
