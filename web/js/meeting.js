@@ -649,7 +649,7 @@ async function init() {
   S.account = await getMe().catch(() => null);
   const name = (S.account?.display_name || params.get('name') || store.get('name')).trim();
   ui.setName(name);
-  if (S.account) ui.setAccount(S.account);
+  ui.setAccount(S.account);
   if (flag('autojoin')) {
     join(name || 'Guest');
   } else {

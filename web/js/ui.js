@@ -126,11 +126,15 @@ export function showLeft(title, detail = '', { rejoinLabel = 'Rejoin', link = nu
 }
 
 /** A signed-in user joins under their account: no name to type. */
+/**
+ * The pre-join form for who joins: a signed-in user (`user`) joins under their account, a
+ * guest (`null`) types a name. The name field stays hidden until this is known.
+ */
 export function setAccount(user) {
-  $('#join-name-field').hidden = true;
-  $('#join-name').required = false;
-  $('#join-as').hidden = false;
-  $('#join-as-name').textContent = user.display_name;
+  $('#join-name-field').hidden = !!user;
+  $('#join-name').required = !user;
+  $('#join-as').hidden = !user;
+  if (user) $('#join-as-name').textContent = user.display_name;
 }
 
 // ---- host: moderation controls and the lobby ------------------------------------------
