@@ -2,7 +2,8 @@
 //!
 //! This crate owns the signaling protocol (see `docs/signaling.md`), the identifiers that
 //! cross crate boundaries, access-token grants and the JSON error body. It depends on serde
-//! only, so every other crate (and test clients) can use it.
+//! only (utoipa too with the `openapi` feature), so every other crate (and test clients) can
+//! use it.
 
 mod ids;
 mod signal;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 /// The one JSON error shape every HTTP endpoint answers with.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Machine-readable code, e.g. `token_expired`.
     pub error: String,

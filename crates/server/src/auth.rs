@@ -4,7 +4,7 @@
 //! (created on first use, readable by the owner only).
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,7 @@ impl TokenKeys {
         grants: Grants,
         ttl: Duration,
     ) -> String {
-        let iat = unix_now();
+        let iat = crate::clock::unix_secs();
         let claims = Claims {
             iss: ISSUER.into(),
             sub: identity.into(),
@@ -139,13 +139,6 @@ impl TokenKeys {
         }
         Ok(claims)
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {

@@ -2,7 +2,7 @@
 //! sharing the secret), with short-lived credentials in coturn's shared-secret scheme.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use stoa_proto::IceServer;
 
@@ -74,11 +74,7 @@ impl IceAdvert {
         if !self.enabled {
             return Vec::new();
         }
-        let expiry = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-            + CREDENTIAL_TTL.as_secs();
+        let expiry = crate::clock::unix_secs() + CREDENTIAL_TTL.as_secs();
         let (username, credential) = stoa_turn::rest_credentials(&self.secret, identity, expiry);
         if !self.external.is_empty() {
             return vec![IceServer {

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -143,7 +144,7 @@ async fn open_store(url: &str) -> Result<Arc<dyn stoa_store::Store>, String> {
     let store = stoa_store::connect(url)
         .await
         .map_err(|e| format!("cannot open the database {}: {e}", redact(url)))?;
-    let now = api::now_ms();
+    let now = clock::unix_ms();
     let closed = store
         .close_open_attendance(now)
         .await

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use quinn_udp::{RecvMeta, UdpSocketState};
 use stoa_proto::{ClientMessage, ParticipantId, RoomName, ServerMessage};
@@ -471,10 +471,7 @@ impl Worker {
                 let _ = reply.send(id);
             }
             Command::Message { id, message } => {
-                let unix_ms = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
+                let unix_ms = crate::clock::unix_ms() as u64;
                 if let Err(e) = self.sfu.handle_message(now, id, message, unix_ms) {
                     if let Some(s) = self.sessions.get(&id) {
                         let _ = s.send(ServerMessage::error(e.code(), e.to_string()));

@@ -166,9 +166,15 @@ impl TurnIo {
     ) {
         let now = Instant::now();
         let mut out = std::mem::take(&mut self.out);
-        let action =
-            self.core
-                .handle_client(now, unix_now(), transport, local, client, data, &mut out);
+        let action = self.core.handle_client(
+            now,
+            crate::clock::unix_secs(),
+            transport,
+            local,
+            client,
+            data,
+            &mut out,
+        );
         // Relay sockets must exist before a reply announces them.
         let replacement = self.apply_events(&mut out);
         match (action, replacement) {
@@ -321,13 +327,6 @@ impl TurnIo {
         enlarge_buffers(&socket);
         UdpSocket::from_std(socket)
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Accepts TURN client connections over TCP, or TLS when an acceptor is given, and feeds their

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::api::meetings::{admits, identity_user};
-use crate::api::now_ms;
+use crate::clock::unix_ms;
 use crate::http::AppState;
 use crate::media::Command;
 
@@ -124,7 +124,7 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
     state.media.send(Command::Leave { id });
     state.lobbies.depart(&room, door_key);
     if let Some(attendance) = attendance {
-        if let Err(e) = state.store.record_leave(&attendance, now_ms()).await {
+        if let Err(e) = state.store.record_leave(&attendance, unix_ms()).await {
             tracing::warn!(error = %e, "cannot record leaving the meeting");
         }
     }
@@ -236,7 +236,7 @@ async fn moderate_door(
             };
             state
                 .store
-                .set_locked(&m.id, locked, now_ms())
+                .set_locked(&m.id, locked, unix_ms())
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "cannot store the meeting lock");
@@ -266,7 +266,7 @@ async fn record_join(
     let m = meeting?;
     match state
         .store
-        .record_join(&m.id, user_id, name, now_ms())
+        .record_join(&m.id, user_id, name, unix_ms())
         .await
     {
         Ok(id) => Some(id),

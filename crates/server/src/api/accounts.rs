@@ -19,7 +19,8 @@ use stoa_store::{NewUser, Session, User};
 use utoipa::ToSchema;
 
 use super::validate::{display_name, email, password};
-use super::{now_ms, ErrorBody, JsonBody, UserOut};
+use super::{ErrorBody, JsonBody, UserOut};
+use crate::clock::unix_ms;
 use crate::error::ApiError;
 use crate::http::AppState;
 
@@ -58,7 +59,7 @@ impl FromRequestParts<AppState> for MaybeAuthed {
             return Ok(MaybeAuthed(None));
         };
         let hash = hash_secret(&secret);
-        let Some(session) = state.store.session(&hash, now_ms()).await? else {
+        let Some(session) = state.store.session(&hash, unix_ms()).await? else {
             return Ok(MaybeAuthed(None));
         };
         let user = state.store.user(&session.user_id).await?;
@@ -187,7 +188,7 @@ pub async fn signup(
                 display_name: name,
                 password_hash,
             },
-            now_ms(),
+            unix_ms(),
         )
         .await?;
     tracing::info!(user = %user.id, "account created");
@@ -300,7 +301,7 @@ async fn start_session(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let secret = format!("ss_{}", hex::encode(rand::random::<[u8; 32]>()));
-    let now = now_ms();
+    let now = unix_ms();
     state
         .store
         .create_session(Session {

@@ -6,13 +6,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use stoa_store::{MeetingDraft, Recurrence, RequestOutcome};
+use stoa_store::{MeetingDraft, RequestOutcome};
 use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::Authed;
-use super::meetings::{insert_meeting, meeting_out, MeetingOut};
+use super::meetings::{insert_meeting, instant_draft, meeting_out, MeetingOut};
 use super::validate::{id, text};
-use super::{now_ms, paged, probe, ErrorBody, JsonBody, ListQuery, QueryArgs, UserOut};
+use super::{paged, probe, ErrorBody, JsonBody, ListQuery, QueryArgs, UserOut};
+use crate::clock::unix_ms;
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::presence::{PresenceState, UserEvent};
@@ -142,13 +143,10 @@ pub async fn request(
     let other = id("user_id", &body.user_id)?;
     let outcome = state
         .store
-        .request_contact(&auth.user.id, &other, now_ms())
+        .request_contact(&auth.user.id, &other, unix_ms())
         .await
-        .map_err(|e| match e {
-            stoa_store::StoreError::NotFound => ApiError::not_found("user"),
-            e => e.into(),
-        })?;
-    changed(&state, &auth.user.id, &other).await;
+        .map_err(not_found("user"))?;
+    changed(&state, &auth.user.id, &other);
     let (status, word) = match outcome {
         RequestOutcome::Pending => (StatusCode::CREATED, "pending"),
         RequestOutcome::Accepted => (StatusCode::OK, "accepted"),
@@ -174,10 +172,10 @@ pub async fn accept(
     let other = path_id(&user_id, "contact request")?;
     state
         .store
-        .accept_contact(&auth.user.id, &other, now_ms())
+        .accept_contact(&auth.user.id, &other, unix_ms())
         .await
         .map_err(not_found("contact request"))?;
-    changed(&state, &auth.user.id, &other).await;
+    changed(&state, &auth.user.id, &other);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -196,7 +194,7 @@ pub async fn decline(
         .delete_contact_request(&other, &auth.user.id)
         .await
         .map_err(not_found("contact request"))?;
-    changed(&state, &auth.user.id, &other).await;
+    changed(&state, &auth.user.id, &other);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -215,7 +213,7 @@ pub async fn withdraw(
         .delete_contact_request(&auth.user.id, &other)
         .await
         .map_err(not_found("contact request"))?;
-    changed(&state, &auth.user.id, &other).await;
+    changed(&state, &auth.user.id, &other);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -234,7 +232,7 @@ pub async fn remove(
         .remove_contact(&auth.user.id, &other)
         .await
         .map_err(not_found("contact"))?;
-    changed(&state, &auth.user.id, &other).await;
+    changed(&state, &auth.user.id, &other);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -267,8 +265,8 @@ pub async fn block(
     if state.store.user(&other).await?.is_none() {
         return Err(ApiError::not_found("user"));
     }
-    state.store.block(&auth.user.id, &other, now_ms()).await?;
-    changed(&state, &auth.user.id, &other).await;
+    state.store.block(&auth.user.id, &other, unix_ms()).await?;
+    changed(&state, &auth.user.id, &other);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -310,14 +308,8 @@ pub async fn call(
         .ok_or_else(|| ApiError::not_found("contact"))?;
     let draft = MeetingDraft {
         title: format!("{} and {}", auth.user.display_name, callee.display_name),
-        description: String::new(),
-        start_at: None,
-        time_zone: "UTC".into(),
-        duration_min: 60,
-        recurrence: Recurrence::None,
-        recurrence_count: None,
         require_sign_in: true,
-        lobby: false,
+        ..instant_draft()
     };
     let meeting =
         insert_meeting(&state, &auth.user.id, draft, std::slice::from_ref(&other)).await?;
@@ -347,7 +339,7 @@ fn not_found(what: &'static str) -> impl Fn(stoa_store::StoreError) -> ApiError 
 }
 
 /// Both users' contact views changed; their presence may now be visible to each other.
-async fn changed(state: &AppState, a: &str, b: &str) {
+fn changed(state: &AppState, a: &str, b: &str) {
     for user in [a, b] {
         state.presence.notify(user, UserEvent::ContactsChanged);
     }

@@ -17,9 +17,8 @@ use utoipa::ToSchema;
 
 use super::accounts::{Authed, MaybeAuthed};
 use super::validate::{display_name, id, text};
-use super::{
-    ics, now_ms, paged, probe, ErrorBody, JsonBody, ListQuery, OptionalJson, QueryArgs, UserOut,
-};
+use super::{ics, paged, probe, ErrorBody, JsonBody, ListQuery, OptionalJson, QueryArgs, UserOut};
+use crate::clock::unix_ms;
 use crate::error::ApiError;
 use crate::http::{random_room_name, AppState};
 
@@ -196,7 +195,7 @@ pub async fn insert_meeting(
         let room = random_room_name();
         match state
             .store
-            .create_meeting(host_id, &room, draft.clone(), invitees, now_ms())
+            .create_meeting(host_id, &room, draft.clone(), invitees, unix_ms())
             .await
         {
             Err(StoreError::Conflict("room_taken")) => continue,
@@ -271,12 +270,12 @@ pub async fn update(
     };
     let mut updated = state
         .store
-        .update_meeting(&meeting.id, draft, invitees.as_deref(), now_ms())
+        .update_meeting(&meeting.id, draft, invitees.as_deref(), unix_ms())
         .await?;
     if let Some(locked) = input.locked {
         state
             .store
-            .set_locked(&meeting.id, locked, now_ms())
+            .set_locked(&meeting.id, locked, unix_ms())
             .await?;
         updated.locked = locked;
         state.lobbies.announce_lock(&meeting.room, locked);
@@ -294,7 +293,7 @@ pub async fn cancel(
     Path(meeting_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let meeting = hosted_meeting(&state, &auth.user.id, &meeting_id).await?;
-    state.store.cancel_meeting(&meeting.id, now_ms()).await?;
+    state.store.cancel_meeting(&meeting.id, unix_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -321,7 +320,7 @@ pub async fn calendar(
         .and_then(|v| v.to_str().ok())
         .map(|h| format!("http://{h}"))
         .unwrap_or_default();
-    let body = ics::render(&meeting, &host, &invitees, &base, now_ms());
+    let body = ics::render(&meeting, &host, &invitees, &base, unix_ms());
     Ok((
         [
             (
@@ -349,7 +348,7 @@ pub async fn history(
     let page = query.page()?;
     let past = state.store.history(&auth.user.id, probe(page)).await?;
     let (past, next) = paged(page, past);
-    let now = now_ms();
+    let now = unix_ms();
     let mut items = Vec::with_capacity(past.len());
     for p in past {
         let attendees = p
@@ -532,9 +531,9 @@ pub async fn meeting_out(
     })
 }
 
-/// Validates the input over `base` (the stored draft when editing, defaults otherwise).
-fn draft(input: &MeetingIn, base: Option<&MeetingDraft>) -> Result<MeetingDraft, ApiError> {
-    let mut d = base.cloned().unwrap_or(MeetingDraft {
+/// What a new meeting is unless its host says otherwise: instant, an hour, open to guests.
+pub fn instant_draft() -> MeetingDraft {
+    MeetingDraft {
         title: "Meeting".into(),
         description: String::new(),
         start_at: None,
@@ -544,7 +543,12 @@ fn draft(input: &MeetingIn, base: Option<&MeetingDraft>) -> Result<MeetingDraft,
         recurrence_count: None,
         require_sign_in: false,
         lobby: false,
-    });
+    }
+}
+
+/// Validates the input over `base` (the stored draft when editing, defaults otherwise).
+fn draft(input: &MeetingIn, base: Option<&MeetingDraft>) -> Result<MeetingDraft, ApiError> {
+    let mut d = base.cloned().unwrap_or_else(instant_draft);
     if let Some(t) = &input.title {
         d.title = text("title", t, 1, 200)?;
         if d.title.contains('\n') {

@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+pub use stoa_proto::ErrorBody;
 use stoa_store::{Page, User, UserSummary};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -112,16 +113,6 @@ impl utoipa::Modify for SecuritySchemes {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
-}
-
-/// The JSON error body (documentation of `stoa_proto::ErrorBody`).
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// Machine-readable code, e.g. `invalid_field`.
-    error: String,
-    message: String,
-    /// The request field that was wrong.
-    field: Option<String>,
 }
 
 /// A user as other users see them.
@@ -251,11 +242,4 @@ pub fn paged<T>(page: Page, mut rows: Vec<T>) -> (Vec<T>, Option<i64>) {
     let more = rows.len() as i64 > page.limit;
     rows.truncate(page.limit as usize);
     (rows, more.then_some(page.offset + page.limit))
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
