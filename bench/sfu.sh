@@ -6,6 +6,8 @@
 #
 #   bench/sfu.sh [seconds per scenario=20]
 #   SMOKE=1 bench/sfu.sh   # a tiny run that only checks the report is produced (used in CI)
+#   SCENARIOS='video-meeting 12 0;livestream 1 100' bench/sfu.sh   # other scenarios
+#   SERVER_BIN=/path/to/other/stoa bench/sfu.sh   # measure another server build (A/B)
 #
 # Everything runs in a loopback-only network namespace (needs root). Release builds.
 set -euo pipefail
@@ -17,9 +19,10 @@ if [ -n "${SMOKE:-}" ]; then
   PROFILE=dev; BIN=target/debug
 else
   # name publishers subscribers [flags]
-  SCENARIOS=("audio-room 10 40 --audio-only" "video-meeting 6 0" "livestream 1 60")
   PROFILE=release; BIN=target/release
+  IFS=';' read -r -a SCENARIOS <<<"${SCENARIOS:-audio-room 10 40 --audio-only;video-meeting 6 0;livestream 1 60}"
 fi
+SERVER_BIN=${SERVER_BIN:-$BIN/stoa}
 cargo build -q --profile "$PROFILE" -p stoa --bin stoa
 cargo build -q --profile "$PROFILE" -p stoa-bench-forwarder
 NS=stoa-sfubench-$$
@@ -36,7 +39,7 @@ LIMIT_LINE=$(ip netns exec "$NS" "$BIN/stoa-bench-forwarder" 20 5000 "$([ -n "${
 LIMIT=$(echo "$LIMIT_LINE" | grep -o '[0-9]* forwarded packets per CPU-second' | cut -d' ' -f1)
 echo "$LIMIT_LINE"
 
-ip netns exec "$NS" "$BIN/stoa" serve --data-dir "$WORK/data" --no-turn --log warn >"$WORK/stoa.log" 2>&1 &
+ip netns exec "$NS" "$SERVER_BIN" serve --data-dir "$WORK/data" --no-turn --log warn >"$WORK/stoa.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 50); do ip netns exec "$NS" curl -sf http://127.0.0.1:8800/healthz >/dev/null 2>&1 && break; sleep 0.1; done
 

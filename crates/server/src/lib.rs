@@ -15,6 +15,7 @@ pub mod media;
 pub mod metrics;
 pub mod presence;
 pub mod relay;
+mod send_batch;
 pub mod ws;
 
 use std::net::SocketAddr;

@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::relay::{Ready, TurnIo};
+use crate::send_batch::SendBatch;
 use stoa_turn::TurnServer;
 
 /// Datagrams read per `recvmmsg` call.
@@ -363,6 +364,7 @@ struct Worker {
     udp: UdpSocket,
     udp_state: UdpSocketState,
     local_port: u16,
+    outgoing: SendBatch,
     sessions: HashMap<ParticipantId, mpsc::UnboundedSender<ServerMessage>>,
     tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     send_errors: u64,
@@ -371,13 +373,16 @@ struct Worker {
 impl Worker {
     fn new(sfu: Sfu, udp: UdpSocket) -> Self {
         let udp_state = UdpSocketState::new((&udp).into()).expect("UDP socket options can be set");
-        let local_port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
+        let local = udp
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         Self {
+            outgoing: SendBatch::new(local),
+            local_port: local.port(),
             sfu,
             turn: None,
             udp,
             udp_state,
-            local_port,
             sessions: HashMap::new(),
             tcp_writers: HashMap::new(),
             send_errors: 0,
@@ -596,7 +601,11 @@ impl Worker {
                             turn.deliver_from_sfu(t.source, t.destination, &t.contents)
                         });
                         if !relayed {
-                            self.send_udp(t.source.ip(), t.destination, &t.contents);
+                            self.outgoing
+                                .push(t.source.ip(), t.destination, t.contents.into());
+                            if self.outgoing.is_full() {
+                                self.send_outgoing();
+                            }
                         }
                     }
                     Protocol::Tcp => {
@@ -625,23 +634,15 @@ impl Worker {
                 }
             }
         }
+        self.send_outgoing();
     }
 
-    fn send_udp(&mut self, source: IpAddr, destination: SocketAddr, contents: &[u8]) {
-        let transmit = quinn_udp::Transmit {
-            destination,
-            ecn: None,
-            contents,
-            segment_size: None,
-            src_ip: (!source.is_unspecified()).then_some(source),
-        };
-        let result = self.udp.try_io(Interest::WRITABLE, || {
-            self.udp_state.try_send((&self.udp).into(), &transmit)
-        });
-        if let Err(e) = result {
-            self.send_errors += 1;
-            tracing::trace!(error = %e, %destination, "UDP send failed");
+    fn send_outgoing(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
         }
+        let result = self.outgoing.send(&self.udp);
+        self.send_errors += result.failed as u64;
     }
 }
 

@@ -205,6 +205,8 @@ pub struct Sfu {
     outputs: VecDeque<Output>,
     /// Participants whose `Rtc` has had input and must be polled.
     dirty: Vec<ParticipantId>,
+    /// The time of the latest input, for polling `dirty` participants on output.
+    last_input: Option<Instant>,
     /// WHEP viewers that lost a source and need their slots refilled.
     whep_refill: Vec<ParticipantId>,
     /// Reused buffer for the subscriber list of the packet being forwarded.
@@ -228,6 +230,7 @@ impl Sfu {
             by_ufrag: HashMap::new(),
             outputs: VecDeque::new(),
             dirty: Vec::new(),
+            last_input: None,
             whep_refill: Vec::new(),
             scratch_ids: Vec::new(),
             counters: ServerCounters::default(),
@@ -351,7 +354,7 @@ impl Sfu {
             self.counters.unroutable += 1;
             return;
         };
-        let input = Input::Receive(now, receive);
+        let input = Input::Receive(now.max(p.rtc_clock), receive);
         if !p.rtc.accepts(&input) {
             p.counters.dropped += 1;
             return;
@@ -366,8 +369,11 @@ impl Sfu {
             self.by_addr.insert(key, id);
             p.addrs.push(key);
         }
-        self.dirty.push(id);
-        self.process(now);
+        // The receiver is polled now (str0m holds one received RTP packet at a time); the
+        // subscribers it forwarded to wait for `poll_output`, so a batch of datagrams read
+        // together drives each subscriber once rather than once per datagram.
+        self.last_input = Some(now);
+        self.drive(now, id);
     }
 
     /// Advances time: feeds due timeouts to every participant, retries throttled keyframe
@@ -399,6 +405,11 @@ impl Sfu {
 
     /// The next output, if any. Call until `None` after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.outputs.is_empty() {
+            if let Some(now) = self.last_input {
+                self.process(now);
+            }
+        }
         self.outputs.pop_front()
     }
 

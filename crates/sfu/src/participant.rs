@@ -154,6 +154,9 @@ pub(crate) struct Participant {
     /// Remote addresses this participant has sent from.
     pub addrs: Vec<(Protocol, SocketAddr)>,
     pub next_timeout: Instant,
+    /// The latest time `rtc` was given: serving its immediate timeouts can run it a few
+    /// microseconds ahead of the caller's clock, and str0m ignores time that goes backwards.
+    pub rtc_clock: Instant,
     pub connected: bool,
     pub joined_at: Instant,
     /// When the last datagram from this participant arrived.
@@ -189,6 +192,7 @@ impl Participant {
             ufrags: Vec::new(),
             addrs: Vec::new(),
             next_timeout: now,
+            rtc_clock: now,
             connected: false,
             joined_at: now,
             last_heard: now,

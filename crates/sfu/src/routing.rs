@@ -4,12 +4,12 @@
 //! clients, filling WHEP slots and throttling keyframe requests per layer.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::bwe::BweKind;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rids};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
-use str0m::{Event, Output as RtcOutput};
+use str0m::{Event, Input, Output as RtcOutput, Rtc};
 
 use stoa_proto::{ParticipantId, ServerMessage, TrackKind, TrackSource};
 
@@ -22,6 +22,12 @@ use crate::{CloseReason, Output, Sfu, SfuError};
 const VIDEO_TS_STEP: u32 = 3000;
 const AUDIO_TS_STEP: u32 = 960;
 
+/// Due timeouts served within one [`Sfu::drive`] before the rest waits for the media loop
+/// (a bound in case a session keeps asking for another).
+const MAX_IMMEDIATE_TIMEOUTS: u32 = 64;
+/// How soon the pacer's next packet must be due to be sent at once by [`Sfu::drive`].
+const IMMEDIATE: Duration = Duration::from_micros(50);
+
 impl Sfu {
     /// Polls one participant's `Rtc` until it waits for time, then acts on its events.
     pub(crate) fn drive(&mut self, now: Instant, id: ParticipantId) {
@@ -30,8 +36,23 @@ impl Sfu {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
+        let mut immediate_timeouts = 0;
         let failed = loop {
             match p.rtc.poll_output() {
+                // str0m's pacer hands out one packet per timeout and asks for the next a
+                // microsecond later; serving such timeouts here rather than on the media
+                // loop's next turn sends a subscriber's queue in one go.
+                Ok(RtcOutput::Timeout(t))
+                    if immediate_timeouts < MAX_IMMEDIATE_TIMEOUTS
+                        && pacer_is_next(&p.rtc, t, now) =>
+                {
+                    immediate_timeouts += 1;
+                    p.rtc_clock = p.rtc_clock.max(t);
+                    if let Err(e) = p.rtc.handle_input(Input::Timeout(p.rtc_clock)) {
+                        tracing::warn!(participant = %id, error = %e, "WebRTC session failed");
+                        break true;
+                    }
+                }
                 Ok(RtcOutput::Timeout(t)) => {
                     p.next_timeout = t;
                     break false;
@@ -761,6 +782,14 @@ struct Ingested {
 }
 
 /// The codec parameters of a payload type on a track, learned from its first packet.
+/// Whether `rtc` waits only for its pacer to release the next queued packet, which str0m
+/// schedules a microsecond after the last. Other timers (estimator, stream reports) keep their
+/// own schedule on the media loop: serving them early stalled the bandwidth estimate.
+fn pacer_is_next(rtc: &Rtc, timeout: Instant, now: Instant) -> bool {
+    timeout <= now + IMMEDIATE
+        && rtc.last_timeout_reason() == str0m::Reason::Pacer(str0m::PacerReason::Immediate)
+}
+
 fn known_payload(
     track: &mut UpTrack,
     pt: str0m::media::Pt,

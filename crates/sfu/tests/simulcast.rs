@@ -178,7 +178,9 @@ fn a_room_bitrate_ceiling_keeps_a_subscriber_off_the_top_layer_until_lifted() {
     sim.sfu
         .set_room_limits(&room, RoomLimits::default())
         .unwrap();
-    let up = time_until_on_layer(&mut sim, b, 2, Duration::from_secs(40));
+    // str0m's estimator climbs slowly from an application-limited rate: 31.5 s or 56 s in
+    // this simulation depending on its random start (the bound had been 40 s and flaked).
+    let up = time_until_on_layer(&mut sim, b, 2, Duration::from_secs(90));
     eprintln!("ceiling lifted: top layer after {up:?}");
     assert!(up.is_some(), "up once lifted: {:?}", sim.layer_report(b));
 }
