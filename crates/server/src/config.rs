@@ -70,6 +70,11 @@ pub struct ServeArgs {
     #[arg(long, env = "STOA_MIN_VIDEO_BITRATE", value_name = "BPS")]
     pub min_video_bitrate: Option<u64>,
 
+    /// Media worker threads: rooms are spread over them, each room on one; all share the
+    /// media ports [default: one per CPU core]
+    #[arg(long, env = "STOA_MEDIA_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub media_workers: Option<u16>,
+
     #[command(flatten)]
     pub turn: TurnArgs,
 }
@@ -184,6 +189,7 @@ struct FileConfig {
     log: Option<String>,
     max_video_bitrate: Option<u64>,
     min_video_bitrate: Option<u64>,
+    media_workers: Option<u16>,
     turn_addr: Option<SocketAddr>,
     turn_alt_addr: Option<SocketAddr>,
     turn_tls_addr: Option<SocketAddr>,
@@ -220,6 +226,7 @@ pub struct Settings {
     pub log: String,
     /// The video bitrate limits every room starts with.
     pub room_limits: RoomLimits,
+    pub media_workers: usize,
     pub turn: TurnSettings,
 }
 
@@ -262,10 +269,16 @@ impl Settings {
             args.max_video_bitrate.or(file.max_video_bitrate),
             args.min_video_bitrate.or(file.min_video_bitrate),
         )?;
+        let media_workers = match args.media_workers.or(file.media_workers) {
+            Some(0) => return Err("media_workers must be at least 1".into()),
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
         Ok(Self {
             data_dir,
             database_url,
             room_limits,
+            media_workers,
             http_addr: args
                 .http_addr
                 .or(file.http_addr)

@@ -103,8 +103,8 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
     };
     let turn_addr = turn.as_ref().map(|t| t.config.primary);
     let ice = Arc::new(ice::IceAdvert::new(&settings.turn, turn_secret, ports));
-    let media = media::spawn(sockets, turn, settings.room_limits)
-        .map_err(|e| format!("cannot start the media worker: {e}"))?;
+    let media = media::spawn(sockets, turn, settings.room_limits, settings.media_workers)
+        .map_err(|e| format!("cannot start the media workers: {e}"))?;
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .map_err(|e| format!("cannot bind HTTP address {}: {e}", settings.http_addr))?;

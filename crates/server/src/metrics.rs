@@ -58,6 +58,14 @@ fn describe() {
         "stoa_signaling_sessions",
         "Participants with a signaling WebSocket."
     );
+    describe_gauge!(
+        "stoa_media_worker_participants",
+        "Participants on each media worker thread (rooms are spread over the workers)."
+    );
+    describe_gauge!(
+        "stoa_media_worker_connected_sockets",
+        "Sockets a media worker has connected to participant addresses on the media port."
+    );
     describe_counter!(
         "stoa_datagrams_received_total",
         "Datagrams received on the media ports."
@@ -153,6 +161,13 @@ fn record_media(h: &Health) {
     }
     counter!("stoa_keyframe_requests_total").absolute(t.keyframe_requests);
     counter!("stoa_send_errors_total").absolute(h.send_errors);
+    for (i, w) in h.workers.iter().enumerate() {
+        let worker = i.to_string();
+        gauge!("stoa_media_worker_participants", "worker" => worker.clone())
+            .set(w.participants as f64);
+        gauge!("stoa_media_worker_connected_sockets", "worker" => worker)
+            .set(w.connected_sockets as f64);
+    }
     if let Some(turn) = &h.turn {
         gauge!("stoa_turn_allocations").set(turn.allocations as f64);
         gauge!("stoa_turn_permissions").set(turn.permissions as f64);

@@ -2,10 +2,9 @@
 //! TLS streams delivered as commands), one UDP socket per relay allocation, and the in-process
 //! hand-off between a relay and the SFU.
 //!
-//! Because TURN runs in the same thread as the SFU, a browser relayed to Stoa's own SFU costs
-//! no socket round trip: data for the SFU's media address goes to `Sfu::handle_datagram`
-//! directly (its source is the relayed address), and the SFU's packets for a relayed address
-//! go straight back into the TURN core.
+//! A browser relayed to Stoa's own SFU costs no socket round trip: data for the SFU's media
+//! address is handed to the media worker's delivery function (its source is the relayed
+//! address), and the SFU's packets for a relayed address go straight back into the TURN core.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -14,7 +13,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use stoa_sfu::str0m::net::Protocol;
-use stoa_sfu::{Datagram, Sfu};
+use stoa_sfu::Datagram;
 use stoa_turn::{ClientAction, Event, FrameLen, ToClient, Transport, TurnServer};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -33,6 +32,32 @@ pub fn enlarge_buffers(socket: &std::net::UdpSocket) {
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
 }
 
+/// The ports with a relay allocation, readable from every media worker without a lock: SFU
+/// datagrams for TURN's relay IP on one of these ports go to the TURN core in-process.
+#[derive(Clone)]
+pub struct RelayPorts(std::sync::Arc<[std::sync::atomic::AtomicU64]>);
+
+impl Default for RelayPorts {
+    fn default() -> Self {
+        Self((0..1024).map(|_| Default::default()).collect())
+    }
+}
+
+impl RelayPorts {
+    pub fn contains(&self, port: u16) -> bool {
+        let word = self.0[port as usize / 64].load(std::sync::atomic::Ordering::Relaxed);
+        word & (1 << (port % 64)) != 0
+    }
+
+    fn set(&self, port: u16, allocated: bool) {
+        let (word, bit) = (&self.0[port as usize / 64], 1u64 << (port % 64));
+        match allocated {
+            true => word.fetch_or(bit, std::sync::atomic::Ordering::Relaxed),
+            false => word.fetch_and(!bit, std::sync::atomic::Ordering::Relaxed),
+        };
+    }
+}
+
 /// Datagrams taken from one socket per wake-up. Small batches keep the bursts sent to any
 /// one receiver small (a long drain turns into a burst that overflows a peer's socket
 /// buffer) and let the other sockets take turns.
@@ -49,6 +74,7 @@ pub struct TurnIo {
     /// UDP listeners and their local addresses (primary first, then RFC 5780 alternates).
     listeners: Vec<(UdpSocket, SocketAddr)>,
     relays: HashMap<u16, UdpSocket>,
+    relay_ports: RelayPorts,
     relay_ip: IpAddr,
     /// Where relay sockets bind: the relay IP when it is local, else the wildcard (1:1 NAT).
     relay_bind_ip: IpAddr,
@@ -70,11 +96,13 @@ impl TurnIo {
         relay_ip: IpAddr,
         relay_bind_ip: IpAddr,
         own_media: Vec<SocketAddr>,
+        relay_ports: RelayPorts,
     ) -> Self {
         Self {
             core,
             listeners,
             relays: HashMap::new(),
+            relay_ports,
             relay_ip,
             relay_bind_ip,
             own_media,
@@ -131,15 +159,15 @@ impl TurnIo {
         self.core.stats()
     }
 
-    /// Drains a ready socket.
-    pub fn on_ready(&mut self, ready: Ready, sfu: &mut Sfu) {
+    /// Drains a ready socket; `to_sfu` takes data relayed to the SFU's media address.
+    pub fn on_ready(&mut self, ready: Ready, to_sfu: &mut dyn FnMut(Datagram)) {
         match ready {
-            Ready::Listener(i) => self.drain_listener(i, sfu),
+            Ready::Listener(i) => self.drain_listener(i, to_sfu),
             Ready::Relay(port) => self.drain_relay(port),
         }
     }
 
-    fn drain_listener(&mut self, i: usize, sfu: &mut Sfu) {
+    fn drain_listener(&mut self, i: usize, to_sfu: &mut dyn FnMut(Datagram)) {
         for _ in 0..DRAIN_BUDGET {
             let Some((socket, local)) = self.listeners.get(i) else {
                 return;
@@ -150,7 +178,7 @@ impl TurnIo {
                 Err(_) => return,
             };
             let data = std::mem::take(&mut self.buf);
-            self.client_message(Transport::Udp, local, client, &data[..len], sfu);
+            self.client_message(Transport::Udp, local, client, &data[..len], to_sfu);
             self.buf = data;
         }
     }
@@ -162,7 +190,7 @@ impl TurnIo {
         local: SocketAddr,
         client: SocketAddr,
         data: &[u8],
-        sfu: &mut Sfu,
+        to_sfu: &mut dyn FnMut(Datagram),
     ) {
         let now = Instant::now();
         let mut out = std::mem::take(&mut self.out);
@@ -193,15 +221,12 @@ impl TurnIo {
             ) => {
                 if self.own_media.contains(&peer) {
                     let source = SocketAddr::new(self.relay_ip, relay_port);
-                    sfu.handle_datagram(
-                        now,
-                        Datagram {
-                            proto: Protocol::Udp,
-                            source,
-                            destination: peer,
-                            contents: payload,
-                        },
-                    );
+                    to_sfu(Datagram {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: peer,
+                        contents: payload,
+                    });
                 } else if let Some(socket) = self.relays.get(&relay_port) {
                     if socket.try_send_to(payload, peer).is_err() {
                         self.send_errors += 1;
@@ -307,6 +332,7 @@ impl TurnIo {
                 Event::BindRelay { port } => match self.bind_relay(port) {
                     Ok(socket) => {
                         self.relays.insert(port, socket);
+                        self.relay_ports.set(port, true);
                     }
                     Err(e) => {
                         tracing::warn!(port, error = %e, "cannot bind a TURN relay port");
@@ -315,6 +341,7 @@ impl TurnIo {
                 },
                 Event::ReleaseRelay { port } => {
                     self.relays.remove(&port);
+                    self.relay_ports.set(port, false);
                 }
             }
         }

@@ -736,3 +736,49 @@ async fn hosts_set_and_read_a_calls_bitrate_limits() {
     .await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_spread_over_the_media_workers_all_carry_media() {
+    // The test settings start three media workers; six rooms land on more than one of them.
+    let server = start().await;
+    let mut peers = Vec::new();
+    for room in 0..6 {
+        for who in ["alice", "bob"] {
+            peers.push(NetPeer::join(&server, &format!("spread-{room}"), who, true).await);
+        }
+    }
+    let mut refs: Vec<&mut NetPeer> = peers.iter_mut().collect();
+    let ok = run_until(&mut refs, Duration::from_secs(20), |ps| {
+        ps.iter()
+            .all(|p| p.peer.total_frames(MediaKind::Video) > 30)
+    })
+    .await;
+    let frames: Vec<u64> = peers
+        .iter()
+        .map(|p| p.peer.total_frames(MediaKind::Video))
+        .collect();
+    assert!(ok, "video frames per peer: {frames:?}");
+    let samples = scrape(&server).await;
+    let per_worker: Vec<(f64, f64)> = (0..3)
+        .map(|w| {
+            let w = w.to_string();
+            let labels = [("worker", w.as_str())];
+            (
+                metric(&samples, "stoa_media_worker_participants", &labels),
+                metric(&samples, "stoa_media_worker_connected_sockets", &labels),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_worker.iter().map(|w| w.0).sum::<f64>(),
+        12.0,
+        "{per_worker:?}"
+    );
+    let busy = per_worker.iter().filter(|w| w.0 > 0.0).count();
+    assert!(busy >= 2, "rooms on {busy} worker(s): {per_worker:?}");
+    // Every participant's address got a socket of its own on its worker, so the kernel, not
+    // worker 0, sorts its datagrams.
+    for (participants, connected) in &per_worker {
+        assert_eq!(participants, connected, "{per_worker:?}");
+    }
+}

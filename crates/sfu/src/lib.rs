@@ -65,6 +65,24 @@ pub struct SfuConfig {
     pub connect_timeout: Duration,
     /// The video bitrate limits every room starts with (and returns to when it empties).
     pub room_limits: RoomLimits,
+    /// The participant ids this SFU hands out: `first`, `first + step`, ... Several SFUs in
+    /// one process (one per media worker) get disjoint ids this way.
+    pub ids: IdSpace,
+}
+
+/// An arithmetic sequence of participant ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdSpace {
+    pub first: u64,
+    pub step: u64,
+}
+
+/// A server-side ICE ufrag that started or stopped naming a participant of this SFU, for a
+/// front end that sorts datagrams between several SFUs (see [`Sfu::drain_ufrag_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UfragChange {
+    Added(String),
+    Removed(String),
 }
 
 impl Default for SfuConfig {
@@ -75,6 +93,7 @@ impl Default for SfuConfig {
             silence_timeout: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(30),
             room_limits: RoomLimits::default(),
+            ids: IdSpace { first: 1, step: 1 },
         }
     }
 }
@@ -202,6 +221,7 @@ pub struct Sfu {
     room_limits: HashMap<RoomName, RoomLimits>,
     by_addr: HashMap<(Protocol, SocketAddr), ParticipantId>,
     by_ufrag: HashMap<String, ParticipantId>,
+    ufrag_changes: Vec<UfragChange>,
     outputs: VecDeque<Output>,
     /// Participants whose `Rtc` has had input and must be polled.
     dirty: Vec<ParticipantId>,
@@ -221,13 +241,14 @@ pub struct Sfu {
 impl Sfu {
     pub fn new(config: SfuConfig) -> Self {
         Self {
+            next_id: config.ids.first.max(1),
             config,
-            next_id: 1,
             participants: HashMap::new(),
             rooms: HashMap::new(),
             room_limits: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
+            ufrag_changes: Vec::new(),
             outputs: VecDeque::new(),
             dirty: Vec::new(),
             last_input: None,
@@ -261,7 +282,7 @@ impl Sfu {
         }
 
         let id = ParticipantId(self.next_id);
-        self.next_id += 1;
+        self.next_id += self.config.ids.step.max(1);
         self.next_allocation.get_or_insert(now);
         let rtc = self.new_rtc(now, false);
         let participant = Participant::new(id, &req, rtc, now);
@@ -512,7 +533,19 @@ impl Sfu {
         if !p.ufrags.contains(&ufrag) {
             p.ufrags.push(ufrag.clone());
         }
-        self.by_ufrag.insert(ufrag, id);
+        if self.by_ufrag.insert(ufrag.clone(), id).is_none() {
+            self.ufrag_changes.push(UfragChange::Added(ufrag));
+        }
+    }
+
+    /// Ufrags that started or stopped naming a participant since the last call.
+    pub fn drain_ufrag_changes(&mut self) -> std::vec::Drain<'_, UfragChange> {
+        self.ufrag_changes.drain(..)
+    }
+
+    /// Whether datagrams from `source` belong to a participant.
+    pub fn routes_address(&self, proto: Protocol, source: SocketAddr) -> bool {
+        self.by_addr.contains_key(&(proto, source))
     }
 
     fn room_members<'a>(&'a self, room: &RoomName) -> impl Iterator<Item = &'a Participant> + 'a {

@@ -16,7 +16,7 @@ use stoa_proto::{ParticipantId, ServerMessage, TrackKind, TrackSource};
 use crate::keyframe::{starts_keyframe, vp8_keyframe_size, VideoCodec};
 use crate::participant::{DownState, DownTrack, KnownPayload, ParticipantKind, UpTrack};
 use crate::simulcast::{Admit, Layer, MAX_LAYERS, PACKET_OVERHEAD};
-use crate::{CloseReason, Output, Sfu, SfuError};
+use crate::{CloseReason, Output, Sfu, SfuError, UfragChange};
 
 /// RTP timestamp step put between two sources on one down-track (about one frame).
 const VIDEO_TS_STEP: u32 = 3000;
@@ -718,6 +718,7 @@ impl Sfu {
         for ufrag in &p.ufrags {
             if self.by_ufrag.get(ufrag) == Some(&id) {
                 self.by_ufrag.remove(ufrag);
+                self.ufrag_changes.push(UfragChange::Removed(ufrag.clone()));
             }
         }
         for addr in &p.addrs {

@@ -152,6 +152,28 @@ pub struct SfuTotals {
     pub keyframe_requests: u64,
 }
 
+impl SfuTotals {
+    /// Adds another SFU's totals to these (one SFU per media worker).
+    pub fn merge(&mut self, other: &SfuTotals) {
+        self.rooms += other.rooms;
+        self.participants += other.participants;
+        self.datagrams_in += other.datagrams_in;
+        self.unroutable += other.unroutable;
+        self.packets_in += other.packets_in;
+        self.packets_out += other.packets_out;
+        self.packets_dropped += other.packets_dropped;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.nacks_sent += other.nacks_sent;
+        self.nacks_received += other.nacks_received;
+        self.plis_sent += other.plis_sent;
+        self.plis_received += other.plis_received;
+        self.firs_sent += other.firs_sent;
+        self.firs_received += other.firs_received;
+        self.keyframe_requests += other.keyframe_requests;
+    }
+}
+
 /// Cumulative bytes at a time, and the rate since the sample before.
 #[derive(Debug, Clone, Copy, Default)]
 struct Rate {

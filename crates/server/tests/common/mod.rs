@@ -26,6 +26,9 @@ pub fn settings() -> Settings {
         jwt_secret: Some("integration-test-secret".into()),
         log: "warn".into(),
         room_limits: Default::default(),
+        // More workers than this machine's cores, so rooms land on different workers and
+        // media crosses between them (the front socket, TURN and ICE-TCP live on worker 0).
+        media_workers: 3,
         turn: TurnSettings {
             enabled: true,
             addr: "127.0.0.1:0".parse().unwrap(),

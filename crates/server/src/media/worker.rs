@@ -1,0 +1,565 @@
+//! One media worker thread: the [`Sfu`] of its share of the rooms, the sockets connected to
+//! its participants, and on worker 0 the front of the media port, ICE-TCP and the TURN server.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io::IoSliceMut;
+use std::net::{IpAddr, SocketAddr};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use quinn_udp::{RecvMeta, UdpSocketState};
+use stoa_proto::{ParticipantId, RoomName, ServerMessage};
+use stoa_sfu::str0m::net::Protocol;
+use stoa_sfu::{Datagram, Output, ParticipantLimits, Sfu, SfuError};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::front::Front;
+use super::{Command, Health, MediaHandle};
+use crate::relay::{Ready, RelayPorts, TurnIo};
+use crate::send_batch::SendBatch;
+
+/// Datagrams read per `recvmmsg` call.
+const RECV_BATCH: usize = 32;
+/// Room for one GRO-coalesced run of datagrams.
+const RECV_SLOT: usize = 65536;
+/// How often sockets connected to departed addresses are closed (also after every leave).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A socket on the media port connected to one participant address: the kernel delivers that
+/// address's datagrams to it rather than to the front.
+struct Connected {
+    socket: UdpSocket,
+    state: UdpSocketState,
+}
+
+pub(super) struct Worker {
+    index: usize,
+    sfu: Sfu,
+    media: MediaHandle,
+    front: Option<Front>,
+    turn: Option<TurnIo>,
+    /// TURN's relay IP and allocated ports: the SFU's datagrams for them go to the TURN core
+    /// in-process.
+    relay: Option<(IpAddr, RelayPorts)>,
+    /// The media port's socket (shared by all workers) for sending.
+    send_socket: std::net::UdpSocket,
+    outgoing: SendBatch,
+    /// The address the media port is bound to.
+    local: SocketAddr,
+    connected: HashMap<SocketAddr, Connected>,
+    next_sweep: Instant,
+    sessions: HashMap<ParticipantId, mpsc::UnboundedSender<ServerMessage>>,
+    tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    send_errors: u64,
+}
+
+impl Worker {
+    pub fn new(
+        index: usize,
+        sfu: Sfu,
+        send_socket: std::net::UdpSocket,
+        local: SocketAddr,
+        relay: Option<(IpAddr, RelayPorts)>,
+        media: MediaHandle,
+    ) -> Self {
+        Self {
+            index,
+            sfu,
+            media,
+            front: None,
+            turn: None,
+            relay,
+            send_socket,
+            outgoing: SendBatch::new(local),
+            local,
+            connected: HashMap::new(),
+            next_sweep: Instant::now() + SWEEP_INTERVAL,
+            sessions: HashMap::new(),
+            tcp_writers: HashMap::new(),
+            send_errors: 0,
+        }
+    }
+
+    /// Makes this worker the one that reads the media port's front socket and runs TURN.
+    pub fn set_front(&mut self, socket: UdpSocket, turn: Option<TurnIo>) {
+        self.front = Some(Front::new(socket));
+        self.turn = turn;
+    }
+
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut buf = vec![0u8; RECV_SLOT * RECV_BATCH];
+        loop {
+            let deadline = self
+                .sfu
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1))
+                .min(self.next_sweep);
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.handle_command(cmd),
+                    None => return,
+                },
+                ready = front_readable(self.front.as_ref()) => {
+                    if ready.is_ok() {
+                        self.read_front(&mut buf);
+                    }
+                }
+                remote = connected_ready(&self.connected) => self.read_connected(remote, &mut buf),
+                ready = turn_readable(self.turn.as_ref()) => self.on_turn_ready(ready),
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            let now = Instant::now();
+            if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+                self.sfu.handle_timeout(now);
+            }
+            if let Some(turn) = self.turn.as_mut() {
+                if turn.poll_timeout().is_some_and(|t| t <= now) {
+                    turn.handle_timeout(now);
+                }
+            }
+            if now >= self.next_sweep {
+                self.sweep_connected();
+            }
+            self.flush();
+        }
+    }
+
+    fn read_front(&mut self, buf: &mut [u8]) {
+        let mut meta = [RecvMeta::default(); RECV_BATCH];
+        loop {
+            let Some(front) = self.front.as_ref() else {
+                return;
+            };
+            let Some(n) = recv_batch(&front.socket, &front.state, buf, &mut meta) else {
+                return;
+            };
+            let now = Instant::now();
+            for (source, destination, contents) in datagrams(buf, &meta[..n], self.local.port()) {
+                self.route(now, Protocol::Udp, source, destination, contents);
+            }
+            self.flush();
+        }
+    }
+
+    fn read_connected(&mut self, remote: SocketAddr, buf: &mut [u8]) {
+        let mut meta = [RecvMeta::default(); RECV_BATCH];
+        loop {
+            let Some(c) = self.connected.get(&remote) else {
+                return;
+            };
+            let Some(n) = recv_batch(&c.socket, &c.state, buf, &mut meta) else {
+                return;
+            };
+            let now = Instant::now();
+            for (source, destination, contents) in datagrams(buf, &meta[..n], self.local.port()) {
+                if source == remote {
+                    self.receive(now, Protocol::Udp, source, destination, contents);
+                } else {
+                    // Picked by the kernel in the moment between bind and connect.
+                    self.pass_to(0, Protocol::Udp, source, destination, contents);
+                }
+            }
+            self.flush();
+        }
+    }
+
+    /// Hands a datagram that reached worker 0 (front socket, TURN) to its worker.
+    fn route(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        let owner = match self.front.as_mut() {
+            Some(front) => front.owner(&self.media.directory, source, contents),
+            None => self.index,
+        };
+        if owner == self.index {
+            self.receive(now, proto, source, destination, contents);
+        } else {
+            self.pass_to(owner, proto, source, destination, contents);
+        }
+    }
+
+    fn pass_to(
+        &self,
+        worker: usize,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.media.send_to(
+            worker,
+            Command::Datagram {
+                proto,
+                source,
+                destination,
+                data: contents.to_vec(),
+            },
+        );
+    }
+
+    /// Gives a datagram to this worker's SFU; a participant's first datagram from an address
+    /// gets that address a connected socket when there are other workers to spare it.
+    fn receive(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.sfu.handle_datagram(
+            now,
+            Datagram {
+                proto,
+                source,
+                destination,
+                contents,
+            },
+        );
+        if proto == Protocol::Udp && !self.connected.contains_key(&source) {
+            self.connect(source);
+        }
+    }
+
+    fn connect(&mut self, remote: SocketAddr) {
+        let single_worker = self.media.workers.len() == 1;
+        if single_worker
+            || self.is_relayed(remote)
+            || !self.sfu.routes_address(Protocol::Udp, remote)
+        {
+            return;
+        }
+        match connected_socket(self.local, remote) {
+            Ok(c) => {
+                self.connected.insert(remote, c);
+            }
+            Err(e) => tracing::debug!(error = %e, %remote, "no connected socket"),
+        }
+    }
+
+    /// Closes connected sockets of addresses no participant uses any more.
+    fn sweep_connected(&mut self) {
+        self.next_sweep = Instant::now() + SWEEP_INTERVAL;
+        let sfu = &self.sfu;
+        self.connected
+            .retain(|remote, _| sfu.routes_address(Protocol::Udp, *remote));
+    }
+
+    fn on_turn_ready(&mut self, ready: Ready) {
+        let Some(mut turn) = self.turn.take() else {
+            return;
+        };
+        let now = Instant::now();
+        turn.on_ready(ready, &mut |d: Datagram| {
+            self.route(now, d.proto, d.source, d.destination, d.contents)
+        });
+        self.turn = Some(turn);
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Join { req, events, reply } => {
+                let id = self.sfu.join(now, req);
+                self.sessions.insert(id, events);
+                let _ = reply.send(id);
+            }
+            Command::Message { id, message } => {
+                let unix_ms = crate::clock::unix_ms() as u64;
+                if let Err(e) = self.sfu.handle_message(now, id, message, unix_ms) {
+                    if let Some(s) = self.sessions.get(&id) {
+                        let _ = s.send(ServerMessage::error(e.code(), e.to_string()));
+                    }
+                }
+            }
+            Command::Leave { id } => {
+                self.sessions.remove(&id);
+                self.sfu.leave(now, id);
+                self.sweep_connected();
+            }
+            Command::Offer { req, sdp, reply } => {
+                let id = self.sfu.join(now, req);
+                let result = self.sfu.accept_offer(now, id, &sdp);
+                if result.is_err() {
+                    self.sfu.leave(now, id);
+                }
+                let _ = reply.send(result.map(|answer| (id, answer)));
+            }
+            Command::Report { room, reply } => {
+                let _ = reply.send((self.sfu.room_report(&room), self.sfu.counters()));
+            }
+            Command::Stats { room, reply } => {
+                let _ = reply.send(self.sfu.room_stats(&room));
+            }
+            Command::RoomLimits { room, reply } => {
+                let _ = reply.send(self.sfu.room_limits(&room));
+            }
+            Command::SetRoomLimits {
+                room,
+                limits,
+                reply,
+            } => {
+                let _ = reply.send(self.sfu.set_room_limits(&room, limits));
+            }
+            Command::SetParticipantLimits {
+                room,
+                id,
+                limits,
+                reply,
+            } => {
+                let _ = reply.send(self.set_participant_limits(&room, id, limits));
+            }
+            Command::Health { reply } => {
+                let _ = reply.send(self.health());
+            }
+            Command::TcpOpen { peer, writer } => {
+                self.tcp_writers.insert(peer, writer);
+            }
+            Command::TcpFrame { peer, local, data } => {
+                self.receive(now, Protocol::Tcp, peer, local, &data);
+            }
+            Command::TcpClosed { peer } => {
+                self.tcp_writers.remove(&peer);
+            }
+            Command::Datagram {
+                proto,
+                source,
+                destination,
+                data,
+            } => self.route(now, proto, source, destination, &data),
+            Command::ToRelay {
+                source,
+                destination,
+                data,
+            } => self.send_udp(source, destination, data),
+            Command::TurnStreamOpen {
+                client,
+                local,
+                writer,
+            } => {
+                if let Some(turn) = self.turn.as_mut() {
+                    turn.stream_opened(client, local, writer);
+                }
+            }
+            Command::TurnStreamData {
+                transport,
+                client,
+                local,
+                data,
+            } => {
+                if let Some(mut turn) = self.turn.take() {
+                    turn.client_message(transport, local, client, &data, &mut |d: Datagram| {
+                        self.route(now, d.proto, d.source, d.destination, d.contents)
+                    });
+                    self.turn = Some(turn);
+                }
+            }
+            Command::TurnStreamClosed {
+                transport,
+                client,
+                local,
+            } => {
+                if let Some(turn) = self.turn.as_mut() {
+                    turn.stream_closed(transport, client, local);
+                }
+            }
+        }
+    }
+
+    fn health(&self) -> Health {
+        Health {
+            participants: self.sfu.participant_count(),
+            rooms: self.sfu.room_count(),
+            signaling_sessions: self.sessions.len(),
+            totals: self.sfu.totals(),
+            send_errors: self.send_errors + self.turn.as_ref().map_or(0, |t| t.send_errors),
+            counters: self.sfu.counters(),
+            turn: self.turn.as_ref().map(|t| t.stats()),
+            workers: vec![super::WorkerLoad {
+                participants: self.sfu.participant_count(),
+                connected_sockets: self.connected.len(),
+            }],
+        }
+    }
+
+    /// Sets the limits of a participant, if it is in `room`.
+    fn set_participant_limits(
+        &mut self,
+        room: &RoomName,
+        id: ParticipantId,
+        limits: ParticipantLimits,
+    ) -> Result<(), SfuError> {
+        let members = self.sfu.room_report(room).unwrap_or_default();
+        if !members.iter().any(|p| p.id == id) {
+            return Err(SfuError::UnknownParticipant);
+        }
+        self.sfu.set_participant_limits(id, limits)
+    }
+
+    /// Sends what the SFU has to send, hands out its signaling, and keeps the ufrag
+    /// directory up to date.
+    fn flush(&mut self) {
+        while let Some(out) = self.sfu.poll_output() {
+            match out {
+                Output::Transmit(t) => match t.proto {
+                    Protocol::Udp => self.send_udp(t.source, t.destination, t.contents.into()),
+                    Protocol::Tcp => {
+                        let sent = self
+                            .tcp_writers
+                            .get(&t.destination)
+                            .is_some_and(|w| w.try_send(t.contents.into()).is_ok());
+                        if !sent {
+                            self.send_errors += 1;
+                        }
+                    }
+                    _ => self.send_errors += 1,
+                },
+                Output::Signal { to, message } => {
+                    if let Some(s) = self.sessions.get(&to) {
+                        let _ = s.send(message);
+                    }
+                }
+                Output::Closed {
+                    participant,
+                    reason,
+                } => {
+                    tracing::info!(%participant, ?reason, "closing participant's connection");
+                    // Dropping the sender ends the participant's WebSocket task.
+                    self.sessions.remove(&participant);
+                    self.next_sweep = Instant::now();
+                }
+            }
+        }
+        self.send_outgoing();
+        self.media
+            .directory
+            .apply(self.index, self.sfu.drain_ufrag_changes());
+    }
+
+    /// Queues a UDP datagram; those for TURN's relayed addresses go to the TURN core.
+    fn send_udp(&mut self, source: SocketAddr, destination: SocketAddr, contents: Vec<u8>) {
+        if self.is_relayed(destination) {
+            match self.turn.as_mut() {
+                Some(turn) => {
+                    if turn.deliver_from_sfu(source, destination, &contents) {
+                        return;
+                    }
+                }
+                None => {
+                    let data = contents;
+                    let cmd = Command::ToRelay {
+                        source,
+                        destination,
+                        data,
+                    };
+                    self.media.send_to(0, cmd);
+                    return;
+                }
+            }
+        }
+        self.outgoing.push(source.ip(), destination, contents);
+        if self.outgoing.is_full() {
+            self.send_outgoing();
+        }
+    }
+
+    /// Whether `addr` is one of TURN's relayed addresses (a relayed participant).
+    fn is_relayed(&self, addr: SocketAddr) -> bool {
+        self.relay
+            .as_ref()
+            .is_some_and(|(ip, ports)| addr.ip() == *ip && ports.contains(addr.port()))
+    }
+
+    fn send_outgoing(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let result = self.outgoing.send(&self.send_socket);
+        self.send_errors += result.failed as u64;
+    }
+}
+
+/// A socket on the media port's address connected to `remote`.
+fn connected_socket(local: SocketAddr, remote: SocketAddr) -> std::io::Result<Connected> {
+    let socket = super::shared_udp_socket(local)?;
+    socket.connect(remote)?;
+    let socket = UdpSocket::from_std(socket)?;
+    let state = UdpSocketState::new((&socket).into())?;
+    Ok(Connected { socket, state })
+}
+
+/// One `recvmmsg` into `buf`'s slots; `None` once the socket has nothing more.
+fn recv_batch(
+    socket: &UdpSocket,
+    state: &UdpSocketState,
+    buf: &mut [u8],
+    meta: &mut [RecvMeta],
+) -> Option<usize> {
+    let mut slices: Vec<IoSliceMut> = buf.chunks_mut(RECV_SLOT).map(IoSliceMut::new).collect();
+    match socket.try_io(Interest::READABLE, || {
+        state.recv(socket.into(), &mut slices, meta)
+    }) {
+        Ok(n) => Some(n),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "UDP receive error");
+            None
+        }
+    }
+}
+
+/// The datagrams of a `recv_batch`: (source, local destination, contents), GRO runs split.
+fn datagrams<'a>(
+    buf: &'a [u8],
+    meta: &'a [RecvMeta],
+    local_port: u16,
+) -> impl Iterator<Item = (SocketAddr, SocketAddr, &'a [u8])> + 'a {
+    meta.iter().enumerate().flat_map(move |(i, m)| {
+        let data = &buf[i * RECV_SLOT..i * RECV_SLOT + m.len];
+        let local_ip = m.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let destination = SocketAddr::new(local_ip, local_port);
+        let stride = if m.stride == 0 {
+            m.len.max(1)
+        } else {
+            m.stride
+        };
+        data.chunks(stride)
+            .map(move |contents| (m.addr, destination, contents))
+    })
+}
+
+async fn front_readable(front: Option<&Front>) -> std::io::Result<()> {
+    match front {
+        Some(f) => f.socket.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The address of a connected socket with datagrams waiting; never resolves without any.
+async fn connected_ready(connected: &HashMap<SocketAddr, Connected>) -> SocketAddr {
+    poll_fn(|cx| {
+        for (remote, c) in connected {
+            if c.socket.poll_recv_ready(cx).is_ready() {
+                return Poll::Ready(*remote);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Waits for TURN socket readiness; never resolves when TURN is off.
+async fn turn_readable(turn: Option<&TurnIo>) -> Ready {
+    match turn {
+        Some(t) => t.readable().await,
+        None => std::future::pending().await,
+    }
+}
