@@ -27,7 +27,9 @@ const CHROME_FLAGS = [
 export async function startServer(port = 8800, { host = '127.0.0.1', args = [], netns = null, dataDir = null } = {}) {
   if (!STOA_BIN) throw new Error('STOA_BIN is not set: run through tests/browser/run.sh');
   dataDir = dataDir || mkdtempSync(join(tmpdir(), 'stoa-e2e-'));
-  const argv = ['serve', '--data-dir', dataDir, '--http-addr', `${host}:${port}`, ...args];
+  // Two media workers whatever the machine: the room names of the transport tests are chosen
+  // so that TURN and ICE-TCP (on worker 0) serve rooms of worker 1 as well as of worker 0.
+  const argv = ['serve', '--data-dir', dataDir, '--http-addr', `${host}:${port}`, '--media-workers', '2', ...args];
   const [cmd, cmdArgs] = netns ? ['ip', ['netns', 'exec', netns, STOA_BIN, ...argv]] : [STOA_BIN, argv];
   const proc = spawn(cmd, cmdArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -22,7 +22,7 @@ test('a browser publishing H.264 is decoded by one receiving it through the SFU'
 });
 
 test('with all UDP and TURN blocked, browsers connect over ICE-TCP', async () => {
-  const room = 'e2e-tcp';
+  const room = 'e2e-ice-tcp'; // on media worker 1 (see lib.js)
   // No UDP at all, and no TURN over TCP or TLS: only the SFU's ICE-TCP port is left.
   const rules = [
     ['INPUT', '-p', 'udp', '-j', 'DROP'],
@@ -45,7 +45,7 @@ test('with all UDP and TURN blocked, browsers connect over ICE-TCP', async () =>
 });
 
 test('with UDP to the media port blocked, browsers still connect (through the TURN relay)', async () => {
-  const room = 'e2e-relay';
+  const room = 'e2e-relayed'; // on media worker 1 (see lib.js)
   const rule = ['INPUT', '-p', 'udp', '--dport', '8801', '-j', 'DROP'];
   execFileSync('iptables', ['-A', ...rule]);
   try {

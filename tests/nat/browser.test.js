@@ -24,8 +24,8 @@ test('behind a cone NAT and a symmetric NAT, browsers connect without a relay', 
 });
 
 test('behind the symmetric NAT, relay-only: media flows through the TURN relay', async () => {
-  const a = await openParticipant(server, 'nat-relay', 'Cone', '', behind(ns.cone));
-  const b = await openParticipant(server, 'nat-relay', 'Relayed', '&relay=1', behind(ns.symmetric));
+  const a = await openParticipant(server, 'nat-relay-2', 'Cone', '', behind(ns.cone));
+  const b = await openParticipant(server, 'nat-relay-2', 'Relayed', '&relay=1', behind(ns.symmetric));
   people.push(a, b);
   const s = await waitForRemoteMedia(b, { timeout: 40000 });
   assert.equal(s.selectedPair?.localCandidateType, 'relay', JSON.stringify(s.selectedPair));
@@ -33,8 +33,8 @@ test('behind the symmetric NAT, relay-only: media flows through the TURN relay',
 });
 
 test('with UDP blocked by a firewall, a browser connects over TCP', async () => {
-  const a = await openParticipant(server, 'nat-tcp', 'Cone', '', behind(ns.cone));
-  const c = await openParticipant(server, 'nat-tcp', 'NoUdp', '', behind(ns.udpBlocked));
+  const a = await openParticipant(server, 'nat-over-tcp', 'Cone', '', behind(ns.cone));
+  const c = await openParticipant(server, 'nat-over-tcp', 'NoUdp', '', behind(ns.udpBlocked));
   people.push(a, c);
   const s = await waitForRemoteMedia(c, { timeout: 60000 });
   const pair = s.selectedPair || {};

@@ -530,3 +530,33 @@ fn start_turn(
         relay_ports,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(workers: usize) -> MediaHandle {
+        let senders: Vec<_> = (0..workers).map(|_| mpsc::unbounded_channel().0).collect();
+        MediaHandle {
+            workers: senders.into(),
+            directory: Directory::default(),
+        }
+    }
+
+    #[test]
+    fn rooms_and_participants_find_their_worker() {
+        let media = handle(4);
+        let mut per_worker = [0; 4];
+        for i in 0..400 {
+            let room = RoomName::new(&format!("room-{i}")).unwrap();
+            let worker = media.room_worker(&room);
+            assert_eq!(worker, media.room_worker(&room), "stable");
+            per_worker[worker] += 1;
+        }
+        assert!(per_worker.iter().all(|&n| n > 60), "{per_worker:?}");
+        // Worker k's SFU hands out ids k+1, k+1+4, ...
+        for (id, worker) in [(1, 0), (2, 1), (4, 3), (5, 0), (11, 2)] {
+            assert_eq!(media.participant_worker(ParticipantId(id)), worker);
+        }
+    }
+}
