@@ -559,4 +559,16 @@ mod tests {
             assert_eq!(media.participant_worker(ParticipantId(id)), worker);
         }
     }
+
+    #[test]
+    fn a_media_port_in_use_is_refused_though_workers_share_it() {
+        let first = bind_shared_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        // A worker's connected socket joins the port...
+        let worker = shared_udp_socket(addr).unwrap();
+        worker.connect("127.0.0.1:9").unwrap();
+        // ...but a second server on the same port fails as it would without SO_REUSEPORT.
+        let second = bind_shared_udp(addr).unwrap_err();
+        assert_eq!(second.kind(), std::io::ErrorKind::AddrInUse);
+    }
 }
