@@ -264,6 +264,15 @@ impl Worker {
         self.turn = Some(turn);
     }
 
+    /// Tells the directory about ufrags this worker's SFU started or stopped using; done before
+    /// any answer leaves (signaling or WHIP/WHEP reply), so a client's first STUN check finds
+    /// its worker.
+    fn publish_ufrags(&mut self) {
+        self.media
+            .directory
+            .apply(self.index, self.sfu.drain_ufrag_changes());
+    }
+
     fn handle_command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
@@ -291,6 +300,7 @@ impl Worker {
                 if result.is_err() {
                     self.sfu.leave(now, id);
                 }
+                self.publish_ufrags();
                 let _ = reply.send(result.map(|answer| (id, answer)));
             }
             Command::Report { room, reply } => {
@@ -407,6 +417,7 @@ impl Worker {
     /// Sends what the SFU has to send, hands out its signaling, and keeps the ufrag
     /// directory up to date.
     fn flush(&mut self) {
+        self.publish_ufrags();
         while let Some(out) = self.sfu.poll_output() {
             match out {
                 Output::Transmit(t) => match t.proto {
@@ -439,9 +450,6 @@ impl Worker {
             }
         }
         self.send_outgoing();
-        self.media
-            .directory
-            .apply(self.index, self.sfu.drain_ufrag_changes());
     }
 
     /// Queues a UDP datagram; those for TURN's relayed addresses go to the TURN core.
