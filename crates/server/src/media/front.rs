@@ -5,10 +5,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use quinn_udp::UdpSocketState;
 use stoa_sfu::demux::{classify, stun_local_ufrag, PacketClass};
-use tokio::net::UdpSocket;
 
+use super::recv::RecvSocket;
 use super::Directory;
 
 /// Remembered source addresses before the map is cleared (a bound against address spraying;
@@ -16,18 +15,15 @@ use super::Directory;
 const MAX_REMEMBERED: usize = 65536;
 
 pub(super) struct Front {
-    pub socket: UdpSocket,
-    pub state: UdpSocketState,
+    pub socket: RecvSocket,
     /// Which worker each source address was last sorted to by its STUN ufrag.
     owners: HashMap<SocketAddr, usize>,
 }
 
 impl Front {
-    pub fn new(socket: UdpSocket) -> Self {
-        let state = UdpSocketState::new((&socket).into()).expect("UDP socket options can be set");
+    pub fn new(socket: RecvSocket) -> Self {
         Self {
             socket,
-            state,
             owners: HashMap::new(),
         }
     }

@@ -10,6 +10,7 @@
 //! participant's later datagrams straight to it.
 
 mod front;
+mod recv;
 mod tcp;
 mod worker;
 
@@ -476,7 +477,8 @@ pub fn spawn(
                         handle.clone(),
                     );
                     if let Some((udp, tcp, turn)) = front {
-                        let udp = UdpSocket::from_std(udp).expect("the socket is non-blocking");
+                        let udp = recv::RecvSocket::new(udp)
+                            .expect("the media socket registers with the runtime");
                         let tcp = TcpListener::from_std(tcp).expect("the listener is non-blocking");
                         tokio::spawn(tcp::accept(tcp, handle.clone()));
                         let turn =

@@ -3,37 +3,28 @@
 
 use std::collections::HashMap;
 use std::future::poll_fn;
-use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use quinn_udp::{RecvMeta, UdpSocketState};
+use quinn_udp::RecvMeta;
 use stoa_proto::{ParticipantId, RoomName, ServerMessage};
 use stoa_sfu::str0m::net::Protocol;
 use stoa_sfu::{Datagram, Output, ParticipantLimits, Sfu, SfuError};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::front::Front;
+use super::recv::{RecvSocket, RECV_SLOT};
 use super::{Command, Health, MediaHandle};
 use crate::relay::{Ready, RelayPorts, TurnIo};
 use crate::send_batch::SendBatch;
 
 /// Datagrams read per `recvmmsg` call.
 const RECV_BATCH: usize = 32;
-/// Room for one GRO-coalesced run of datagrams.
-const RECV_SLOT: usize = 65536;
+/// `recvmmsg` batches read from one connected socket per turn of the media loop.
+const CONNECTED_BATCHES: usize = 4;
 /// How often sockets connected to departed addresses are closed (also after every leave).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
-
-/// A socket on the media port connected to one participant address: the kernel delivers that
-/// address's datagrams to it rather than to the front.
-struct Connected {
-    socket: UdpSocket,
-    state: UdpSocketState,
-}
 
 pub(super) struct Worker {
     index: usize,
@@ -49,7 +40,9 @@ pub(super) struct Worker {
     outgoing: SendBatch,
     /// The address the media port is bound to.
     local: SocketAddr,
-    connected: HashMap<SocketAddr, Connected>,
+    /// Sockets on the media port connected to participant addresses: the kernel delivers an
+    /// address's datagrams to its socket rather than to the front.
+    connected: HashMap<SocketAddr, RecvSocket>,
     next_sweep: Instant,
     sessions: HashMap<ParticipantId, mpsc::UnboundedSender<ServerMessage>>,
     tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
@@ -84,7 +77,7 @@ impl Worker {
     }
 
     /// Makes this worker the one that reads the media port's front socket and runs TURN.
-    pub fn set_front(&mut self, socket: UdpSocket, turn: Option<TurnIo>) {
+    pub fn set_front(&mut self, socket: RecvSocket, turn: Option<TurnIo>) {
         self.front = Some(Front::new(socket));
         self.turn = turn;
     }
@@ -107,7 +100,11 @@ impl Worker {
                         self.read_front(&mut buf);
                     }
                 }
-                remote = connected_ready(&self.connected) => self.read_connected(remote, &mut buf),
+                ready = connected_ready(&self.connected) => {
+                    for remote in ready {
+                        self.read_connected(remote, &mut buf);
+                    }
+                }
                 ready = turn_readable(self.turn.as_ref()) => self.on_turn_ready(ready),
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
@@ -133,7 +130,7 @@ impl Worker {
             let Some(front) = self.front.as_ref() else {
                 return;
             };
-            let Some(n) = recv_batch(&front.socket, &front.state, buf, &mut meta) else {
+            let Some(n) = front.socket.recv(buf, &mut meta) else {
                 return;
             };
             let now = Instant::now();
@@ -144,13 +141,15 @@ impl Worker {
         }
     }
 
+    /// Reads up to [`CONNECTED_BATCHES`] batches from one connected socket (the media loop
+    /// comes back for the rest once the other ready sockets had their turn).
     fn read_connected(&mut self, remote: SocketAddr, buf: &mut [u8]) {
         let mut meta = [RecvMeta::default(); RECV_BATCH];
-        loop {
+        for _ in 0..CONNECTED_BATCHES {
             let Some(c) = self.connected.get(&remote) else {
                 return;
             };
-            let Some(n) = recv_batch(&c.socket, &c.state, buf, &mut meta) else {
+            let Some(n) = c.recv(buf, &mut meta) else {
                 return;
             };
             let now = Instant::now();
@@ -162,7 +161,6 @@ impl Worker {
                     self.pass_to(0, Protocol::Udp, source, destination, contents);
                 }
             }
-            self.flush();
         }
     }
 
@@ -205,8 +203,8 @@ impl Worker {
         );
     }
 
-    /// Gives a datagram to this worker's SFU; a participant's first datagram from an address
-    /// gets that address a connected socket when there are other workers to spare it.
+    /// Gives a datagram to this worker's SFU; on workers other than 0, a participant's first
+    /// datagram from an address gets that address a connected socket.
     fn receive(
         &mut self,
         now: Instant,
@@ -230,10 +228,10 @@ impl Worker {
     }
 
     fn connect(&mut self, remote: SocketAddr) {
-        let single_worker = self.media.workers.len() == 1;
-        if single_worker
-            || self.is_relayed(remote)
-            || !self.sfu.routes_address(Protocol::Udp, remote)
+        // Worker 0 reads the front socket, where its participants' datagrams land anyway (in
+        // one `recvmmsg` for all of them, cheaper than a socket each).
+        let reads_front = self.front.is_some();
+        if reads_front || self.is_relayed(remote) || !self.sfu.routes_address(Protocol::Udp, remote)
         {
             return;
         }
@@ -496,35 +494,13 @@ impl Worker {
 }
 
 /// A socket on the media port's address connected to `remote`.
-fn connected_socket(local: SocketAddr, remote: SocketAddr) -> std::io::Result<Connected> {
+fn connected_socket(local: SocketAddr, remote: SocketAddr) -> std::io::Result<RecvSocket> {
     let socket = super::shared_udp_socket(local)?;
     socket.connect(remote)?;
-    let socket = UdpSocket::from_std(socket)?;
-    let state = UdpSocketState::new((&socket).into())?;
-    Ok(Connected { socket, state })
+    RecvSocket::new(socket)
 }
 
-/// One `recvmmsg` into `buf`'s slots; `None` once the socket has nothing more.
-fn recv_batch(
-    socket: &UdpSocket,
-    state: &UdpSocketState,
-    buf: &mut [u8],
-    meta: &mut [RecvMeta],
-) -> Option<usize> {
-    let mut slices: Vec<IoSliceMut> = buf.chunks_mut(RECV_SLOT).map(IoSliceMut::new).collect();
-    match socket.try_io(Interest::READABLE, || {
-        state.recv(socket.into(), &mut slices, meta)
-    }) {
-        Ok(n) => Some(n),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
-        Err(e) => {
-            tracing::debug!(error = %e, "UDP receive error");
-            None
-        }
-    }
-}
-
-/// The datagrams of a `recv_batch`: (source, local destination, contents), GRO runs split.
+/// The datagrams of a `RecvSocket::recv`: (source, local destination, contents), GRO runs split.
 fn datagrams<'a>(
     buf: &'a [u8],
     meta: &'a [RecvMeta],
@@ -551,15 +527,19 @@ async fn front_readable(front: Option<&Front>) -> std::io::Result<()> {
     }
 }
 
-/// The address of a connected socket with datagrams waiting; never resolves without any.
-async fn connected_ready(connected: &HashMap<SocketAddr, Connected>) -> SocketAddr {
+/// The addresses of the connected sockets with datagrams waiting, once there is one; never
+/// resolves without any.
+async fn connected_ready(connected: &HashMap<SocketAddr, RecvSocket>) -> Vec<SocketAddr> {
     poll_fn(|cx| {
-        for (remote, c) in connected {
-            if c.socket.poll_recv_ready(cx).is_ready() {
-                return Poll::Ready(*remote);
-            }
+        let ready: Vec<SocketAddr> = connected
+            .iter()
+            .filter(|(_, c)| c.poll_readable(cx))
+            .map(|(remote, _)| *remote)
+            .collect();
+        match ready.is_empty() {
+            true => Poll::Pending,
+            false => Poll::Ready(ready),
         }
-        Poll::Pending
     })
     .await
 }
