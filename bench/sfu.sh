@@ -20,7 +20,7 @@ if [ -n "${SMOKE:-}" ]; then
 else
   # name publishers subscribers [flags]
   PROFILE=release; BIN=target/release
-  IFS=';' read -r -a SCENARIOS <<<"${SCENARIOS:-audio-room 10 40 --audio-only;video-meeting 6 0;livestream 1 60}"
+  IFS=';' read -r -a SCENARIOS <<<"${SCENARIOS:-audio-room 10 40 --audio-only;video-meeting 6 0;video-meeting-12 12 0;livestream 1 60}"
 fi
 SERVER_BIN=${SERVER_BIN:-$BIN/stoa}
 cargo build -q --profile "$PROFILE" -p stoa --bin stoa
