@@ -432,6 +432,24 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.starts_with("--min-video-bitrate"), "{err}");
+
+        std::fs::write(&path, "media_workers = 3\n").unwrap();
+        let from_file = |media_workers| {
+            Settings::resolve(ServeArgs {
+                config: Some(path.clone()),
+                media_workers,
+                ..Default::default()
+            })
+        };
+        assert_eq!(from_file(None).unwrap().media_workers, 3);
+        assert_eq!(from_file(Some(5)).unwrap().media_workers, 5);
+        std::fs::write(&path, "media_workers = 0\n").unwrap();
+        assert!(from_file(None).unwrap_err().contains("media_workers"));
+        std::fs::write(&path, "").unwrap();
+        assert!(
+            from_file(None).unwrap().media_workers >= 1,
+            "one per core by default"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
