@@ -214,7 +214,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         tracing::info!(
-            http = %running.http_addr, media_udp = %running.media_udp_addr, media_tcp = %running.media_tcp_addr,
+            http = %running.http_addr, media_udp = %running.media_udp_addr, media_tcp = %running.media_tcp_addr, media_workers = settings.media_workers,
             data_dir = %settings.data_dir.display(), "Stoa is ready"
         );
         println!("Stoa is ready: open http://{}/ in a browser", running.http_addr);
