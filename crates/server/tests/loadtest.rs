@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 mod common;
-use common::start;
+use common::{counters, start};
 use stoa::loadtest::{run, Config, Transport, VideoLayout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -69,28 +69,7 @@ async fn whip_publishers_and_whep_subscribers_receive_everything() {
     assert_eq!(report.participants_connected, 4, "{json}");
     assert!(report.latency_ms.p50.is_some(), "{json}");
     // The sessions were deleted at the end: nobody is left in the room.
-    let admin = server.keys.mint(
-        &stoa_proto::RoomName::new("whip-room").unwrap(),
-        "admin",
-        "admin",
-        stoa_proto::Grants {
-            room_admin: true,
-            ..Default::default()
-        },
-        Duration::from_secs(60),
-    );
-    let counters: serde_json::Value = reqwest::Client::new()
-        .get(format!(
-            "http://{}/api/v1/rooms/whip-room/counters",
-            server.http_addr
-        ))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counters = counters(&server, "whip-room").await;
     assert_eq!(
         counters["participants"],
         serde_json::json!([]),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 mod common;
-use common::start;
+use common::{counters, start};
 use stoa_proto::{ClientMessage, Grants, RoomName, ServerMessage};
 use stoa_testkit::Peer;
 use str0m::media::MediaKind;
@@ -121,30 +121,6 @@ async fn run_until(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     done(peers)
-}
-
-async fn counters(server: &stoa::Running, room: &str) -> serde_json::Value {
-    let admin = token(
-        server,
-        room,
-        "admin",
-        Grants {
-            room_admin: true,
-            ..Grants::default()
-        },
-    );
-    reqwest::Client::new()
-        .get(format!(
-            "http://{}/api/v1/rooms/{room}/counters",
-            server.http_addr
-        ))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

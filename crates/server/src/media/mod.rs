@@ -54,7 +54,7 @@ pub enum Command {
     },
     Report {
         room: RoomName,
-        reply: oneshot::Sender<(Option<Vec<ParticipantReport>>, ServerCounters)>,
+        reply: oneshot::Sender<Option<Vec<ParticipantReport>>>,
     },
     /// Call-quality statistics of one room (`None`: nobody is in it).
     Stats {
@@ -257,7 +257,7 @@ impl MediaHandle {
     pub async fn report(&self, room: RoomName) -> (Option<Vec<ParticipantReport>>, ServerCounters) {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Report { room, reply });
-        let participants = rx.await.ok().and_then(|(p, _)| p);
+        let participants = rx.await.ok().flatten();
         let counters = self.health().await.map(|h| h.counters).unwrap_or_default();
         (participants, counters)
     }
@@ -402,8 +402,7 @@ fn bind_shared_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let probe = std::net::UdpSocket::bind(addr)?;
     let addr = probe.local_addr()?;
     drop(probe);
-    let socket = shared_udp_socket(addr)?;
-    Ok(socket)
+    shared_udp_socket(addr)
 }
 
 /// A non-blocking UDP socket with `SO_REUSEPORT` bound to `addr`, with large buffers.
@@ -550,7 +549,7 @@ mod tests {
         let media = handle(4);
         let mut per_worker = [0; 4];
         for i in 0..400 {
-            let room = RoomName::new(&format!("room-{i}")).unwrap();
+            let room = RoomName::new(format!("room-{i}")).unwrap();
             let worker = media.room_worker(&room);
             assert_eq!(worker, media.room_worker(&room), "stable");
             per_worker[worker] += 1;

@@ -134,8 +134,8 @@ impl Worker {
                 return;
             };
             let now = Instant::now();
-            for (source, destination, contents) in datagrams(buf, &meta[..n], self.local.port()) {
-                self.route(now, Protocol::Udp, source, destination, contents);
+            for d in datagrams(buf, &meta[..n], self.local.port()) {
+                self.route(now, d);
             }
             self.flush();
         }
@@ -153,86 +153,50 @@ impl Worker {
                 return;
             };
             let now = Instant::now();
-            for (source, destination, contents) in datagrams(buf, &meta[..n], self.local.port()) {
-                if source == remote {
-                    self.receive(now, Protocol::Udp, source, destination, contents);
+            for d in datagrams(buf, &meta[..n], self.local.port()) {
+                if d.source == remote {
+                    self.sfu.handle_datagram(now, d);
                 } else {
                     // Picked by the kernel in the moment between bind and connect.
-                    self.pass_to(0, Protocol::Udp, source, destination, contents);
+                    self.pass_to(0, d);
                 }
             }
         }
     }
 
-    /// Hands a datagram that reached worker 0 (front socket, TURN) to its worker.
-    fn route(
-        &mut self,
-        now: Instant,
-        proto: Protocol,
-        source: SocketAddr,
-        destination: SocketAddr,
-        contents: &[u8],
-    ) {
-        let owner = match self.front.as_mut() {
-            Some(front) => front.owner(&self.media.directory, source, contents),
-            None => self.index,
+    /// Gives a datagram to the SFU of its worker: on worker 0 (front socket, TURN) the one its
+    /// address or STUN ufrag names, elsewhere this one. On workers other than 0 a participant's
+    /// first datagram from an address gets that address a connected socket; worker 0 reads the
+    /// front socket, where its participants' datagrams land anyway (in one `recvmmsg` for all of
+    /// them, cheaper than a socket each).
+    fn route(&mut self, now: Instant, d: Datagram) {
+        let Some(front) = self.front.as_mut() else {
+            self.sfu.handle_datagram(now, d);
+            if d.proto == Protocol::Udp && !self.connected.contains_key(&d.source) {
+                self.connect(d.source);
+            }
+            return;
         };
-        if owner == self.index {
-            self.receive(now, proto, source, destination, contents);
-        } else {
-            self.pass_to(owner, proto, source, destination, contents);
+        match front.owner(&self.media.directory, d.source, d.contents) {
+            0 => self.sfu.handle_datagram(now, d),
+            owner => self.pass_to(owner, d),
         }
     }
 
-    fn pass_to(
-        &self,
-        worker: usize,
-        proto: Protocol,
-        source: SocketAddr,
-        destination: SocketAddr,
-        contents: &[u8],
-    ) {
+    fn pass_to(&self, worker: usize, d: Datagram) {
         self.media.send_to(
             worker,
             Command::Datagram {
-                proto,
-                source,
-                destination,
-                data: contents.to_vec(),
+                proto: d.proto,
+                source: d.source,
+                destination: d.destination,
+                data: d.contents.to_vec(),
             },
         );
-    }
-
-    /// Gives a datagram to this worker's SFU; on workers other than 0, a participant's first
-    /// datagram from an address gets that address a connected socket.
-    fn receive(
-        &mut self,
-        now: Instant,
-        proto: Protocol,
-        source: SocketAddr,
-        destination: SocketAddr,
-        contents: &[u8],
-    ) {
-        self.sfu.handle_datagram(
-            now,
-            Datagram {
-                proto,
-                source,
-                destination,
-                contents,
-            },
-        );
-        if proto == Protocol::Udp && !self.connected.contains_key(&source) {
-            self.connect(source);
-        }
     }
 
     fn connect(&mut self, remote: SocketAddr) {
-        // Worker 0 reads the front socket, where its participants' datagrams land anyway (in
-        // one `recvmmsg` for all of them, cheaper than a socket each).
-        let reads_front = self.front.is_some();
-        if reads_front || self.is_relayed(remote) || !self.sfu.routes_address(Protocol::Udp, remote)
-        {
+        if self.is_relayed(remote) || !self.sfu.routes_address(Protocol::Udp, remote) {
             return;
         }
         match connected_socket(self.local, remote) {
@@ -256,9 +220,7 @@ impl Worker {
             return;
         };
         let now = Instant::now();
-        turn.on_ready(ready, &mut |d: Datagram| {
-            self.route(now, d.proto, d.source, d.destination, d.contents)
-        });
+        turn.on_ready(ready, &mut |d: Datagram| self.route(now, d));
         self.turn = Some(turn);
     }
 
@@ -302,7 +264,7 @@ impl Worker {
                 let _ = reply.send(result.map(|answer| (id, answer)));
             }
             Command::Report { room, reply } => {
-                let _ = reply.send((self.sfu.room_report(&room), self.sfu.counters()));
+                let _ = reply.send(self.sfu.room_report(&room));
             }
             Command::Stats { room, reply } => {
                 let _ = reply.send(self.sfu.room_stats(&room));
@@ -332,7 +294,13 @@ impl Worker {
                 self.tcp_writers.insert(peer, writer);
             }
             Command::TcpFrame { peer, local, data } => {
-                self.receive(now, Protocol::Tcp, peer, local, &data);
+                let d = Datagram {
+                    proto: Protocol::Tcp,
+                    source: peer,
+                    destination: local,
+                    contents: &data,
+                };
+                self.sfu.handle_datagram(now, d);
             }
             Command::TcpClosed { peer } => {
                 self.tcp_writers.remove(&peer);
@@ -342,7 +310,15 @@ impl Worker {
                 source,
                 destination,
                 data,
-            } => self.route(now, proto, source, destination, &data),
+            } => {
+                let d = Datagram {
+                    proto,
+                    source,
+                    destination,
+                    contents: &data,
+                };
+                self.route(now, d);
+            }
             Command::ToRelay {
                 source,
                 destination,
@@ -365,7 +341,7 @@ impl Worker {
             } => {
                 if let Some(mut turn) = self.turn.take() {
                     turn.client_message(transport, local, client, &data, &mut |d: Datagram| {
-                        self.route(now, d.proto, d.source, d.destination, d.contents)
+                        self.route(now, d)
                     });
                     self.turn = Some(turn);
                 }
@@ -461,12 +437,14 @@ impl Worker {
                 }
                 None => {
                     let data = contents;
-                    let cmd = Command::ToRelay {
-                        source,
-                        destination,
-                        data,
-                    };
-                    self.media.send_to(0, cmd);
+                    self.media.send_to(
+                        0,
+                        Command::ToRelay {
+                            source,
+                            destination,
+                            data,
+                        },
+                    );
                     return;
                 }
             }
@@ -500,12 +478,12 @@ fn connected_socket(local: SocketAddr, remote: SocketAddr) -> std::io::Result<Re
     RecvSocket::new(socket)
 }
 
-/// The datagrams of a `RecvSocket::recv`: (source, local destination, contents), GRO runs split.
+/// The datagrams of a `RecvSocket::recv`, GRO runs split.
 fn datagrams<'a>(
     buf: &'a [u8],
     meta: &'a [RecvMeta],
     local_port: u16,
-) -> impl Iterator<Item = (SocketAddr, SocketAddr, &'a [u8])> + 'a {
+) -> impl Iterator<Item = Datagram<'a>> + 'a {
     meta.iter().enumerate().flat_map(move |(i, m)| {
         let data = &buf[i * RECV_SLOT..i * RECV_SLOT + m.len];
         let local_ip = m.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
@@ -515,8 +493,12 @@ fn datagrams<'a>(
         } else {
             m.stride
         };
-        data.chunks(stride)
-            .map(move |contents| (m.addr, destination, contents))
+        data.chunks(stride).map(move |contents| Datagram {
+            proto: Protocol::Udp,
+            source: m.addr,
+            destination,
+            contents,
+        })
     })
 }
 

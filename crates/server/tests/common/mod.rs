@@ -49,6 +49,32 @@ pub fn settings() -> Settings {
     }
 }
 
+/// `GET /api/v1/rooms/{room}/counters` with a room-admin token.
+pub async fn counters(server: &stoa::Running, room: &str) -> serde_json::Value {
+    let admin = server.keys.mint(
+        &stoa_proto::RoomName::new(room).unwrap(),
+        "admin",
+        "admin",
+        stoa_proto::Grants {
+            room_admin: true,
+            ..Default::default()
+        },
+        std::time::Duration::from_secs(600),
+    );
+    reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/v1/rooms/{room}/counters",
+            server.http_addr
+        ))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn rand_suffix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
