@@ -70,6 +70,8 @@ export async function startServer(port = 8800, { host = '127.0.0.1', args = [], 
         proc.kill('SIGTERM');
         await new Promise((r) => proc.once('exit', r));
       }
+      // STOA_SERVER_LOG=file keeps the server's output for a look after the run.
+      if (process.env.STOA_SERVER_LOG) writeFileSync(process.env.STOA_SERVER_LOG, log);
       if (!keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };

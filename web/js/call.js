@@ -74,6 +74,8 @@ export class Call {
     this.onError = onError || ((err) => console.error(err));
     this.simulcast = simulcast;
     this.queue = Promise.resolve();
+    this.layerUpdates = Promise.resolve(); // setActiveLayers, one at a time
+    this.wantedLayers = new Map(); // mid -> rids the server wants sent
     this.wantOffer = false;     // an offer is due as soon as we are `stable`
     this.wantRestart = false;   // ...and it must restart ICE
     this.lastOfferRestart = false;
@@ -228,12 +230,21 @@ export class Call {
 
   /**
    * The server's `layers`: which simulcast layers of our track `trackId` ("p7-1") anyone
-   * watches; the others are paused (dynacast) until someone needs them.
+   * watches; the others are paused (dynacast) until someone needs them. Updates are applied
+   * one at a time, each with the latest wish: a setParameters() begun while another is
+   * pending fails, and the layer it was to resume would stay paused.
    */
-  async setActiveLayers(trackId, active) {
+  setActiveLayers(trackId, active) {
     const mid = trackId.slice(trackId.lastIndexOf('-') + 1);
+    this.wantedLayers.set(mid, active);
+    this.layerUpdates = this.layerUpdates.then(() => this.applyLayers(mid));
+    return this.layerUpdates;
+  }
+
+  async applyLayers(mid) {
     const t = [...this.local.values()].find((x) => x.mid === mid && !isStopped(x));
-    if (!t) return;
+    const active = this.wantedLayers.get(mid);
+    if (!t || !active) return;
     const params = t.sender.getParameters();
     if (!params.encodings?.some((e) => e.rid)) return;
     let changed = false;

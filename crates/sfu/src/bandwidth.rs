@@ -1,6 +1,7 @@
 //! Bandwidth management: every [`ALLOCATION_INTERVAL`] each subscriber's estimated downlink
-//! (str0m's TWCC estimator) is shared among its video down-tracks, after reserving what its
-//! audio needs, and each down-track is steered to a simulcast layer ([`crate::simulcast`]);
+//! (str0m's TWCC estimator, or the subscriber's REMB reports without TWCC) is shared among
+//! its video down-tracks, after reserving what its audio needs, and each down-track is
+//! steered to a simulcast layer ([`crate::simulcast`]);
 //! layers nobody selects are paused at their publisher ("dynacast", the `layers` message).
 //! The room's and publishers' limits ([`crate::limits`]) bound and order the choice.
 //! Also the `video_size` message and the per-subscriber layer report.
@@ -77,14 +78,23 @@ impl Sfu {
         // in the pacer must drain too, so a backlog shrinks the budget at once, before the
         // estimate has caught up with a link that got slower.
         let backlog_bps = paced_backlog(s) as u64 * 8 * 1000 / BACKLOG_DRAIN.as_millis() as u64;
-        let budget = s
-            .estimate_bps
-            .map_or(0, |e| e.saturating_sub(audio + backlog_bps));
+        let estimate = s.downlink.bps();
+        let budget = estimate.map_or(0, |e| e.saturating_sub(audio + backlog_bps));
         let offers = allocate(budget, &demands);
+        tracing::trace!(subscriber = %sub, ?estimate, backlog_bps, budget, "allocation");
         let mut keyframes = Vec::new();
         for (claim, &offer) in claims.iter().zip(&offers) {
-            let choice = &mut s.down[claim.down].choice;
-            choice.steer(now, offer);
+            let down = &mut s.down[claim.down];
+            let before = down.choice.target;
+            down.choice.steer(now, offer);
+            let choice = &down.choice;
+            if choice.target != before {
+                tracing::debug!(
+                    subscriber = %sub, track = %down.track_id, from = ?before,
+                    to = ?choice.target, ?estimate, backlog_bps, audio,
+                    "layer target changed"
+                );
+            }
             if let Some(target) = choice.target.filter(|_| choice.current != choice.target) {
                 keyframes.push((claim.source, target));
             }
@@ -167,9 +177,11 @@ impl Sfu {
                 layer.active = active;
             }
             if any {
+                let active = track.active_rids();
+                tracing::debug!(%publisher, track = %track.id, ?active, "layers paused or resumed");
                 changed.push(ServerMessage::Layers {
                     track: track.id.clone(),
-                    active: track.active_rids(),
+                    active,
                 });
             }
         }
@@ -253,7 +265,7 @@ impl Sfu {
                     track: d.track_id.clone(),
                     current: rid(d.choice.current),
                     target: rid(d.choice.target),
-                    estimate_bps: s.estimate_bps,
+                    estimate_bps: s.downlink.bps(),
                 }
             })
             .collect()

@@ -39,7 +39,9 @@ pub use bandwidth::DownLayerInfo;
 pub use limits::{ParticipantLimits, RoomLimits};
 use participant::Participant;
 pub use participant::ParticipantKind;
-pub use stats::{DownTrackStats, ParticipantStats, RoomStats, SfuTotals, UpTrackStats};
+pub use stats::{
+    DownTrackStats, EstimateSource, ParticipantStats, RoomStats, SfuTotals, UpTrackStats,
+};
 pub use stoa_proto as proto;
 use stoa_proto::{
     ClientMessage, ErrorCode, Grants, IceServer, ParticipantId, RoomName, ServerMessage,

@@ -18,6 +18,7 @@ use stoa_proto::{
 use crate::keyframe::VideoCodec;
 use crate::rewrite::SeqRewriter;
 use crate::simulcast::{Layer, LayerChoice};
+use crate::stats::EstimateSource;
 use crate::vp8::Vp8Rewriter;
 use crate::{JoinRequest, ParticipantCounters, ParticipantLimits};
 
@@ -171,12 +172,53 @@ pub(crate) struct Participant {
     /// before the track's media arrived.
     pub declared: HashMap<String, (Option<TrackSource>, Option<bool>)>,
     pub counters: ParticipantCounters,
-    /// The latest estimate of the bandwidth towards this participant (TWCC), bits/s.
-    pub estimate_bps: Option<u64>,
+    /// What is known of the bandwidth towards this participant.
+    pub downlink: DownlinkEstimate,
     /// The (minimum, desired) bitrates str0m's estimator was last given.
     pub bwe_rates: (u64, u64),
     /// Its limits and priority as a publisher.
     pub limits: ParticipantLimits,
+}
+
+/// The bandwidth towards a participant: str0m's own TWCC estimate while it can probe, and
+/// otherwise the receiver's REMB reports (browsers that do not negotiate transport-wide
+/// congestion control send those instead).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DownlinkEstimate {
+    twcc_bps: Option<u64>,
+    twcc_probing: bool,
+    remb_bps: Option<u64>,
+}
+
+impl DownlinkEstimate {
+    pub fn on_twcc(&mut self, bps: u64, can_probe: bool) {
+        self.twcc_bps = Some(bps);
+        self.twcc_probing = can_probe;
+    }
+
+    pub fn on_remb(&mut self, bps: u64) {
+        self.remb_bps = Some(bps);
+    }
+
+    /// Bits/s, if anything is known.
+    pub fn bps(&self) -> Option<u64> {
+        self.current().map(|(bps, _)| bps)
+    }
+
+    /// Which mechanism [`DownlinkEstimate::bps`] comes from.
+    pub fn source(&self) -> Option<EstimateSource> {
+        self.current().map(|(_, source)| source)
+    }
+
+    fn current(&self) -> Option<(u64, EstimateSource)> {
+        let twcc = self.twcc_bps.map(|bps| (bps, EstimateSource::Twcc));
+        let remb = self.remb_bps.map(|bps| (bps, EstimateSource::Remb));
+        if self.twcc_probing {
+            twcc
+        } else {
+            remb.or(twcc)
+        }
+    }
 }
 
 impl Participant {
@@ -203,7 +245,7 @@ impl Participant {
             down: Vec::new(),
             declared: HashMap::new(),
             counters: ParticipantCounters::default(),
-            estimate_bps: None,
+            downlink: DownlinkEstimate::default(),
             limits: ParticipantLimits::default(),
             bwe_rates: (0, 0),
         }
@@ -243,5 +285,37 @@ impl Participant {
             .filter(|l| l.keyframe_owed)
             .filter_map(|l| l.last_keyframe_request.map(|last| last + interval))
             .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twcc_wins_while_it_probes_and_remb_stands_in_otherwise() {
+        let mut e = DownlinkEstimate::default();
+        assert_eq!((e.bps(), e.source()), (None, None));
+        // Without TWCC feedback str0m reports its starting estimate, not a measurement.
+        e.on_twcc(300_000, false);
+        e.on_remb(2_000_000);
+        assert_eq!(
+            (e.bps(), e.source()),
+            (Some(2_000_000), Some(EstimateSource::Remb))
+        );
+        e.on_twcc(900_000, true);
+        assert_eq!(
+            (e.bps(), e.source()),
+            (Some(900_000), Some(EstimateSource::Twcc))
+        );
+        // TWCC stopped (e.g. its last sending m-line went away): back to REMB.
+        e.on_twcc(900_000, false);
+        assert_eq!(
+            (e.bps(), e.source()),
+            (Some(2_000_000), Some(EstimateSource::Remb))
+        );
+        let mut only_twcc = DownlinkEstimate::default();
+        only_twcc.on_twcc(700_000, false);
+        assert_eq!(only_twcc.bps(), Some(700_000));
     }
 }

@@ -109,9 +109,16 @@ impl Sfu {
                     self.request_keyframe(now, publisher, mid, layer);
                 }
             }
-            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+            Event::EgressBitrateEstimate(kind) => {
                 if let Some(p) = self.participants.get_mut(&id) {
-                    p.estimate_bps = Some(estimate.as_u64());
+                    match kind {
+                        BweKind::Twcc {
+                            estimate,
+                            can_probe,
+                        } => p.downlink.on_twcc(estimate.as_u64(), can_probe),
+                        BweKind::Remb { estimate, .. } => p.downlink.on_remb(estimate.as_u64()),
+                        _ => {}
+                    }
                 }
             }
             _ => {}
@@ -529,6 +536,7 @@ impl Sfu {
                     continue;
                 }
                 Admit::Switch => {
+                    tracing::debug!(subscriber = %sub, track = %d.track_id, layer, "layer switched");
                     d.rewriter.restart();
                     d.vp8.restart();
                 }
@@ -677,6 +685,7 @@ impl Sfu {
         }
         l.last_keyframe_request = Some(now);
         l.keyframe_owed = false;
+        tracing::debug!(%publisher, %mid, layer, "keyframe requested");
         if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, l.rid) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
             self.dirty.push(publisher);

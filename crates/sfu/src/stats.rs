@@ -23,6 +23,17 @@ use crate::{ParticipantCounters, Sfu};
 /// How often str0m reports statistics for each session.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How the bandwidth towards a participant is estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum EstimateSource {
+    /// The server's own estimator, from transport-wide congestion control feedback.
+    Twcc,
+    /// The participant's receiver-estimated maximum bitrate reports (without TWCC).
+    Remb,
+}
+
 /// Statistics of every participant of one room.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -72,8 +83,10 @@ pub struct ParticipantStats {
     /// The worst interarrival jitter of its published tracks, in milliseconds.
     pub jitter_ms: Option<f64>,
     pub rtt_ms: Option<f64>,
-    /// The server's estimate of the bandwidth towards this participant (TWCC), bits/s.
+    /// The estimated bandwidth towards this participant, bits/s (what layer choice uses).
     pub estimated_bandwidth_bps: Option<u64>,
+    /// Where that estimate comes from.
+    pub estimate_source: Option<EstimateSource>,
     /// Tracks this participant publishes.
     pub published: Vec<UpTrackStats>,
     /// Tracks this participant receives.
@@ -452,7 +465,8 @@ impl Sfu {
             firs_received: totals.firs_received,
             jitter_ms,
             rtt_ms: s.rtt.map(ms),
-            estimated_bandwidth_bps: p.estimate_bps,
+            estimated_bandwidth_bps: p.downlink.bps(),
+            estimate_source: p.downlink.source(),
             published,
             received: p.down.iter().map(|d| down_stats(s, d, &layers)).collect(),
         }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use stoa_proto::{ClientMessage, ParticipantId, RoomName, ServerMessage};
-use stoa_sfu::{ParticipantLimits, RoomLimits, SfuError};
+use stoa_sfu::{EstimateSource, ParticipantLimits, RoomLimits, SfuError};
 use stoa_testkit::{default_layers, LinkParams, Received, SfuSim};
 use str0m::media::MediaKind;
 
@@ -127,6 +127,55 @@ fn a_subscriber_follows_its_bandwidth_down_and_back_up() {
         report[0].estimate_bps.is_some_and(|e| e > 1_500_000),
         "{report:?}"
     );
+}
+
+/// Runs `duration` while peer `i` reports `bps` with REMB twice a second, as Chrome does
+/// without TWCC.
+fn run_reporting_remb(sim: &mut SfuSim, i: usize, bps: u64, duration: Duration) {
+    let end = sim.now + duration;
+    while sim.now < end {
+        sim.peer_mut(i).send_remb(bps);
+        sim.run(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn without_twcc_the_subscribers_remb_reports_choose_its_layer() {
+    let mut sim = SfuSim::new();
+    let _a = sim.add_simulcast_publisher("room", "alice", default_layers());
+    let b = sim.add_remb_listener("room", "bob");
+    sim.run(Duration::from_secs(2));
+    assert_eq!(
+        sim.layer_report(b)[0].current.as_deref(),
+        Some("q"),
+        "with no estimate at all a subscriber starts on the lowest layer"
+    );
+
+    run_reporting_remb(&mut sim, b, 3_000_000, Duration::from_secs(3));
+    let report = sim.layer_report(b);
+    eprintln!("REMB 3 Mbit/s: {report:?}");
+    assert_eq!(report[0].current.as_deref(), Some("f"), "{report:?}");
+    assert_eq!(report[0].estimate_bps, Some(3_000_000));
+    let stats = sim.sfu.room_stats(&RoomName::new("room").unwrap()).unwrap();
+    let bob = stats
+        .participants
+        .iter()
+        .find(|p| p.identity == "bob")
+        .unwrap();
+    assert_eq!(bob.estimate_source, Some(EstimateSource::Remb));
+
+    run_reporting_remb(&mut sim, b, 300_000, Duration::from_secs(2));
+    let report = sim.layer_report(b);
+    eprintln!("REMB 300 kbit/s: {report:?}");
+    assert_eq!(report[0].current.as_deref(), Some("q"), "{report:?}");
+
+    // Up-switches wait 2 s of steady headroom.
+    run_reporting_remb(&mut sim, b, 800_000, Duration::from_secs(4));
+    let report = sim.layer_report(b);
+    eprintln!("REMB 800 kbit/s: {report:?}");
+    assert_eq!(report[0].current.as_deref(), Some("h"), "{report:?}");
+    let received = video(&sim, b);
+    assert_eq!(received.backwards, 0, "{received:?}");
 }
 
 #[test]

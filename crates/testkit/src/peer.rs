@@ -10,11 +10,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::Codec;
+use str0m::format::{Codec, CodecConfig};
 use str0m::media::{Direction, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::rtp::{Extension, ExtensionMap};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 /// What a peer received on one of its receiving mids.
 #[derive(Debug, Clone, Default)]
@@ -178,11 +180,39 @@ const VIDEO_FRAME: Duration = Duration::from_millis(33);
 
 impl Peer {
     pub fn new(now: Instant, addr: SocketAddr) -> Self {
-        let mut rtc = Rtc::builder()
+        let config = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true);
+        Self::with_config(now, addr, config)
+    }
+
+    /// A peer that does not negotiate transport-wide congestion control (no `transport-cc`
+    /// feedback, no transport sequence numbers), like a client that reports its bandwidth
+    /// with REMB instead ([`Peer::send_remb`]).
+    pub fn without_twcc(now: Instant, addr: SocketAddr) -> Self {
+        let mut extensions = ExtensionMap::empty();
+        for (id, ext) in ExtensionMap::standard().iter() {
+            if *ext != Extension::TransportSequenceNumber {
+                extensions.set(id, ext.clone());
+            }
+        }
+        let mut config = Rtc::builder()
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
-            .build(now);
+            .set_extension_map(extensions);
+        let codecs = config.codec_config();
+        let params = codecs.params().iter().cloned().map(|mut p| {
+            p.set_fb_transport_cc(false);
+            p
+        });
+        *codecs = CodecConfig::new_from_payload_params(params.collect());
+        Self::with_config(now, addr, config)
+    }
+
+    fn with_config(now: Instant, addr: SocketAddr, config: RtcConfig) -> Self {
+        let mut rtc = config.build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a valid host candidate"));
         Self {
             rtc,
@@ -461,6 +491,23 @@ impl Peer {
         writer
             .write(pt, now, rtp_time, data)
             .expect("writing a frame succeeds");
+    }
+
+    /// Sends a REMB (receiver-estimated maximum bitrate) report of `bps` about every video
+    /// stream this peer receives.
+    pub fn send_remb(&mut self, bps: u64) {
+        let mids: Vec<Mid> = self
+            .received
+            .iter()
+            .filter(|(_, r)| r.kind == Some(MediaKind::Video))
+            .map(|(mid, _)| *mid)
+            .collect();
+        let mut api = self.rtc.direct_api();
+        for mid in mids {
+            if let Some(stream) = api.stream_rx_by_mid(mid, None) {
+                stream.request_remb(Bitrate::bps(bps));
+            }
+        }
     }
 
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {

@@ -131,7 +131,7 @@ impl SfuSim {
     }
 
     fn join(&mut self, room: &str, identity: &str, kind: ParticipantKind) -> usize {
-        self.join_with(room, identity, kind, Grants::default())
+        self.join_with(room, identity, kind, Grants::default(), Peer::new)
     }
 
     fn join_with(
@@ -140,12 +140,13 @@ impl SfuSim {
         identity: &str,
         kind: ParticipantKind,
         grants: Grants,
+        new_peer: fn(Instant, SocketAddr) -> Peer,
     ) -> usize {
         let index = self.clients.len();
         let addr: SocketAddr = format!("10.0.1.{}:5000", index + 1)
             .parse()
             .expect("valid address");
-        let peer = Peer::new(self.now, addr);
+        let peer = new_peer(self.now, addr);
         let req = JoinRequest {
             room: RoomName::new(room).expect("valid room"),
             identity: identity.into(),
@@ -200,7 +201,13 @@ impl SfuSim {
             room_admin: true,
             ..Grants::default()
         };
-        let i = self.join_with(room, identity, ParticipantKind::Interactive, grants);
+        let i = self.join_with(
+            room,
+            identity,
+            ParticipantKind::Interactive,
+            grants,
+            Peer::new,
+        );
         let offer = self.clients[i].peer.publish_offer(true, true);
         self.client_message(i, ClientMessage::Offer { sdp: offer });
         i
@@ -209,6 +216,16 @@ impl SfuSim {
     /// An interactive participant that publishes nothing.
     pub fn add_listener(&mut self, room: &str, identity: &str) -> usize {
         let i = self.join(room, identity, ParticipantKind::Interactive);
+        let offer = self.clients[i].peer.publish_offer(false, false);
+        self.client_message(i, ClientMessage::Offer { sdp: offer });
+        i
+    }
+
+    /// Like [`SfuSim::add_listener`], for a client without transport-wide congestion control
+    /// that reports its bandwidth with REMB ([`Peer::send_remb`]).
+    pub fn add_remb_listener(&mut self, room: &str, identity: &str) -> usize {
+        let kind = ParticipantKind::Interactive;
+        let i = self.join_with(room, identity, kind, Grants::default(), Peer::without_twcc);
         let offer = self.clients[i].peer.publish_offer(false, false);
         self.client_message(i, ClientMessage::Offer { sdp: offer });
         i

@@ -472,7 +472,7 @@ pub fn spawn(
                         Sfu::new(config),
                         send_socket,
                         local,
-                        relay.clone(),
+                        relay,
                         handle.clone(),
                     );
                     if let Some((udp, tcp, turn)) = front {

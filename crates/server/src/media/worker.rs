@@ -436,15 +436,12 @@ impl Worker {
                     }
                 }
                 None => {
-                    let data = contents;
-                    self.media.send_to(
-                        0,
-                        Command::ToRelay {
-                            source,
-                            destination,
-                            data,
-                        },
-                    );
+                    let relay = Command::ToRelay {
+                        source,
+                        destination,
+                        data: contents,
+                    };
+                    self.media.send_to(0, relay);
                     return;
                 }
             }
