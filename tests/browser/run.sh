@@ -3,8 +3,8 @@
 # server and the browsers can reach nothing but each other. Needs root (ip netns).
 set -euo pipefail
 cd "$(dirname "$0")"
-export STOA_BIN=${STOA_BIN:-$(cd ../.. && pwd)/target/debug/stoa}
-[ -x "$STOA_BIN" ] || { echo "error: $STOA_BIN not built (cargo build -p stoa)" >&2; exit 1; }
+export STOA_BIN=${STOA_BIN:-$(cd ../.. && pwd)/target/release/stoa}
+[ -x "$STOA_BIN" ] || { echo "error: $STOA_BIN not built (cargo build --release -p stoa)" >&2; exit 1; }
 command -v chromium >/dev/null || { echo "error: chromium is not installed (scripts/install-test-deps)" >&2; exit 1; }
 NS=stoa-e2e-$$
 ip netns add "$NS"

@@ -3,8 +3,8 @@
 # down. Needs root, iptables, coturn's turnutils_* clients and Chromium.
 set -euo pipefail
 cd "$(dirname "$0")"
-export STOA_BIN=${STOA_BIN:-$(cd ../.. && pwd)/target/debug/stoa}
-[ -x "$STOA_BIN" ] || { echo "error: $STOA_BIN not built (cargo build -p stoa)" >&2; exit 1; }
+export STOA_BIN=${STOA_BIN:-$(cd ../.. && pwd)/target/release/stoa}
+[ -x "$STOA_BIN" ] || { echo "error: $STOA_BIN not built (cargo build --release -p stoa)" >&2; exit 1; }
 for tool in turnutils_uclient turnutils_stunclient turnutils_natdiscovery turnutils_peer iptables chromium; do
   command -v "$tool" >/dev/null || { echo "error: $tool is not installed (scripts/install-test-deps)" >&2; exit 1; }
 done
