@@ -56,15 +56,17 @@ impl Sfu {
         })
     }
 
-    /// Sets a participant's limits as a publisher.
+    /// Sets the limits, as a publisher, of participant `id` of `room`.
     pub fn set_participant_limits(
         &mut self,
+        room: &RoomName,
         id: ParticipantId,
         limits: ParticipantLimits,
     ) -> Result<(), SfuError> {
         let p = self
             .participants
             .get_mut(&id)
+            .filter(|p| p.room == *room)
             .ok_or(SfuError::UnknownParticipant)?;
         p.limits = limits;
         Ok(())

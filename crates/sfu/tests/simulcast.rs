@@ -242,11 +242,21 @@ fn a_publishers_ceiling_caps_what_anyone_receives_of_it() {
         priority: 3,
     };
     let alice = sim.id(a);
-    sim.sfu.set_participant_limits(alice, capped).unwrap();
+    let room = RoomName::new("room").unwrap();
+    sim.sfu
+        .set_participant_limits(&room, alice, capped)
+        .unwrap();
     assert_eq!(sim.sfu.participant_limits(alice), Some(capped));
     assert_eq!(
-        sim.sfu.set_participant_limits(ParticipantId(999), capped),
+        sim.sfu
+            .set_participant_limits(&room, ParticipantId(999), capped),
         Err(SfuError::UnknownParticipant)
+    );
+    let other = RoomName::new("other").unwrap();
+    assert_eq!(
+        sim.sfu.set_participant_limits(&other, alice, capped),
+        Err(SfuError::UnknownParticipant),
+        "a participant is reached only through its own room"
     );
     assert!(time_until_on_layer(&mut sim, b, 0, Duration::from_secs(10)).is_some());
     sim.run(Duration::from_secs(6));

@@ -14,6 +14,8 @@ use tokio::io::Interest;
 
 /// Room for one GRO-coalesced run of datagrams.
 pub const RECV_SLOT: usize = 65536;
+/// Slots filled by one `recvmmsg`.
+pub const RECV_BATCH: usize = 32;
 
 pub struct RecvSocket {
     fd: AsyncFd<UdpSocket>,
@@ -36,11 +38,13 @@ impl RecvSocket {
         self.fd.poll_read_ready(cx).is_ready()
     }
 
-    /// One `recvmmsg` into `buf`'s [`RECV_SLOT`]-sized slots; `None` once the socket has
-    /// nothing more (its readiness is then cleared).
+    /// One `recvmmsg` into `buf`'s [`RECV_SLOT`]-sized slots (up to [`RECV_BATCH`] of them);
+    /// `None` once the socket has nothing more (its readiness is then cleared).
     pub fn recv(&self, buf: &mut [u8], meta: &mut [RecvMeta]) -> Option<usize> {
         let mut guard = self.fd.readable().now_or_never()?.ok()?;
-        let mut slices: Vec<IoSliceMut> = buf.chunks_mut(RECV_SLOT).map(IoSliceMut::new).collect();
+        let mut slots = buf.chunks_mut(RECV_SLOT);
+        let mut slices: [IoSliceMut; RECV_BATCH] =
+            std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or_default()));
         match guard.try_io(|fd| self.state.recv(fd.get_ref().into(), &mut slices, meta)) {
             Ok(Ok(n)) => Some(n),
             Ok(Err(e)) => {

@@ -8,19 +8,17 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use quinn_udp::RecvMeta;
-use stoa_proto::{ParticipantId, RoomName, ServerMessage};
+use stoa_proto::{ParticipantId, ServerMessage};
 use stoa_sfu::str0m::net::Protocol;
-use stoa_sfu::{Datagram, Output, ParticipantLimits, Sfu, SfuError};
+use stoa_sfu::{Datagram, Output, Sfu};
 use tokio::sync::mpsc;
 
 use super::front::Front;
-use super::recv::{RecvSocket, RECV_SLOT};
+use super::recv::{RecvSocket, RECV_BATCH, RECV_SLOT};
 use super::{Command, Health, MediaHandle};
 use crate::relay::{Ready, RelayPorts, TurnIo};
 use crate::send_batch::SendBatch;
 
-/// Datagrams read per `recvmmsg` call.
-const RECV_BATCH: usize = 32;
 /// `recvmmsg` batches read from one connected socket per turn of the media loop.
 const CONNECTED_BATCHES: usize = 4;
 /// How often sockets connected to departed addresses are closed (also after every leave).
@@ -285,7 +283,7 @@ impl Worker {
                 limits,
                 reply,
             } => {
-                let _ = reply.send(self.set_participant_limits(&room, id, limits));
+                let _ = reply.send(self.sfu.set_participant_limits(&room, id, limits));
             }
             Command::Health { reply } => {
                 let _ = reply.send(self.health());
@@ -375,19 +373,6 @@ impl Worker {
     }
 
     /// Sets the limits of a participant, if it is in `room`.
-    fn set_participant_limits(
-        &mut self,
-        room: &RoomName,
-        id: ParticipantId,
-        limits: ParticipantLimits,
-    ) -> Result<(), SfuError> {
-        let members = self.sfu.room_report(room).unwrap_or_default();
-        if !members.iter().any(|p| p.id == id) {
-            return Err(SfuError::UnknownParticipant);
-        }
-        self.sfu.set_participant_limits(id, limits)
-    }
-
     /// Sends what the SFU has to send, hands out its signaling, and keeps the ufrag
     /// directory up to date.
     fn flush(&mut self) {
