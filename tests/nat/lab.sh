@@ -18,6 +18,9 @@ up() {
   local n
   for n in pub sink cone sym fw a b c; do
     ip netns add "$PREFIX-$n"
+    # IPv4 only: IPv6 link-local addresses finishing duplicate address detection while a
+    # browser loads a page make Chromium abort it with ERR_NETWORK_CHANGED.
+    x "$PREFIX-$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     x "$PREFIX-$n" ip link set lo up
   done
   x "$PREFIX-pub" ip addr add 203.0.113.10/32 dev lo
