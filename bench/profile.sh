@@ -14,7 +14,7 @@ SERVER_BIN=${SERVER_BIN:-target/release/stoa}
 NS=stoa-profile-$$
 WORK=$(mktemp -d)
 ip netns add "$NS"
-cleanup() { ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null; sleep 0.3; ip netns del "$NS"; rm -rf "$WORK"; }
+cleanup() { ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null || true; sleep 0.3; ip netns del "$NS"; rm -rf "$WORK"; }
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap 'cp "$WORK/perf.data" "$KEEP"; cleanup' EXIT
 ip netns exec "$NS" ip link set lo up

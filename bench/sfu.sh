@@ -28,7 +28,8 @@ cargo build -q --profile "$PROFILE" -p stoa-bench-forwarder
 NS=stoa-sfubench-$$
 WORK=$(mktemp -d)
 ip netns add "$NS"
-cleanup() { ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null; sleep 0.3; ip netns del "$NS"; rm -rf "$WORK"; }
+# A process that exits between the listing and the kill is no failure of the run.
+cleanup() { ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null || true; sleep 0.3; ip netns del "$NS"; rm -rf "$WORK"; }
 trap cleanup EXIT
 ip netns exec "$NS" ip link set lo up
 

@@ -17,7 +17,7 @@ STOA=$PWD/target/release/stoa
 NS=stoa-turnbench-$$
 WORK=$(mktemp -d)
 ip netns add "$NS"
-cleanup() { ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null; sleep 0.3; ip netns del "$NS"; rm -rf "$WORK"; }
+cleanup() { ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null || true; sleep 0.3; ip netns del "$NS"; rm -rf "$WORK"; }
 trap cleanup EXIT
 x() { ip netns exec "$NS" "$@"; }
 x ip link set lo up
