@@ -18,6 +18,7 @@ use crate::participant::{DownState, Participant, UpTrack};
 use crate::simulcast::{
     allocate, layer_for_display, probe_rates, Demand, LayerChoice, MAX_LAYERS, PAUSE_UNUSED_AFTER,
 };
+use crate::stats::EstimateSource;
 use crate::{ParticipantLimits, RoomLimits, Sfu, SfuError};
 
 /// How often layers are re-chosen.
@@ -28,6 +29,13 @@ const AUDIO_RESERVE_BPS: u64 = 48_000;
 const BACKLOG_DRAIN: Duration = Duration::from_millis(250);
 /// Display sizes above this are refused as nonsense.
 const MAX_DISPLAY_SIDE: u32 = 16_384;
+/// How long the estimate may stay flat after a subscriber's demand rose before its
+/// estimator is restarted (see [`DemandRise`]).
+const RISE_UNANSWERED_AFTER: Duration = Duration::from_secs(2);
+/// The least time between two restarts of one subscriber's estimator.
+const MIN_ESTIMATOR_RESTART_INTERVAL: Duration = Duration::from_secs(10);
+/// No restarts while the estimator's own start-up probing runs.
+const ESTIMATOR_START_UP: Duration = Duration::from_secs(5);
 
 /// One video down-track's layers as its subscriber sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +48,64 @@ pub struct DownLayerInfo {
     pub target: Option<String>,
     /// The subscriber's latest estimated downlink bandwidth, bits/s.
     pub estimate_bps: Option<u64>,
+}
+
+/// Replays a rise in a subscriber's demand (a ceiling lifted, a video shown larger, a new
+/// track) that str0m's estimator did not answer. str0m probes for more bandwidth when the
+/// desired rate rises, but not while its loss-based controller is lowering the estimate, and
+/// it drops that rise for good; after loss on the link, that state can hold the estimate
+/// flat for half a minute on a link with room to spare. When the estimate has not moved
+/// [`RISE_UNANSWERED_AFTER`] a rise, the estimator is restarted from the current estimate,
+/// so its start-up probes look for the capacity.
+#[derive(Debug, Default)]
+pub(crate) struct DemandRise {
+    /// Per video down-track (by index), the highest layer it asked for at the last allocation.
+    ceilings: Vec<(usize, Option<u8>)>,
+    /// When demand last rose above the estimate, and the estimate then.
+    unanswered: Option<(Instant, u64)>,
+    last_restart: Option<Instant>,
+}
+
+impl DemandRise {
+    /// Records this allocation's ceilings; true if any track now asks for a higher layer
+    /// than before, or is new and visible.
+    fn record(&mut self, ceilings: Vec<(usize, Option<u8>)>) -> bool {
+        let before = std::mem::replace(&mut self.ceilings, ceilings);
+        self.ceilings.iter().any(|&(down, now)| {
+            let was = before
+                .iter()
+                .find(|(d, _)| *d == down)
+                .and_then(|(_, c)| *c);
+            now.is_some_and(|now| was.is_none_or(|was| now > was))
+        })
+    }
+
+    /// Whether to restart the estimator now, given whether demand just rose, the
+    /// estimate and the rate wanted.
+    fn restart_due(&mut self, now: Instant, rose: bool, estimate: u64, desired: u64) -> bool {
+        if rose && estimate < desired && self.unanswered.is_none() {
+            self.unanswered = Some((now, estimate));
+        }
+        let Some((since, then)) = self.unanswered else {
+            return false;
+        };
+        if estimate >= desired || estimate > then + then / 10 {
+            self.unanswered = None;
+            return false;
+        }
+        if now < since + RISE_UNANSWERED_AFTER {
+            return false;
+        }
+        self.unanswered = None;
+        if self
+            .last_restart
+            .is_some_and(|t| now < t + MIN_ESTIMATOR_RESTART_INTERVAL)
+        {
+            return false;
+        }
+        self.last_restart = Some(now);
+        true
+    }
 }
 
 /// A down-track's demand together with where it points.
@@ -101,6 +167,23 @@ impl Sfu {
         }
         let (minimum, desired) = probe_rates(&demands, &offers);
         let rates = (audio + minimum, audio + desired);
+        let ceilings = claims
+            .iter()
+            .zip(&demands)
+            .map(|(c, d)| (c.down, d.ceiling()))
+            .collect();
+        let rose = s.demand_rise.record(ceilings);
+        if let Some(estimate) =
+            estimate.filter(|_| s.downlink.source() == Some(EstimateSource::Twcc))
+        {
+            let settled = now >= s.joined_at + ESTIMATOR_START_UP;
+            if s.demand_rise
+                .restart_due(now, rose && settled, estimate, rates.1)
+            {
+                tracing::debug!(subscriber = %sub, estimate, desired = rates.1, "estimate flat after demand rose: restarting the estimator");
+                s.rtc.bwe().reset(Bitrate::bps(estimate));
+            }
+        }
         if rates != s.bwe_rates {
             s.bwe_rates = rates;
             s.rtc
@@ -318,5 +401,56 @@ fn demand(
         max_bps: tighter(room.max_video_bitrate_bps, publisher.max_video_bitrate_bps),
         min_bps: room.min_video_bitrate_bps.unwrap_or(0),
         priority: publisher.priority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rise_is_a_higher_or_new_visible_layer() {
+        let mut rise = DemandRise::default();
+        assert!(rise.record(vec![(0, Some(0))]), "a new visible track");
+        assert!(!rise.record(vec![(0, Some(0))]));
+        assert!(!rise.record(vec![(0, None)]), "hidden");
+        assert!(rise.record(vec![(0, Some(1))]), "shown again, larger");
+        assert!(
+            !rise.record(vec![(0, Some(0)), (3, None)]),
+            "lower, and a hidden one"
+        );
+        assert!(rise.record(vec![(0, Some(0)), (3, Some(2))]));
+    }
+
+    #[test]
+    fn the_estimator_restarts_only_when_a_rise_goes_unanswered_and_not_too_often() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut rise = DemandRise::default();
+        assert!(!rise.restart_due(at(0), true, 800_000, 1_600_000));
+        assert!(!rise.restart_due(at(1_000), false, 800_000, 1_600_000));
+        assert!(rise.restart_due(at(2_000), false, 800_000, 1_600_000));
+        assert!(
+            !rise.restart_due(at(2_200), false, 800_000, 1_600_000),
+            "once"
+        );
+
+        // Answered by str0m's own probe: no restart.
+        assert!(!rise.restart_due(at(20_000), true, 800_000, 1_600_000));
+        assert!(!rise.restart_due(at(21_000), false, 950_000, 1_600_000));
+        assert!(!rise.restart_due(at(23_000), false, 950_000, 1_600_000));
+
+        // A rise the estimate already covers: nothing to do.
+        assert!(!rise.restart_due(at(30_000), true, 2_000_000, 1_600_000));
+        assert!(!rise.restart_due(at(33_000), false, 2_000_000, 1_600_000));
+
+        // Unanswered again, but within the interval after the last restart.
+        let mut rise = DemandRise::default();
+        assert!(!rise.restart_due(at(0), true, 800_000, 1_600_000));
+        assert!(rise.restart_due(at(2_000), false, 800_000, 1_600_000));
+        assert!(!rise.restart_due(at(3_000), true, 800_000, 1_600_000));
+        assert!(!rise.restart_due(at(5_000), false, 800_000, 1_600_000));
+        assert!(!rise.restart_due(at(13_000), true, 800_000, 1_600_000));
+        assert!(rise.restart_due(at(15_000), false, 800_000, 1_600_000));
     }
 }

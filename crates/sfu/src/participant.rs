@@ -15,6 +15,7 @@ use stoa_proto::{
     Grants, ParticipantId, ParticipantInfo, RoomName, TrackInfo, TrackKind, TrackSource,
 };
 
+use crate::bandwidth::DemandRise;
 use crate::keyframe::VideoCodec;
 use crate::rewrite::SeqRewriter;
 use crate::simulcast::{Layer, LayerChoice};
@@ -176,6 +177,8 @@ pub(crate) struct Participant {
     pub downlink: DownlinkEstimate,
     /// The (minimum, desired) bitrates str0m's estimator was last given.
     pub bwe_rates: (u64, u64),
+    /// Rises in what its video asks for, watched until the estimate follows.
+    pub demand_rise: DemandRise,
     /// Its limits and priority as a publisher.
     pub limits: ParticipantLimits,
 }
@@ -248,6 +251,7 @@ impl Participant {
             downlink: DownlinkEstimate::default(),
             limits: ParticipantLimits::default(),
             bwe_rates: (0, 0),
+            demand_rise: DemandRise::default(),
         }
     }
 

@@ -279,7 +279,7 @@ pub(crate) struct Demand {
 impl Demand {
     /// The highest layer it may get: what the display needs, within the bitrate ceiling, but
     /// at least the lowest layer. `None` when not visible.
-    fn ceiling(&self) -> Option<u8> {
+    pub(crate) fn ceiling(&self) -> Option<u8> {
         let cap = self.cap?.min(self.layers.saturating_sub(1));
         let Some(max) = self.max_bps else {
             return Some(cap);
