@@ -134,6 +134,18 @@ async fn accounts_sessions_and_login_limits() {
         .unwrap();
     assert_eq!(res.status(), 400);
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_body");
+    // A struct's fields as an array are no object.
+    let (s, b) = signup(json!(["a@example.org", "long enough", "A"])).await;
+    assert_error(s, &b, 400, "invalid_body");
+    let (s, b) = api
+        .call(
+            None,
+            Method::POST,
+            "/api/v1/rooms/some-room/join",
+            Some(json!([null])),
+        )
+        .await;
+    assert_error(s, &b, 400, "invalid_body");
 
     let ann = api.signup("Ann@Example.org", "Ann").await;
     let (s, b) = signup(
@@ -157,6 +169,44 @@ async fn accounts_sessions_and_login_limits() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // An Authorization header decides alone: a wrong one is refused even beside a good cookie.
+    for wrong in [
+        "Bearer ss_0000",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x",
+        "Basic YTpi",
+    ] {
+        let res = api
+            .http
+            .get(format!("{}/api/v1/me", api.base))
+            .header("cookie", format!("stoa_session={}", ann.token))
+            .header("authorization", wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{wrong}");
+    }
+    // Joining a room works signed out: a stale cookie leaves a guest, a stale bearer is refused.
+    let join = |auth: (&'static str, &'static str)| {
+        api.http
+            .post(format!("{}/api/v1/rooms/open-room/join", api.base))
+            .header(auth.0, auth.1)
+            .json(&json!({"name": "Guest"}))
+            .send()
+    };
+    assert_eq!(
+        join(("cookie", "stoa_session=ss_gone"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        join(("authorization", "Bearer ss_gone"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     let (s, b) = api.call(None, Method::GET, "/api/v1/me", None).await;
     assert_error(s, &b, 401, "unauthorized");
     let forged = Account {

@@ -55,38 +55,64 @@ impl FromRequestParts<AppState> for MaybeAuthed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(secret) = session_secret(&parts.headers) else {
-            return Ok(MaybeAuthed(None));
+        let (secret, explicit) = match session_credential(&parts.headers) {
+            Credential::None => return Ok(MaybeAuthed(None)),
+            Credential::Invalid => return Err(ApiError::unauthorized()),
+            Credential::Bearer(secret) => (secret, true),
+            Credential::Cookie(secret) => (secret, false),
         };
         let hash = hash_secret(&secret);
-        let Some(session) = state.store.session(&hash, unix_ms()).await? else {
-            return Ok(MaybeAuthed(None));
+        let session = state.store.session(&hash, unix_ms()).await?;
+        let user = match session {
+            Some(session) => state.store.user(&session.user_id).await?,
+            None => None,
         };
-        let user = state.store.user(&session.user_id).await?;
-        Ok(MaybeAuthed(user.map(|user| Authed {
-            user,
-            session_hash: hash,
-        })))
+        match user {
+            Some(user) => Ok(MaybeAuthed(Some(Authed {
+                user,
+                session_hash: hash,
+            }))),
+            // A stale cookie leaves a guest; a bearer secret that names no session is refused.
+            None if explicit => Err(ApiError::unauthorized()),
+            None => Ok(MaybeAuthed(None)),
+        }
     }
 }
 
-/// The session secret from the `stoa_session` cookie or an `Authorization: Bearer` header.
-/// Bearer values that are not session secrets (room access tokens) are ignored here.
-pub fn session_secret(headers: &HeaderMap) -> Option<String> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .filter(|v| v.starts_with("ss_"));
-    let cookie = headers
+/// The account credential a request carries.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credential {
+    None,
+    /// `Authorization: Bearer ss_...`.
+    Bearer(String),
+    /// The `stoa_session` cookie, with no `Authorization` header.
+    Cookie(String),
+    /// An `Authorization` header that is no session secret (a room access token, another
+    /// scheme, garbage): it decides alone, so the request is refused even with a cookie.
+    Invalid,
+}
+
+/// The session credential of a request: an `Authorization` header if there is one, else the
+/// `stoa_session` cookie.
+pub fn session_credential(headers: &HeaderMap) -> Credential {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        return value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .filter(|v| v.starts_with("ss_"))
+            .map_or(Credential::Invalid, |v| Credential::Bearer(v.to_string()));
+    }
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value);
-    bearer.or(cookie).map(String::from)
+        .map_or(Credential::None, |(_, value)| {
+            Credential::Cookie(value.to_string())
+        })
 }
 
 fn hash_secret(secret: &str) -> String {
@@ -138,7 +164,12 @@ pub struct SignupRequest {
     email: String,
     #[schema(min_length = 8, max_length = 256)]
     password: String,
-    #[schema(min_length = 1, max_length = 64)]
+    /// One line: no control characters, not only spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     display_name: String,
 }
 
@@ -170,6 +201,7 @@ pub struct SessionOut {
 
 /// Creates an account and signs it in.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = SignupRequest,
+    security(()),
     responses((status = 201, body = SessionOut), (status = 400, body = ErrorBody),
               (status = 409, description = "email_taken", body = ErrorBody)))]
 pub async fn signup(
@@ -197,6 +229,7 @@ pub async fn signup(
 
 /// Signs in with email and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest,
+    security(()),
     responses((status = 200, body = SessionOut), (status = 400, body = ErrorBody),
               (status = 401, description = "invalid_credentials", body = ErrorBody),
               (status = 429, description = "rate_limited", body = ErrorBody)))]

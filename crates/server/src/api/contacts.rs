@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::Authed;
 use super::meetings::{insert_meeting, instant_draft, meeting_out, MeetingOut};
-use super::validate::{id, text};
+use super::validate::{id, line};
 use super::{paged, probe, ErrorBody, JsonBody, ListQuery, QueryArgs, UserOut};
 use crate::clock::unix_ms;
 use crate::error::ApiError;
@@ -21,8 +21,12 @@ use crate::presence::{PresenceState, UserEvent};
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// 2 to 100 characters of a name or email.
-    #[param(min_length = 2, max_length = 100)]
+    /// 2 to 100 characters of a name or email, on one line.
+    #[param(
+        min_length = 2,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     q: String,
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
@@ -77,7 +81,7 @@ pub async fn search(
     auth: Authed,
     QueryArgs(query): QueryArgs<SearchQuery>,
 ) -> Result<Json<UserList>, ApiError> {
-    let q = text("q", &query.q, 2, 100)?;
+    let q = line("q", &query.q, 2, 100)?;
     let page = ListQuery::new(query.limit, query.offset).page()?;
     let users = state
         .store

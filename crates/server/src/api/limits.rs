@@ -26,10 +26,12 @@ const MAX_PRIORITY: i64 = 10;
 pub struct RoomLimitsBody {
     /// No subscriber receives a layer of a track above this, bits/s (the lowest layer is
     /// always allowed); `null`: unlimited.
+    #[serde(default, deserialize_with = "super::whole_number")]
     #[schema(minimum = 1, maximum = 100000000)]
     pub max_video_bitrate: Option<i64>,
     /// When bandwidth is short, each track first gets the lowest layer reaching this, bits/s,
     /// before any is raised further; `null`: no floor.
+    #[serde(default, deserialize_with = "super::whole_number")]
     #[schema(minimum = 1, maximum = 100000000)]
     pub min_video_bitrate: Option<i64>,
 }
@@ -39,11 +41,12 @@ pub struct RoomLimitsBody {
 #[serde(deny_unknown_fields)]
 pub struct ParticipantLimitsBody {
     /// Ceiling for the layers of its video tracks that anyone receives, bits/s; `null`: none.
+    #[serde(default, deserialize_with = "super::whole_number")]
     #[schema(minimum = 1, maximum = 100000000)]
     pub max_video_bitrate: Option<i64>,
     /// Its tracks are raised before those of lower priority (screen shares still come
     /// first), e.g. a presenter's. Default 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::whole_number_required")]
     #[schema(minimum = 0, maximum = 10)]
     pub priority: i64,
 }

@@ -9,14 +9,14 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use stoa_proto::{Grants, RoomName};
 use stoa_store::{Meeting, MeetingDraft, Recurrence, StoreError};
 use utoipa::ToSchema;
 
 use super::accounts::{Authed, MaybeAuthed};
-use super::validate::{display_name, id, text};
+use super::validate::{display_name, id, line, text};
 use super::{ics, paged, probe, ErrorBody, JsonBody, ListQuery, OptionalJson, QueryArgs, UserOut};
 use crate::clock::unix_ms;
 use crate::error::ApiError;
@@ -30,25 +30,31 @@ const MAX_INVITEES: usize = 200;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MeetingIn {
-    /// 1 to 200 characters; default "Meeting".
-    #[schema(min_length = 1, max_length = 200)]
+    /// 1 to 200 characters on one line; default "Meeting".
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     title: Option<String>,
-    /// Up to 5000 characters.
-    #[schema(max_length = 5000)]
+    /// Up to 5000 characters; no control characters but line breaks and tabs.
+    #[schema(max_length = 5000, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$")]
     description: Option<String>,
-    /// RFC 3339 with an offset; absent for an instant meeting.
-    #[schema(format = DateTime)]
+    /// RFC 3339 with an offset, in the years 2000 to 2199; absent for an instant meeting.
+    #[schema(format = DateTime, pattern = "^2[01][0-9]{2}-")]
     start_at: Option<String>,
     /// IANA time zone the meeting recurs in, e.g. `Europe/Berlin`; default `UTC`.
     time_zone: Option<String>,
     /// 1 to 1440; default 60.
     #[schema(minimum = 1, maximum = 1440)]
+    #[serde(default, deserialize_with = "super::whole_number")]
     duration_minutes: Option<i64>,
     /// `none`, `daily` or `weekly`; recurring meetings need `start_at`.
     #[schema(pattern = "^(none|daily|weekly)$")]
     recurrence: Option<String>,
     /// 1 to 1000 occurrences; absent for no end.
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "super::whole_number")]
     recurrence_count: Option<i64>,
     require_sign_in: Option<bool>,
     lobby: Option<bool>,
@@ -128,7 +134,11 @@ pub struct HistoryList {
 #[serde(deny_unknown_fields)]
 pub struct JoinIn {
     /// Display name in the call; required for guests, defaults to the account's name.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: Option<String>,
 }
 
@@ -161,7 +171,8 @@ pub fn identity_user(identity: &str) -> Option<&str> {
 
 /// Creates a meeting: stored (instant or scheduled) for a signed-in user, an ad-hoc link
 /// otherwise.
-#[utoipa::path(post, path = "/api/v1/meetings", tag = "meetings", request_body = MeetingIn,
+#[utoipa::path(post, path = "/api/v1/meetings", tag = "meetings", request_body = Option<MeetingIn>,
+    security((), ("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, description = "the meeting (signed in) or an ad-hoc link (signed out)", body = MeetingOut),
               (status = 400, body = ErrorBody)))]
 pub async fn create(
@@ -249,7 +260,8 @@ pub async fn detail(
 #[utoipa::path(patch, path = "/api/v1/meetings/{id}", tag = "meetings", request_body = MeetingIn,
     params(("id" = String, Path, description = "meeting id")),
     responses((status = 200, body = MeetingOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "meeting_cancelled", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     auth: Authed,
@@ -374,7 +386,8 @@ pub async fn history(
 }
 
 /// A room access token for a call, if the meeting admits this person.
-#[utoipa::path(post, path = "/api/v1/rooms/{room}/join", tag = "meetings", request_body = JoinIn,
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/join", tag = "meetings", request_body = Option<JoinIn>,
+    security((), ("bearer" = []), ("session_cookie" = [])),
     params(("room" = String, Path, description = "room name from the meeting link")),
     responses((status = 200, body = JoinOut), (status = 400, body = ErrorBody),
               (status = 401, description = "sign_in_required", body = ErrorBody),
@@ -388,11 +401,7 @@ pub async fn join_room(
 ) -> Result<Json<JoinOut>, ApiError> {
     let room = RoomName::new(room)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))?;
-    let meeting = state.store.meeting_by_room(room.as_str()).await?;
-    let host = matches!((&auth, &meeting), (Some(a), Some(m)) if a.user.id == m.host_id);
-    if let Some(m) = &meeting {
-        admits(m, auth.is_some(), host)?;
-    }
+    // The request is checked before the meeting: a bad one is refused the same either way.
     let (identity, name) = match (&auth, input.name.as_deref()) {
         (Some(a), None) => (user_identity(&a.user.id), a.user.display_name.clone()),
         (Some(a), Some(name)) => (user_identity(&a.user.id), display_name("name", name)?),
@@ -402,6 +411,11 @@ pub async fn join_room(
         ),
         (None, None) => return Err(ApiError::field("name", "a guest must give a name")),
     };
+    let meeting = state.store.meeting_by_room(room.as_str()).await?;
+    let host = matches!((&auth, &meeting), (Some(a), Some(m)) if a.user.id == m.host_id);
+    if let Some(m) = &meeting {
+        admits(m, auth.is_some(), host)?;
+    }
     let grants = Grants {
         room_admin: host,
         ..Grants::default()
@@ -550,10 +564,7 @@ pub fn instant_draft() -> MeetingDraft {
 fn draft(input: &MeetingIn, base: Option<&MeetingDraft>) -> Result<MeetingDraft, ApiError> {
     let mut d = base.cloned().unwrap_or_else(instant_draft);
     if let Some(t) = &input.title {
-        d.title = text("title", t, 1, 200)?;
-        if d.title.contains('\n') {
-            return Err(ApiError::field("title", "title must be one line"));
-        }
+        d.title = line("title", t, 1, 200)?;
     }
     if let Some(t) = &input.description {
         d.description = text("description", t, 0, 5000)?;
@@ -610,16 +621,14 @@ fn start_time(s: &str) -> Result<i64, ApiError> {
     let bad = || {
         ApiError::field(
             "start_at",
-            "start_at must be an RFC 3339 time with an offset, between the years 2000 and 2200",
+            "start_at must be an RFC 3339 time with an offset, in the years 2000 to 2199",
         )
     };
     let t = DateTime::parse_from_rfc3339(s).map_err(|_| bad())?;
-    let ms = t.timestamp_millis();
-    // 2000-01-01 .. 2200-01-01
-    if !(946_684_800_000..=7_258_118_400_000).contains(&ms) {
+    if !(2000..=2199).contains(&t.year()) {
         return Err(bad());
     }
-    Ok(ms)
+    Ok(t.timestamp_millis())
 }
 
 /// Checks an invitation list: known ids, no duplicates, each one a contact of the host.

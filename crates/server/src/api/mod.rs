@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/api/v1/openapi.json",
-            get(|| async { Json(ApiDoc::openapi()) }),
+            get(|| async { Json(openapi_document()) }),
         )
         .route("/api/v1/auth/signup", post(a::signup))
         .route("/api/v1/auth/login", post(a::login))
@@ -92,7 +92,7 @@ pub fn router() -> Router<AppState> {
     ),
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes),
-    security(("session_cookie" = []), ("bearer" = [])),
+    security(("bearer" = []), ("session_cookie" = [])),
 )]
 pub struct ApiDoc;
 
@@ -113,6 +113,93 @@ impl utoipa::Modify for SecuritySchemes {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// Room names and the ids in paths, as the server accepts them.
+const NAME_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+/// A participant id, with or without its `p` prefix.
+const PARTICIPANT_PATTERN: &str = "^p?[0-9]{1,19}$";
+
+/// The OpenAPI document: the handlers' annotations plus what every operation shares, so no
+/// handler has to repeat it: the shape of path parameters, the refusals of a JSON body (413
+/// too large, 415 not JSON) and of a missing or wrong credential (401).
+pub fn openapi_document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    let error = serde_json::json!({
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    });
+    let refusal = |description: &str| {
+        let mut r = error.clone();
+        r["description"] = description.into();
+        r
+    };
+    // Every name chrono-tz knows, as `time_zone` accepts them.
+    let mut zones: Vec<serde_json::Value> = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|tz| tz.name().into())
+        .collect();
+    zones.push(serde_json::Value::Null);
+    if let Some(tz) = doc
+        .pointer_mut("/components/schemas/MeetingIn/properties/time_zone")
+        .and_then(|p| p.as_object_mut())
+    {
+        tz.insert("enum".into(), zones.into());
+    }
+    if let Some(ids) = doc
+        .pointer_mut("/components/schemas/MeetingIn/properties/invitees/items")
+        .and_then(|p| p.as_object_mut())
+    {
+        ids.insert("pattern".into(), NAME_PATTERN.into());
+    }
+    let global_security = doc["security"].clone();
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return doc;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+    {
+        let params = operation
+            .get_mut("parameters")
+            .and_then(|p| p.as_array_mut());
+        for param in params.into_iter().flatten() {
+            if param["in"] == "path" {
+                let pattern = match param["name"].as_str() {
+                    Some("participant") => PARTICIPANT_PATTERN,
+                    _ => NAME_PATTERN,
+                };
+                param["schema"]["pattern"] = pattern.into();
+            }
+        }
+        let has_body = operation.get("requestBody").is_some();
+        let needs_credential = operation
+            .get("security")
+            .unwrap_or(&global_security)
+            .as_array()
+            .is_some_and(|s| {
+                s.iter()
+                    .any(|r| r.as_object().is_some_and(|r| !r.is_empty()))
+            });
+        let Some(responses) = operation["responses"].as_object_mut() else {
+            continue;
+        };
+        if has_body {
+            responses
+                .entry("413")
+                .or_insert_with(|| refusal("the body is too large"));
+            responses
+                .entry("415")
+                .or_insert_with(|| refusal("the body is not `application/json`"));
+        }
+        // Also where signing in is optional: a wrong credential is refused, not ignored.
+        if needs_credential {
+            responses
+                .entry("401")
+                .or_insert_with(|| refusal("a missing, wrong or expired credential"));
+        }
+    }
+    doc
 }
 
 /// A user as other users see them.
@@ -143,10 +230,22 @@ impl From<UserSummary> for UserOut {
     }
 }
 
-/// A JSON request body whose rejection is an [`ApiError`].
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object request body whose rejection is an [`ApiError`]: 415 without a JSON
+/// content type, 413 over the size limit, 400 for bad JSON, anything but an object (serde
+/// would read a struct from an array too) or fields that do not fit.
 pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(not_an_object());
+        }
+        from_value(value).map(Self)
+    }
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
@@ -159,7 +258,25 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// A JSON body that may be left out entirely (then `T::default()`).
+fn not_an_object() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        "the body must be a JSON object",
+    )
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+/// A JSON object body that may be left out entirely or be `null` (then `T::default()`).
 pub struct OptionalJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for OptionalJson<T>
@@ -178,13 +295,18 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
-        serde_json::from_slice(&bytes).map(Self).map_err(|e| {
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
                 format!("invalid JSON body: {e}"),
             )
-        })
+        })?;
+        match value {
+            serde_json::Value::Null => Ok(Self(T::default())),
+            serde_json::Value::Object(_) => from_value(value).map(Self),
+            _ => Err(not_an_object()),
+        }
     }
 }
 
@@ -197,6 +319,30 @@ impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
     }
+}
+
+/// An optional integer field that JSON may also spell with a zero fraction (`5.0`), as JSON
+/// Schema's `integer` allows.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        _ => Err(D::Error::custom(format!(
+            "{n} is not a whole number in range"
+        ))),
+    }
+}
+
+/// Like [`whole_number`], where `null` is no value.
+pub fn whole_number_required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    whole_number(d)?.ok_or_else(|| D::Error::custom("null is not a whole number"))
 }
 
 /// `?limit=&offset=` of a list.

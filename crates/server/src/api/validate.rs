@@ -35,11 +35,12 @@ pub fn password(field: &str, password: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Trimmed text of `min..=max` characters without control characters.
+/// Trimmed text of `min..=max` characters (`max` also before trimming) without control
+/// characters other than line breaks and tabs.
 pub fn text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, ApiError> {
     let value = raw.trim();
     let n = value.chars().count();
-    if n < min || n > max {
+    if n < min || raw.chars().count() > max {
         return Err(ApiError::field(
             field,
             format!("{field} must be {min} to {max} characters"),
@@ -55,12 +56,17 @@ pub fn text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, Ap
     Ok(value.to_string())
 }
 
-pub fn display_name(field: &str, raw: &str) -> Result<String, ApiError> {
-    let name = text(field, raw, 1, 64)?;
-    if name.contains('\n') || name.contains('\t') {
+/// Like [`text`], on one line: no line breaks or tabs either.
+pub fn line(field: &str, raw: &str, min: usize, max: usize) -> Result<String, ApiError> {
+    let value = text(field, raw, min, max)?;
+    if value.contains('\n') || value.contains('\t') {
         return Err(ApiError::field(field, format!("{field} must be one line")));
     }
-    Ok(name)
+    Ok(value)
+}
+
+pub fn display_name(field: &str, raw: &str) -> Result<String, ApiError> {
+    line(field, raw, 1, 64)
 }
 
 /// An id of ours: 1 to 64 URL-safe characters (anything else cannot exist).
