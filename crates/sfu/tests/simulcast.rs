@@ -200,19 +200,27 @@ fn one_subscribers_bad_link_does_not_lower_another_subscribers_layer() {
     assert_eq!(sim.layer_report(bad)[0].current.as_deref(), Some("q"));
 }
 
+/// A room ceiling between the middle layer (~500 kbit/s) and the top one.
+const CAPPED: RoomLimits = RoomLimits {
+    max_video_bitrate_bps: Some(600_000),
+    min_video_bitrate_bps: None,
+};
+
+/// Caps [`publisher_and_viewer`]'s room at [`CAPPED`]; returns the room's name.
+fn cap_room(sim: &mut SfuSim) -> RoomName {
+    let room = RoomName::new("room").unwrap();
+    sim.sfu.set_room_limits(&room, CAPPED).unwrap();
+    room
+}
+
 #[test]
 fn a_room_bitrate_ceiling_keeps_a_subscriber_off_the_top_layer_until_lifted() {
     let (mut sim, _a, b) = publisher_and_viewer(LinkParams::limited(3_000_000));
-    let room = RoomName::new("room").unwrap();
-    let capped = RoomLimits {
-        max_video_bitrate_bps: Some(600_000),
-        min_video_bitrate_bps: None,
-    };
-    sim.sfu.set_room_limits(&room, capped).unwrap();
-    assert_eq!(sim.sfu.room_limits(&room), Some(capped));
+    let room = cap_room(&mut sim);
+    assert_eq!(sim.sfu.room_limits(&room), Some(CAPPED));
     let nobody = RoomName::new("nobody").unwrap();
     assert_eq!(
-        sim.sfu.set_room_limits(&nobody, capped),
+        sim.sfu.set_room_limits(&nobody, CAPPED),
         Err(SfuError::UnknownRoom)
     );
     assert_eq!(sim.sfu.room_limits(&nobody), None);
@@ -238,12 +246,7 @@ fn a_room_bitrate_ceiling_keeps_a_subscriber_off_the_top_layer_until_lifted() {
 #[test]
 fn lifting_a_ceiling_on_a_link_too_slow_for_more_keeps_the_layer_it_carries() {
     let (mut sim, _a, b) = publisher_and_viewer(LinkParams::limited(1_000_000));
-    let room = RoomName::new("room").unwrap();
-    let capped = RoomLimits {
-        max_video_bitrate_bps: Some(600_000),
-        min_video_bitrate_bps: None,
-    };
-    sim.sfu.set_room_limits(&room, capped).unwrap();
+    let room = cap_room(&mut sim);
     assert!(time_until_on_layer(&mut sim, b, 1, Duration::from_secs(15)).is_some());
     sim.run(Duration::from_secs(10));
 

@@ -266,14 +266,16 @@ fn not_an_object() -> ApiError {
     )
 }
 
+fn invalid_json(e: serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        format!("invalid JSON body: {e}"),
+    )
+}
+
 fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("invalid JSON body: {e}"),
-        )
-    })
+    serde_json::from_value(value).map_err(invalid_json)
 }
 
 /// A JSON object body that may be left out entirely or be `null` (then `T::default()`).
@@ -295,13 +297,7 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("invalid JSON body: {e}"),
-            )
-        })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid_json)?;
         match value {
             serde_json::Value::Null => Ok(Self(T::default())),
             serde_json::Value::Object(_) => from_value(value).map(Self),
