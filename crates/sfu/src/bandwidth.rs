@@ -3,6 +3,8 @@
 //! its video down-tracks, after reserving what its audio needs, and each down-track is
 //! steered to a simulcast layer ([`crate::simulcast`]);
 //! layers nobody selects are paused at their publisher ("dynacast", the `layers` message).
+//! A queue standing on the subscriber's link holds it on the lowest layers at once, before
+//! the estimate follows ([`crate::congestion`]).
 //! The room's and publishers' limits ([`crate::limits`]) bound and order the choice.
 //! Also the `video_size` message and the per-subscriber layer report.
 
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
 use str0m::media::Mid;
+use str0m::stats::PeerStats;
 
 use stoa_proto::{ParticipantId, ServerMessage, TrackKind, TrackSource};
 
@@ -27,6 +30,9 @@ pub(crate) const ALLOCATION_INTERVAL: Duration = Duration::from_millis(200);
 const AUDIO_RESERVE_BPS: u64 = 48_000;
 /// A pacer backlog should drain within this, besides the media that keeps coming.
 const BACKLOG_DRAIN: Duration = Duration::from_millis(250);
+/// A down-track's resend cache as str0m sets it up: packets, age, the most of what is sent
+/// that resends may be.
+const RTX_CACHE: (usize, Duration, f32) = (1024, Duration::from_secs(3), 0.15);
 /// Display sizes above this are refused as nonsense.
 const MAX_DISPLAY_SIDE: u32 = 16_384;
 /// How long the estimate may stay flat after a subscriber's demand rose before its
@@ -145,9 +151,12 @@ impl Sfu {
         // estimate has caught up with a link that got slower.
         let backlog_bps = paced_backlog(s) as u64 * 8 * 1000 / BACKLOG_DRAIN.as_millis() as u64;
         let estimate = s.downlink.bps();
-        let budget = estimate.map_or(0, |e| e.saturating_sub(audio + backlog_bps));
+        let holding = s.queue.holding();
+        let budget = estimate
+            .filter(|_| !holding)
+            .map_or(0, |e| e.saturating_sub(audio + backlog_bps));
         let offers = allocate(budget, &demands);
-        tracing::trace!(subscriber = %sub, ?estimate, backlog_bps, budget, "allocation");
+        tracing::trace!(subscriber = %sub, ?estimate, holding, backlog_bps, budget, "allocation");
         let mut keyframes = Vec::new();
         for (claim, &offer) in claims.iter().zip(&offers) {
             let down = &mut s.down[claim.down];
@@ -157,7 +166,7 @@ impl Sfu {
             if choice.target != before {
                 tracing::debug!(
                     subscriber = %sub, track = %down.track_id, from = ?before,
-                    to = ?choice.target, ?estimate, backlog_bps, audio,
+                    to = ?choice.target, ?estimate, holding, backlog_bps, audio,
                     "layer target changed"
                 );
             }
@@ -165,7 +174,9 @@ impl Sfu {
                 keyframes.push((claim.source, target));
             }
         }
-        let (minimum, desired) = probe_rates(&demands, &offers);
+        // While a queue stands, no padding or probing towards more: it would keep the queue
+        // full and cost the lower layer's keyframe its packets.
+        let (minimum, desired) = probe_rates(&demands, &offers, !holding);
         let rates = (audio + minimum, audio + desired);
         let ceilings = claims
             .iter()
@@ -193,6 +204,26 @@ impl Sfu {
         }
         for ((publisher, mid), layer) in keyframes {
             self.request_keyframe(now, publisher, mid, layer);
+        }
+    }
+
+    /// Takes str0m's periodic figures for a participant's connection: its unaveraged
+    /// estimate, and the round trip that shows a queue on the way to it.
+    pub(crate) fn on_peer_stats(&mut self, now: Instant, id: ParticipantId, stats: &PeerStats) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        if let Some(raw) = stats.bwe_tx {
+            p.downlink.on_twcc_raw(raw.as_u64());
+        }
+        let Some(rtt) = stats.rtt else {
+            return;
+        };
+        if p.queue.sample(now, rtt) {
+            tracing::debug!(participant = %id, ?rtt, "queue on the downlink: holding the lowest layers");
+            drop_resends(p);
+            // Act on it now rather than at the next allocation round.
+            self.next_allocation = Some(now);
         }
     }
 
@@ -352,6 +383,22 @@ impl Sfu {
                 }
             })
             .collect()
+    }
+}
+
+/// Forgets the packets a subscriber's video could be resent: they belong to layers its link
+/// could not carry, and resending them would keep its queue full.
+fn drop_resends(s: &mut Participant) {
+    let mut api = s.rtc.direct_api();
+    for d in s
+        .down
+        .iter()
+        .filter(|d| d.kind == TrackKind::Video && d.state == DownState::Active)
+    {
+        if let Some(tx) = d.mid.and_then(|mid| api.stream_tx_by_mid(mid, None)) {
+            let (packets, age, ratio) = RTX_CACHE;
+            tx.set_rtx_cache(packets, age, Some(ratio));
+        }
     }
 }
 

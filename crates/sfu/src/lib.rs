@@ -15,6 +15,7 @@
 //! statistics and [`speaker`] detects each room's active speaker.
 
 mod bandwidth;
+mod congestion;
 pub mod demux;
 pub mod keyframe;
 mod limits;

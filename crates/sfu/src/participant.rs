@@ -16,6 +16,7 @@ use stoa_proto::{
 };
 
 use crate::bandwidth::DemandRise;
+use crate::congestion::QueueWatch;
 use crate::keyframe::VideoCodec;
 use crate::rewrite::SeqRewriter;
 use crate::simulcast::{Layer, LayerChoice};
@@ -179,17 +180,22 @@ pub(crate) struct Participant {
     pub bwe_rates: (u64, u64),
     /// Rises in what its video asks for, watched until the estimate follows.
     pub demand_rise: DemandRise,
+    /// The queue on its downlink, seen in round trips.
+    pub queue: QueueWatch,
     /// Its limits and priority as a publisher.
     pub limits: ParticipantLimits,
 }
 
 /// The bandwidth towards a participant: str0m's own TWCC estimate while it can probe, and
 /// otherwise the receiver's REMB reports (browsers that do not negotiate transport-wide
-/// congestion control send those instead).
+/// congestion control send those instead). str0m reports its TWCC estimate averaged over
+/// 3 s; its latest raw estimate (from its peer statistics) is taken when lower, so a link
+/// that narrows is followed at once and one that widens at the averaged pace.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DownlinkEstimate {
     twcc_bps: Option<u64>,
     twcc_probing: bool,
+    twcc_raw_bps: Option<u64>,
     remb_bps: Option<u64>,
 }
 
@@ -197,6 +203,11 @@ impl DownlinkEstimate {
     pub fn on_twcc(&mut self, bps: u64, can_probe: bool) {
         self.twcc_bps = Some(bps);
         self.twcc_probing = can_probe;
+    }
+
+    /// str0m's latest unaveraged TWCC estimate.
+    pub fn on_twcc_raw(&mut self, bps: u64) {
+        self.twcc_raw_bps = Some(bps);
     }
 
     pub fn on_remb(&mut self, bps: u64) {
@@ -214,7 +225,10 @@ impl DownlinkEstimate {
     }
 
     fn current(&self) -> Option<(u64, EstimateSource)> {
-        let twcc = self.twcc_bps.map(|bps| (bps, EstimateSource::Twcc));
+        let twcc = self.twcc_bps.map(|bps| {
+            let latest = self.twcc_raw_bps.map_or(bps, |raw| raw.min(bps));
+            (latest, EstimateSource::Twcc)
+        });
         let remb = self.remb_bps.map(|bps| (bps, EstimateSource::Remb));
         if self.twcc_probing {
             twcc
@@ -252,6 +266,7 @@ impl Participant {
             limits: ParticipantLimits::default(),
             bwe_rates: (0, 0),
             demand_rise: DemandRise::default(),
+            queue: QueueWatch::default(),
         }
     }
 

@@ -77,7 +77,10 @@ impl Sfu {
     fn handle_event(&mut self, now: Instant, id: ParticipantId, event: Event) {
         match event {
             Event::RtpPacket(packet) => self.forward(now, id, packet),
-            e @ Event::PeerStats(_) => self.record_stats(id, e),
+            Event::PeerStats(stats) => {
+                self.on_peer_stats(now, id, &stats);
+                self.record_stats(id, Event::PeerStats(stats));
+            }
             e @ Event::MediaIngressStats(_) => self.record_stats(id, e),
             e @ Event::MediaEgressStats(_) => self.record_stats(id, e),
             Event::Connected => {

@@ -365,21 +365,23 @@ pub(crate) fn allocate(budget: u64, demands: &[Demand]) -> Vec<Option<u8>> {
 
 /// What to ask of the bandwidth estimator, in bits/s besides `audio`: `minimum`, the rate to
 /// keep sending (padding fills up to it, within the estimate) so the estimate can grow into
-/// the next layer up; and `desired`, the rate at which every track gets all its display needs
-/// within its ceiling.
-pub(crate) fn probe_rates(demands: &[Demand], offers: &[Option<u8>]) -> (u64, u64) {
+/// the next layer up, or only what is sent without `reach_up`; and `desired`, the rate at
+/// which every track gets all its display needs within its ceiling.
+pub(crate) fn probe_rates(demands: &[Demand], offers: &[Option<u8>], reach_up: bool) -> (u64, u64) {
     let cost = |d: &Demand, layer: Option<u8>| layer.map_or(0, |l| d.costs[l as usize]);
     let sending: u64 = demands.iter().zip(offers).map(|(d, &o)| cost(d, o)).sum();
     let desired: u64 = demands.iter().map(|d| cost(d, d.ceiling())).sum();
-    let next_step = raise_order(demands)
-        .into_iter()
-        .find_map(|i| {
+    let next_step = || {
+        raise_order(demands).into_iter().find_map(|i| {
             let (d, o) = (&demands[i], offers[i]);
             let next = o.filter(|&o| d.ceiling().is_some_and(|c| o < c))? + 1;
             Some(with_headroom(d.costs[next as usize]).saturating_sub(cost(d, o)))
         })
-        .unwrap_or(0);
-    ((sending + next_step).min(desired), desired)
+    };
+    if !reach_up {
+        return (sending, sending);
+    }
+    ((sending + next_step().unwrap_or(0)).min(desired), desired)
 }
 
 #[cfg(test)]
@@ -460,7 +462,7 @@ mod tests {
         };
         assert_eq!(allocate(10_000_000, &[tiny]), [Some(0)]);
         assert_eq!(
-            probe_rates(&[capped], &[Some(1)]),
+            probe_rates(&[capped], &[Some(1)], true),
             (500_000, 500_000),
             "no probing for a layer the ceiling forbids"
         );
@@ -514,10 +516,15 @@ mod tests {
     #[test]
     fn probing_aims_at_the_next_layer_up() {
         let low = cam(Some(0));
-        let (minimum, desired) = probe_rates(&[low], &[Some(0)]);
+        let (minimum, desired) = probe_rates(&[low], &[Some(0)], true);
         assert_eq!(desired, 1_500_000);
         assert_eq!(minimum, 600_000);
-        assert_eq!(probe_rates(&[low], &[Some(2)]), (1_500_000, 1_500_000));
+        assert_eq!(
+            probe_rates(&[low], &[Some(2)], true),
+            (1_500_000, 1_500_000)
+        );
+        // Holding back: only what is sent.
+        assert_eq!(probe_rates(&[low], &[Some(0)], false), (150_000, 150_000));
     }
 
     #[test]

@@ -20,8 +20,11 @@ use stoa_proto::{ParticipantId, RoomName, TrackKind, TrackSource};
 use crate::participant::{DownTrack, Participant, UpTrack};
 use crate::{ParticipantCounters, Sfu};
 
-/// How often str0m reports statistics for each session.
-pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often str0m reports statistics for each session. Often, because its peer figures
+/// also feed bandwidth management ([`crate::congestion`]).
+pub const STATS_INTERVAL: Duration = Duration::from_millis(200);
+/// Bitrates are measured over at least this long, however often samples come.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// How the bandwidth towards a participant is estimated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -198,10 +201,12 @@ struct Rate {
 impl Rate {
     fn update(&mut self, bytes: u64, at: Instant) {
         if let Some(prev) = self.at {
-            let secs = at.saturating_duration_since(prev).as_secs_f64();
-            if secs > 0.0 {
-                self.bps = (bytes.saturating_sub(self.bytes) as f64 * 8.0 / secs) as u64;
+            let elapsed = at.saturating_duration_since(prev);
+            if elapsed < RATE_WINDOW {
+                return;
             }
+            self.bps =
+                (bytes.saturating_sub(self.bytes) as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
         }
         self.bytes = bytes;
         self.at = Some(at);

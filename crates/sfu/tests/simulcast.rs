@@ -70,6 +70,23 @@ fn time_until_forwarding(
     ok.then(|| sim.now - start)
 }
 
+/// The longest time, from `since`, between two frames peer `i` could decode: a keyframe, or
+/// a frame that follows a decodable one without a gap.
+fn longest_freeze(sim: &SfuSim, i: usize, since: Instant) -> Duration {
+    let (mut decodable, mut last, mut worst) = (false, None::<Instant>, Duration::ZERO);
+    for f in &video(sim, i).log {
+        decodable = f.keyframe || (decodable && f.contiguous);
+        if !decodable {
+            continue;
+        }
+        if let Some(last) = last.filter(|_| f.at >= since) {
+            worst = worst.max(f.at.saturating_duration_since(last.max(since)));
+        }
+        last = Some(f.at);
+    }
+    worst
+}
+
 fn publisher_and_viewer(downlink: LinkParams) -> (SfuSim, usize, usize) {
     let mut sim = SfuSim::new();
     let a = sim.add_simulcast_publisher("room", "alice", default_layers());
@@ -81,6 +98,7 @@ fn publisher_and_viewer(downlink: LinkParams) -> (SfuSim, usize, usize) {
 #[test]
 fn a_subscriber_follows_its_bandwidth_down_and_back_up() {
     let (mut sim, _a, b) = publisher_and_viewer(LinkParams::limited(3_000_000));
+    sim.peer_mut(b).record_frames = true;
     let up = time_until_on_layer(&mut sim, b, 2, Duration::from_secs(15));
     eprintln!("at 3 Mbit/s from the start: top layer after {up:?}");
     assert!(
@@ -94,9 +112,14 @@ fn a_subscriber_follows_its_bandwidth_down_and_back_up() {
     let start = sim.now;
     let switched = time_until_forwarding(&mut sim, b, "q", Duration::from_secs(10));
     let down = received_layer_after(&mut sim, b, 0, start, Duration::from_secs(10));
+    let freeze = longest_freeze(&sim, b, start);
     eprintln!(
         "3 Mbit/s -> 300 kbit/s: the SFU forwards the low layer after {switched:?}, \
-         the subscriber receives it after {down:?}"
+         the subscriber receives it after {down:?}; longest freeze {freeze:?}"
+    );
+    assert!(
+        freeze <= Duration::from_secs(1),
+        "no decodable frame for {freeze:?} while switching down"
     );
     assert!(
         switched.is_some_and(|d| d <= Duration::from_secs(3)),
