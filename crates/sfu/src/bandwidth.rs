@@ -86,6 +86,11 @@ impl DemandRise {
         })
     }
 
+    /// Forgets the ceilings seen, so the next allocation counts every visible track as a rise.
+    fn forget(&mut self) {
+        self.ceilings.clear();
+    }
+
     /// Whether to restart the estimator now, given whether demand just rose, the
     /// estimate and the rate wanted.
     fn restart_due(&mut self, now: Instant, rose: bool, estimate: u64, desired: u64) -> bool {
@@ -219,11 +224,16 @@ impl Sfu {
         let Some(rtt) = stats.rtt else {
             return;
         };
+        let was_holding = p.queue.holding();
         if p.queue.sample(now, rtt) {
             tracing::debug!(participant = %id, ?rtt, "queue on the downlink: holding the lowest layers");
             drop_resends(p);
             // Act on it now rather than at the next allocation round.
             self.next_allocation = Some(now);
+        } else if was_holding && !p.queue.holding() {
+            tracing::debug!(participant = %id, ?rtt, "downlink queue drained: hold ended");
+            // What the hold kept back is asked for again, and must be answered.
+            p.demand_rise.forget();
         }
     }
 
