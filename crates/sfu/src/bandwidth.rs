@@ -314,10 +314,13 @@ impl Sfu {
         }
     }
 
-    /// Bit `i` set: some subscriber forwards or moves to layer `i` of the track.
+    /// Bit `i` set: some subscriber forwards or moves to layer `i` of the track. The lowest
+    /// layer counts as selected while any is: it is where a subscriber whose link narrows
+    /// falls back to, and resuming it at the publisher would add half a second to that
+    /// subscriber's freeze.
     fn selected_layers(&self, publisher: ParticipantId, track: &UpTrack) -> u8 {
         let bit = |l: Option<u8>| l.map_or(0, |l| 1u8 << l);
-        track
+        let selected = track
             .subscribers
             .iter()
             .filter_map(|s| self.participants.get(s))
@@ -325,7 +328,12 @@ impl Sfu {
             .filter(|d| d.source == Some((publisher, track.mid)))
             .fold(0, |mask, d| {
                 mask | bit(d.choice.current) | bit(d.choice.target)
-            })
+            });
+        if selected != 0 {
+            selected | 1
+        } else {
+            0
+        }
     }
 
     /// `video_size`: the size at which a subscriber shows one of its video tracks.

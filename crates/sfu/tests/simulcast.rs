@@ -423,10 +423,11 @@ fn display_size_picks_the_layer_and_unwatched_layers_are_paused() {
     let back = time_until_on_layer(&mut sim, b, 2, Duration::from_secs(15));
     eprintln!("hidden -> 1280x720: top layer after {back:?}");
     assert!(back.is_some(), "{:?}", sim.layer_report(b));
-    // f resumed; q and h, now unwatched, may already be paused again.
+    // f resumed, and q with it (the fallback); h, unwatched, may already be paused again.
     let last = layers_messages(&sim, a).last().cloned().unwrap_or_default();
     assert!(last.contains(&"f".to_string()), "{last:?}");
-    assert!(sim.peer(a).layers[2].active);
+    assert!(last.contains(&"q".to_string()), "{last:?}");
+    assert!(sim.peer(a).layers[2].active && sim.peer(a).layers[0].active);
 }
 
 #[test]
