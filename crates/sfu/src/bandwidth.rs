@@ -86,11 +86,6 @@ impl DemandRise {
         })
     }
 
-    /// Forgets the ceilings seen, so the next allocation counts every visible track as a rise.
-    fn forget(&mut self) {
-        self.ceilings.clear();
-    }
-
     /// Whether to restart the estimator now, given whether demand just rose, the
     /// estimate and the rate wanted.
     fn restart_due(&mut self, now: Instant, rose: bool, estimate: u64, desired: u64) -> bool {
@@ -179,7 +174,7 @@ impl Sfu {
                 keyframes.push((claim.source, target));
             }
         }
-        // While a queue stands, no padding or probing towards more: it would keep the queue
+        // While a queue stands, no padding towards the next layer: it would keep the queue
         // full and cost the lower layer's keyframe its packets.
         let (minimum, desired) = probe_rates(&demands, &offers, !holding);
         let rates = (audio + minimum, audio + desired);
@@ -232,8 +227,6 @@ impl Sfu {
             self.next_allocation = Some(now);
         } else if was_holding && !p.queue.holding() {
             tracing::debug!(participant = %id, ?rtt, "downlink queue drained: hold ended");
-            // What the hold kept back is asked for again, and must be answered.
-            p.demand_rise.forget();
         }
     }
 

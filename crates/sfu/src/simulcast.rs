@@ -378,10 +378,12 @@ pub(crate) fn probe_rates(demands: &[Demand], offers: &[Option<u8>], reach_up: b
             Some(with_headroom(d.costs[next as usize]).saturating_sub(cost(d, o)))
         })
     };
-    if !reach_up {
-        return (sending, sending);
-    }
-    ((sending + next_step().unwrap_or(0)).min(desired), desired)
+    let reach = if reach_up {
+        next_step().unwrap_or(0)
+    } else {
+        0
+    };
+    ((sending + reach).min(desired), desired)
 }
 
 #[cfg(test)]
@@ -524,7 +526,7 @@ mod tests {
             (1_500_000, 1_500_000)
         );
         // Holding back: only what is sent.
-        assert_eq!(probe_rates(&[low], &[Some(0)], false), (150_000, 150_000));
+        assert_eq!(probe_rates(&[low], &[Some(0)], false), (150_000, 1_500_000));
     }
 
     #[test]
