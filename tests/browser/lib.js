@@ -2,6 +2,7 @@
 // with a fake camera and microphone) and helps tests drive the meeting page.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -216,6 +217,9 @@ export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 export function spawnBareChromium(url) {
   const profile = mkdtempSync(join(tmpdir(), 'stoa-chrome-'));
   const proc = spawn('/usr/bin/chromium', ['--headless=new', ...CHROME_FLAGS, `--user-data-dir=${profile}`, url], { stdio: 'ignore' });
-  proc.once('exit', () => rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }));
+  // After a SIGKILL, Chromium's child processes may write to the profile for a while longer:
+  // removing it is retried in the background and never fails the test.
+  const removeProfile = () => rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 500 });
+  proc.once('exit', () => removeProfile().catch(() => setTimeout(() => removeProfile().catch(() => {}), 10000).unref()));
   return proc;
 }
