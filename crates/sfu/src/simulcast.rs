@@ -371,19 +371,16 @@ pub(crate) fn probe_rates(demands: &[Demand], offers: &[Option<u8>], reach_up: b
     let cost = |d: &Demand, layer: Option<u8>| layer.map_or(0, |l| d.costs[l as usize]);
     let sending: u64 = demands.iter().zip(offers).map(|(d, &o)| cost(d, o)).sum();
     let desired: u64 = demands.iter().map(|d| cost(d, d.ceiling())).sum();
-    let next_step = || {
-        raise_order(demands).into_iter().find_map(|i| {
+    let next_step = raise_order(demands)
+        .into_iter()
+        .filter(|_| reach_up)
+        .find_map(|i| {
             let (d, o) = (&demands[i], offers[i]);
             let next = o.filter(|&o| d.ceiling().is_some_and(|c| o < c))? + 1;
             Some(with_headroom(d.costs[next as usize]).saturating_sub(cost(d, o)))
         })
-    };
-    let reach = if reach_up {
-        next_step().unwrap_or(0)
-    } else {
-        0
-    };
-    ((sending + reach).min(desired), desired)
+        .unwrap_or(0);
+    ((sending + next_step).min(desired), desired)
 }
 
 #[cfg(test)]
