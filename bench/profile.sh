@@ -21,7 +21,7 @@ ip netns exec "$NS" ip link set lo up
 ip netns exec "$NS" "$SERVER_BIN" serve --data-dir "$WORK/data" --no-turn --log warn >"$WORK/stoa.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 50); do ip netns exec "$NS" curl -sf http://127.0.0.1:8800/healthz >/dev/null 2>&1 && break; sleep 0.1; done
-ip netns exec "$NS" target/release/stoa load-test --url http://127.0.0.1:8800 --room profile \
+ip netns exec "$NS" target/release/stoa load-test --url http://127.0.0.1:8800 \
   --publishers "$PUBS" --subscribers "$SUBS" --duration "$((SECS + 8))s" --ramp-rate 20 "$@" >"$WORK/load.txt" 2>&1 &
 LOAD=$!
 sleep 5

@@ -49,7 +49,7 @@ for scenario in "${SCENARIOS[@]}"; do
   read -r name pubs subs flags <<<"$scenario"
   base_rss=$(rss_kib "$SERVER"); max_rss=$base_rss
   cpu0=$(cpu_seconds "$SERVER")
-  ip netns exec "$NS" "$BIN/stoa" load-test --url http://127.0.0.1:8800 --room "$name" \
+  ip netns exec "$NS" "$BIN/stoa" load-test --url http://127.0.0.1:8800 \
     --publishers "$pubs" --subscribers "$subs" --duration "${SECONDS_PER}s" --ramp-rate 20 --json $flags \
     >"$WORK/$name.json" 2>"$WORK/$name.err" &
   LOAD=$!

@@ -112,7 +112,7 @@ test('sign up, schedule with .ics, become contacts, see presence, call a contact
   await a.page.click('nav a[data-nav="contacts"]');
   await b.page.click('nav a[data-nav="contacts"]');
   await b.page.waitForSelector('#user-search');
-  await a.page.fill('#user-search', 'bob');
+  await a.page.fill('#user-search', 'bob@example.com');
   const result = `#search-results li[data-user-id="${bob.id}"]`;
   await a.page.click(`${result} button.add`);
   await a.page.waitForSelector(`#outgoing-requests li[data-user-id="${bob.id}"]`);

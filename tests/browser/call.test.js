@@ -1,7 +1,7 @@
 // Two and three people in a meeting through the web app, headless Chromium with fake devices.
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { browserSession, startServer, openParticipant, waitForRemoteMedia, spawnBareChromium, sleep } from './lib.js';
+import { browserSession, startServer, openParticipant, participantPath, waitForRemoteMedia, spawnBareChromium, sleep } from './lib.js';
 
 const session = browserSession({ afterEach, after });
 const people = session.people;
@@ -80,7 +80,7 @@ test('a browser that vanishes without saying goodbye is removed within seconds',
   people.push(a);
   // A bare Chromium process (no driver) that we can kill outright: no leave message, no
   // WebSocket close handshake, no DTLS close.
-  const b = spawnBareChromium(`${server.base}/m/${room}?name=Vanish&autojoin=1`);
+  const b = spawnBareChromium(`${server.base}${participantPath(server, room, 'Vanish')}`);
   await waitForRemoteMedia(a);
   const bId = await a.waitFor(() => [...window.stoa.participants.values()].find((p) => p.name === 'Vanish')?.pid, null, 10000, 'the other participant');
   const t0 = Date.now();

@@ -96,9 +96,19 @@ function netnsChromium(netns) {
   return path;
 }
 
-/** One participant: its own Chromium process and profile, on the meeting page. */
+/**
+ * One participant: its own Chromium process and profile, on the meeting page of `room` (any
+ * name: an integration room), joining with an access token minted by `stoa token`.
+ */
 export async function openParticipant(server, room, name, query = '', browserOptions = {}) {
-  return openUser(server, name, `/m/${room}?name=${encodeURIComponent(name)}&autojoin=1${query}`, browserOptions);
+  return openUser(server, name, participantPath(server, room, name, query), browserOptions);
+}
+
+/** `/m/{room}?autojoin=1…#token=…` for `name`, with a token of a fresh identity. */
+export function participantPath(server, room, name, query = '') {
+  const identity = `e2e-${name.toLowerCase().replace(/[^a-z0-9]/g, '')}-${Math.random().toString(36).slice(2, 8)}`;
+  const token = server.token(room, identity, ['--name', name]);
+  return `/m/${room}?autojoin=1${query}#token=${token}`;
 }
 
 /**

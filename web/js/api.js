@@ -106,9 +106,12 @@ export const listHistory = () => all('/history', 200);
 
 /**
  * `POST /rooms/{room}/join` → `{token, room, identity, name, host}`. `name` may be omitted
- * when signed in (the display name is used).
+ * when signed in (the display name is used); `hostKey` is an ad-hoc room creator's key.
  */
-export const joinRoom = (room, name) => post(`/rooms/${enc(room)}/join`, name ? { name } : {});
+export const joinRoom = (room, name, hostKey) => post(`/rooms/${enc(room)}/join`, {
+  ...(name ? { name } : {}),
+  ...(hostKey ? { host_key: hostKey } : {}),
+});
 /** The server's statistics of a call; `token` must be the host's (room-admin) access token. */
 export const roomStats = (room, token) => get(`/rooms/${enc(room)}/stats`, { token, timeoutMs: 5000 });
 

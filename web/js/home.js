@@ -24,7 +24,9 @@ $('#new-meeting').addEventListener('click', async () => {
   showError('');
   try {
     // Signed in, the meeting is stored (and needs a title); signed out it is an ad-hoc link.
-    const { url, room } = await createMeeting(me ? { title: `${me.display_name}'s meeting` } : {});
+    const { url, room, host_key: hostKey } = await createMeeting(me ? { title: `${me.display_name}'s meeting` } : {});
+    // An ad-hoc meeting's creator is its host: the key stays in this browser.
+    if (hostKey) try { localStorage.setItem(`stoa.host.${room}`, hostKey); } catch { /* private mode */ }
     location.assign(url || `/m/${encodeURIComponent(room)}`);
   } catch (err) {
     showError(`Could not create a meeting: ${err.message}`);

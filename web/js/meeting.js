@@ -18,6 +18,10 @@ const MEDIA_FAIL_MS = 15000;     // media down this long despite ICE restarts: r
 const STATS_MS = 700;
 
 const params = new URLSearchParams(location.search);
+// `/m/{room}#token=<jwt>`: an integration's own access token (minted with `stoa token` or the
+// same key) replaces the guest join. The fragment never reaches a server; drop it from the URL.
+const givenToken = new URLSearchParams(location.hash.slice(1)).get('token');
+if (givenToken) history.replaceState(null, '', location.pathname + location.search);
 const flag = (k) => params.has(k) && !['0', 'false', 'no'].includes(params.get(k));
 const store = {
   get: (k) => { try { return localStorage.getItem(`stoa.${k}`) || ''; } catch { return ''; } },
@@ -245,7 +249,9 @@ class Stale extends Error {}
 /** Token → WebSocket → joined → RTCPeerConnection. Throws to let runSession retry. */
 async function connect(gen) {
   const check = () => { if (gen !== S.gen) throw new Stale('superseded'); };
-  const { token } = await joinRoom(S.room, S.account ? '' : S.name);
+  const { token } = givenToken
+    ? { token: givenToken }
+    : await joinRoom(S.room, S.account ? '' : S.name, store.get(`host.${S.room}`));
   check();
   S.token = token;
   const sig = new Signaling(socketUrl('/ws'), { onClose: (reason) => lost(sig, reason) });
@@ -560,6 +566,14 @@ async function pollStats() {
 
 // ---- start -----------------------------------------------------------------------------
 
+/** The display name a given access token carries (its `name` claim), or ''. */
+function tokenName(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return String(JSON.parse(atob(payload)).name || '');
+  } catch { return ''; }
+}
+
 function join(name) {
   S.name = name.slice(0, 64);
   if (!S.account) store.set('name', S.name);
@@ -647,7 +661,7 @@ async function init() {
   refreshLocal();
   S.mediaReady = acquireMedia();
   S.account = await getMe().catch(() => null);
-  const name = (S.account?.display_name || params.get('name') || store.get('name')).trim();
+  const name = (tokenName(givenToken) || S.account?.display_name || params.get('name') || store.get('name')).trim();
   ui.setName(name);
   ui.setAccount(S.account);
   if (flag('autojoin')) {

@@ -1,12 +1,15 @@
 //! Access tokens: HS256 JWTs naming a room, an identity, a display name and grants.
 //!
 //! The signing key is the configured secret, or 32 random bytes kept in `<data-dir>/jwt.key`
-//! (created on first use, readable by the owner only).
+//! (created on first use, readable by the owner only). The same key signs the names of ad-hoc
+//! rooms (so only rooms this server created hand out guest tokens) and their host keys.
 
 use std::path::Path;
 use std::time::Duration;
 
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use sha2::Sha256;
 use serde::{Deserialize, Serialize};
 use stoa_proto::{Grants, RoomName};
 
@@ -54,14 +57,57 @@ impl TokenError {
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    signing: Hmac<Sha256>,
 }
+
+/// Letters of room-name tags and host keys: no look-alikes (0/o, 1/l/i).
+const TAG_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+/// Characters of an ad-hoc room's tag: 31^6, about 30 bits, behind the join rate limits.
+const ROOM_TAG_LEN: usize = 6;
+const HOST_KEY_LEN: usize = 24;
 
 impl TokenKeys {
     pub fn from_secret(secret: &[u8]) -> Self {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            signing: Hmac::new_from_slice(secret).expect("HMAC takes keys of any length"),
         }
+    }
+
+    /// `len` tag letters of the keyed hash of `purpose` and `text`.
+    fn tag(&self, purpose: &str, text: &str, len: usize) -> String {
+        let mut mac = self.signing.clone();
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(text.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .take(len)
+            .map(|b| TAG_ALPHABET[*b as usize % TAG_ALPHABET.len()] as char)
+            .collect()
+    }
+
+    /// An ad-hoc room name: `base` followed by this server's tag of it.
+    pub fn sign_room(&self, base: &str) -> String {
+        format!("{base}-{}", self.tag("room", base, ROOM_TAG_LEN))
+    }
+
+    /// Whether this server made `room` with [`Self::sign_room`].
+    pub fn is_signed_room(&self, room: &str) -> bool {
+        room.rsplit_once('-').is_some_and(|(base, tag)| {
+            constant_time_eq(tag, &self.tag("room", base, ROOM_TAG_LEN))
+        })
+    }
+
+    /// The key that makes its holder a host of an ad-hoc room (given to its creator).
+    pub fn host_key(&self, room: &RoomName) -> String {
+        self.tag("host", room.as_str(), HOST_KEY_LEN)
+    }
+
+    pub fn is_host_key(&self, room: &RoomName, key: &str) -> bool {
+        constant_time_eq(key, &self.host_key(room))
     }
 
     /// The configured secret, or the key in the data dir (generated if missing).
@@ -139,6 +185,11 @@ impl TokenKeys {
         }
         Ok(claims)
     }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
@@ -232,6 +283,24 @@ mod tests {
             keys.verify("a.b.c", None),
             Err(TokenError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn only_this_servers_room_names_and_host_keys_are_recognised() {
+        let keys = TokenKeys::from_secret(b"test-secret");
+        let other = TokenKeys::from_secret(b"other");
+        let signed = keys.sign_room("abc-defg-hjk");
+        assert!(keys.is_signed_room(&signed));
+        assert!(!other.is_signed_room(&signed));
+        for forged in ["abc-defg-hjk", "standup", "abc-defg-hjk-aaaaaa", ""] {
+            assert!(!keys.is_signed_room(forged), "{forged}");
+        }
+        let r = room(&signed);
+        let key = keys.host_key(&r);
+        assert!(keys.is_host_key(&r, &key));
+        assert!(!keys.is_host_key(&room("other"), &key));
+        assert!(!other.is_host_key(&r, &key));
+        assert!(!keys.is_host_key(&r, ""));
     }
 
     #[test]

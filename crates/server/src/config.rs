@@ -77,6 +77,46 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub turn: TurnArgs,
+
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// Operator credentials and the bounds on what strangers can hold open.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Security and limits")]
+pub struct SecurityArgs {
+    /// Server-wide admin token: `Authorization: Bearer <token>` is a room admin of every room
+    /// (statistics, limits, counters) and may read /metrics [default: none]
+    #[arg(
+        long,
+        env = "STOA_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// Require `Authorization: Bearer <token>` (this one or the admin token) on /metrics
+    /// [default: /metrics is open]
+    #[arg(
+        long,
+        env = "STOA_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
+    /// Open HTTP connections (WebSockets included) from one client address [default: 256]
+    #[arg(long, env = "STOA_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// Open HTTP connections in all [default: 8192]
+    #[arg(long, env = "STOA_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Accounts that may be created from one client address per hour [default: 20]
+    #[arg(long, env = "STOA_SIGNUPS_PER_HOUR", value_name = "N")]
+    pub signups_per_hour: Option<usize>,
 }
 
 /// STUN/TURN settings of `stoa serve`.
@@ -211,6 +251,11 @@ struct FileConfig {
     turn_max_bandwidth: Option<u64>,
     #[serde(default)]
     no_turn: bool,
+    admin_token: Option<String>,
+    metrics_token: Option<String>,
+    max_connections_per_ip: Option<usize>,
+    max_connections: Option<usize>,
+    signups_per_hour: Option<usize>,
 }
 
 /// Resolved settings.
@@ -228,6 +273,10 @@ pub struct Settings {
     pub room_limits: RoomLimits,
     pub media_workers: usize,
     pub turn: TurnSettings,
+    pub admin_token: Option<String>,
+    pub metrics_token: Option<String>,
+    pub connections: crate::listener::ConnectionLimits,
+    pub signups_per_hour: usize,
 }
 
 /// Resolved STUN/TURN settings.
@@ -257,6 +306,34 @@ impl Settings {
             None => FileConfig::default(),
         };
         let turn = resolve_turn(args.turn, &mut file)?;
+        let sec = args.security;
+        let positive = |name: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(format!("--{name} must be at least 1")),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let defaults = crate::listener::ConnectionLimits::default();
+        let connections = crate::listener::ConnectionLimits {
+            per_address: positive(
+                "max-connections-per-ip",
+                sec.max_connections_per_ip.or(file.max_connections_per_ip),
+                defaults.per_address,
+            )?,
+            total: positive(
+                "max-connections",
+                sec.max_connections.or(file.max_connections),
+                defaults.total,
+            )?,
+            ..defaults
+        };
+        let signups_per_hour = positive(
+            "signups-per-hour",
+            sec.signups_per_hour.or(file.signups_per_hour),
+            crate::guard::SIGNUPS_PER_ADDRESS,
+        )?;
+        let admin_token = nonempty("admin-token", sec.admin_token.or(file.admin_token.take()))?;
+        let metrics_token =
+            nonempty("metrics-token", sec.metrics_token.or(file.metrics_token.take()))?;
         let data_dir: PathBuf = args
             .data_dir
             .or(file.data_dir)
@@ -295,6 +372,10 @@ impl Settings {
             jwt_secret: args.jwt_secret.or(file.jwt_secret),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             turn,
+            admin_token,
+            metrics_token,
+            connections,
+            signups_per_hour,
         })
     }
 }
@@ -308,6 +389,14 @@ fn video_limits(max: Option<u64>, min: Option<u64>) -> Result<RoomLimits, String
     crate::api::limits::check_room(&limits)
         .map_err(|(field, message)| format!("--{}: {message}", field.replace('_', "-")))?;
     Ok(limits)
+}
+
+/// An operator token must be long enough not to be guessed.
+fn nonempty(name: &str, token: Option<String>) -> Result<Option<String>, String> {
+    match token {
+        Some(t) if t.len() < 16 => Err(format!("--{name} must be at least 16 characters")),
+        other => Ok(other),
+    }
 }
 
 /// `a` unless empty, else `b`: list settings from flags/env replace the file's.

@@ -13,7 +13,7 @@ use stoa_proto::{ParticipantId, RoomName};
 use stoa_sfu::{JoinRequest, ParticipantKind};
 use stoa_store::Store;
 
-use crate::api::accounts::LoginLimiter;
+use crate::guard::Guards;
 use crate::auth::{Claims, TokenError, TokenKeys};
 pub use crate::error::ApiError;
 use crate::ice::IceAdvert;
@@ -21,7 +21,7 @@ use crate::lobby::Lobbies;
 use crate::media::{Command, MediaHandle};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
-use crate::{api, assets, metrics, ws};
+use crate::{api, assets, door, metrics, ws};
 
 /// Upper bound for SDP and JSON request bodies.
 const MAX_BODY: usize = 256 * 1024;
@@ -34,8 +34,41 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub presence: Arc<Presence>,
     pub lobbies: Arc<Lobbies>,
-    pub login_limiter: Arc<LoginLimiter>,
+    pub guards: Arc<Guards>,
     pub metrics: Arc<Metrics>,
+    pub operator: Arc<OperatorTokens>,
+}
+
+/// The operator's own credentials (settings), compared in constant time.
+#[derive(Default)]
+pub struct OperatorTokens {
+    /// Room admin of every room; may read /metrics.
+    pub admin: Option<String>,
+    /// May read /metrics; when set, /metrics needs it or the admin token.
+    pub metrics: Option<String>,
+}
+
+impl OperatorTokens {
+    pub fn is_admin(&self, headers: &HeaderMap) -> bool {
+        matches_token(self.admin.as_deref(), headers)
+    }
+
+    /// Whether the request may read /metrics.
+    pub fn may_scrape(&self, headers: &HeaderMap) -> bool {
+        self.metrics.is_none()
+            || matches_token(self.metrics.as_deref(), headers)
+            || self.is_admin(headers)
+    }
+}
+
+fn matches_token(token: Option<&str>, headers: &HeaderMap) -> bool {
+    match (token, bearer(headers)) {
+        (Some(want), Ok(got)) => {
+            want.len() == got.len()
+                && want.bytes().zip(got.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        }
+        _ => false,
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -81,13 +114,17 @@ fn room_name(raw: &str) -> Result<RoomName, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))
 }
 
-/// The room of the path, if the request's bearer token is a room-admin token for it.
+/// The room of the path, if the request's bearer token is a room-admin token for it (or the
+/// server-wide admin token).
 pub fn require_room_admin(
     state: &AppState,
     room: &str,
     headers: &HeaderMap,
 ) -> Result<RoomName, ApiError> {
     let room = room_name(room)?;
+    if state.operator.is_admin(headers) {
+        return Ok(room);
+    }
     let claims = state.keys.verify(bearer(headers)?, Some(&room))?;
     if !claims.grants.room_admin {
         return Err(ApiError::new(
@@ -239,6 +276,7 @@ async fn ingest_or_egress(
             "the token does not grant this",
         ));
     }
+    door::no_lobby_for_http(door::check(&state, &room, &claims.sub, &claims.grants).await?)?;
     let sdp = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_sdp", "the SDP is not UTF-8"))?;
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());

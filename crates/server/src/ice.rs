@@ -10,6 +10,8 @@ use crate::config::TurnSettings;
 
 /// How long handed-out TURN credentials stay valid.
 const CREDENTIAL_TTL: Duration = Duration::from_secs(12 * 3600);
+/// The network test runs for a minute at most: its credentials need not outlive that by much.
+const NETTEST_CREDENTIAL_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// What clients are told about STUN/TURN.
 #[derive(Clone)]
@@ -48,7 +50,9 @@ impl IceAdvert {
             .as_deref()
             .or(request_host.map(host_only))
             .unwrap_or("");
-        let servers = self.servers(request_host, "nettest");
+        // Each visitor gets an identity of its own: one visitor's quota is not everyone's.
+        let identity = format!("nettest-{:012x}", rand::random::<u64>() >> 16);
+        let servers = self.servers_for(request_host, &identity, NETTEST_CREDENTIAL_TTL);
         let turn = servers.iter().find(|s| s.username.is_some());
         let url = |prefix: &str| {
             turn.and_then(|t| t.urls.iter().find(|u| u.starts_with(prefix)).cloned())
@@ -71,10 +75,19 @@ impl IceAdvert {
 
     /// ICE servers for `identity`, reaching the server at `request_host` (the HTTP Host).
     pub fn servers(&self, request_host: Option<&str>, identity: &str) -> Vec<IceServer> {
+        self.servers_for(request_host, identity, CREDENTIAL_TTL)
+    }
+
+    fn servers_for(
+        &self,
+        request_host: Option<&str>,
+        identity: &str,
+        ttl: Duration,
+    ) -> Vec<IceServer> {
         if !self.enabled {
             return Vec::new();
         }
-        let expiry = crate::clock::unix_secs() + CREDENTIAL_TTL.as_secs();
+        let expiry = crate::clock::unix_secs() + ttl.as_secs();
         let (username, credential) = stoa_turn::rest_credentials(&self.secret, identity, expiry);
         if !self.external.is_empty() {
             return vec![IceServer {

@@ -5,10 +5,13 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod clock;
+pub mod door;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod http;
 pub mod ice;
+pub mod listener;
 pub mod loadtest;
 pub mod lobby;
 pub mod media;
@@ -109,6 +112,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot bind HTTP address {}: {e}", settings.http_addr))?;
     let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let metrics: Arc<metrics::Metrics> = Default::default();
     let app = http::router(http::AppState {
         media,
         keys: keys.clone(),
@@ -116,18 +120,19 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         store,
         presence: Default::default(),
         lobbies: Default::default(),
-        login_limiter: Default::default(),
-        metrics: Default::default(),
+        guards: Arc::new(guard::Guards::new(settings.signups_per_hour)),
+        metrics: metrics.clone(),
+        operator: Arc::new(http::OperatorTokens {
+            admin: settings.admin_token.clone(),
+            metrics: settings.metrics_token.clone(),
+        }),
     });
+    let limits = settings.connections;
     let serve = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
+        let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+        };
+        listener::serve(listener, app, limits, metrics, shutdown).await
     });
     Ok(Running {
         http_addr,

@@ -35,7 +35,8 @@ enum Commands {
 const LOAD_TEST_ABOUT: &str = "\
 Load-test a server with simulated WebRTC participants and report what they received.
 
-Each participant gets a guest token from POST {url}/api/v1/rooms/{room}/join, joins over the
+Without --room, a new ad-hoc meeting is created (POST {url}/api/v1/meetings). Each
+participant gets a guest token from POST {url}/api/v1/rooms/{room}/join, joins over the
 WebSocket signaling at ws://host/ws and connects a real str0m peer (ICE, DTLS-SRTP, RTP over
 UDP). Publishers send synthetic Opus (50 frames/s) and VP8 (30 frames/s, ~600 kbit/s);
 subscribers publish nothing and receive every publisher. Joins start at --ramp-rate per
@@ -57,9 +58,10 @@ struct LoadTestArgs {
     /// The server's base URL
     #[arg(long, default_value = "http://127.0.0.1:8800")]
     url: String,
-    /// Room to join
-    #[arg(long, default_value = "load-test")]
-    room: String,
+    /// Room to join: a meeting's or ad-hoc room's name, or any room with --token
+    /// [default: a new ad-hoc meeting]
+    #[arg(long)]
+    room: Option<String>,
     /// Participants that publish audio and video (or audio only)
     #[arg(long, default_value_t = 2)]
     publishers: usize,
@@ -153,7 +155,21 @@ fn main() -> ExitCode {
 }
 
 fn load_test(args: LoadTestArgs) -> ExitCode {
-    let mut cfg = stoa::loadtest::Config::new(args.url, args.room);
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    let room = match args.room {
+        Some(room) => room,
+        None => match runtime.block_on(stoa::loadtest::new_meeting(&args.url)) {
+            Ok(room) => {
+                eprintln!("room: {room}");
+                room
+            }
+            Err(e) => {
+                eprintln!("error: cannot create a meeting to load: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut cfg = stoa::loadtest::Config::new(args.url, room);
     cfg.publishers = args.publishers;
     cfg.subscribers = args.subscribers;
     cfg.duration = args.duration;
@@ -169,7 +185,6 @@ fn load_test(args: LoadTestArgs) -> ExitCode {
     cfg.whep_url = args.whep_url;
     cfg.simulcast = args.simulcast;
     cfg.video_layout = args.video_layout;
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     let report = match runtime.block_on(stoa::loadtest::run(&cfg)) {
         Ok(r) => r,
         Err(e) => {
@@ -204,6 +219,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     init_logging(&settings.log);
+    raise_descriptor_limit();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     runtime.block_on(async {
         let running = match stoa::start(&settings).await {
@@ -230,6 +246,31 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// Lifts the soft limit on open descriptors to the hard one: every participant, connection and
+/// relay holds sockets, and the usual soft limit of 1,024 is reached long before memory or CPU.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if limit.rlim_cur > before && libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::debug!(from = before, to = limit.rlim_cur, "raised the open-file limit");
+        } else if limit.rlim_cur < 4096 {
+            tracing::warn!(
+                limit = before,
+                "the open-file limit is low; raise it (ulimit -n) for more than a few hundred participants"
+            );
+        }
+    }
 }
 
 fn token(args: TokenArgs) -> ExitCode {

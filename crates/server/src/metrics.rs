@@ -31,6 +31,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a connection refused by a cap of `listener` ("http", "websocket", ...).
+    pub fn count_refused_connection(&self, listener: &'static str) {
+        metrics::with_local_recorder(&self.recorder, || {
+            counter!("stoa_connections_refused_total", "listener" => listener).increment(1);
+        });
+    }
+
     /// Counts one answered HTTP request.
     fn count_request(&self, method: String, route: String, status: StatusCode) {
         metrics::with_local_recorder(&self.recorder, || {
@@ -136,6 +143,10 @@ fn describe() {
         "stoa_http_requests_total",
         "HTTP requests answered, by method, route and status."
     );
+    describe_counter!(
+        "stoa_connections_refused_total",
+        "Connections closed at once because a cap was reached, by listener."
+    );
 }
 
 /// Copies the media worker's figures into the recorder.
@@ -183,7 +194,15 @@ fn record_media(h: &Health) {
 }
 
 /// `GET /metrics`.
-pub async fn scrape(State(state): State<AppState>) -> Response {
+pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if !state.operator.may_scrape(&headers) {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "/metrics needs the metrics or admin token: Authorization: Bearer <token>",
+        )
+        .into_response();
+    }
     let Some(health) = state.media.health().await else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -200,10 +219,26 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     response
 }
 
+/// The standard methods by name; anything else (a client may send any token) is "other", so
+/// strangers cannot add series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Middleware counting every request by method, route template (not the raw path, which
 /// would make one series per meeting) and status.
 pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_string();
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -356,6 +356,15 @@ impl TurnIo {
     }
 }
 
+/// Open TURN TCP/TLS connections per client address, and in all.
+const STREAMS_PER_ADDRESS: usize = 64;
+const STREAMS_TOTAL: usize = 4096;
+/// A new TURN connection must send its first message this soon.
+const FIRST_MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A TURN client refreshes its allocation at least every 10 minutes (its longest lifetime):
+/// a connection silent for longer holds nothing worth keeping.
+const STREAM_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(660);
+
 /// Accepts TURN client connections over TCP, or TLS when an acceptor is given, and feeds their
 /// de-framed messages to the media worker.
 pub async fn accept_streams(
@@ -368,6 +377,7 @@ pub async fn accept_streams(
     } else {
         Transport::Tcp
     };
+    let occupancy = std::sync::Arc::new(crate::listener::Occupancy::default());
     loop {
         let (stream, client) = match listener.accept().await {
             Ok(s) => s,
@@ -377,6 +387,10 @@ pub async fn accept_streams(
                 continue;
             }
         };
+        let Some(slot) = occupancy.enter(client.ip(), STREAMS_PER_ADDRESS, STREAMS_TOTAL) else {
+            tracing::debug!(%client, "TURN connection refused: too many open");
+            continue;
+        };
         let Ok(local) = stream.local_addr() else {
             continue;
         };
@@ -384,6 +398,7 @@ pub async fn accept_streams(
         let media = media.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
                 Some(acceptor) => match tokio::time::timeout(
                     std::time::Duration::from_secs(10),
@@ -429,11 +444,18 @@ async fn serve_stream<S>(
     });
     let mut pending: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16384];
+    let mut heard = false;
     'read: loop {
-        let n = match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let wait = if heard {
+            STREAM_IDLE_TIMEOUT
+        } else {
+            FIRST_MESSAGE_TIMEOUT
         };
+        let n = match tokio::time::timeout(wait, reader.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => n,
+        };
+        heard = true;
         pending.extend_from_slice(&chunk[..n]);
         loop {
             match stoa_turn::frame_len(&pending) {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::Extension;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use stoa_proto::{ClientMessage, ErrorCode, ServerMessage};
 use stoa_sfu::{JoinRequest, ParticipantKind};
@@ -15,9 +16,11 @@ use stoa_store::Meeting;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::api::meetings::{admits, identity_user};
+use crate::api::meetings::identity_user;
+use crate::door::{self, Entry};
 use crate::clock::unix_ms;
 use crate::http::AppState;
+use crate::listener::ConnectionSlot;
 use crate::media::Command;
 
 /// A client must send `join` this soon after connecting.
@@ -25,9 +28,14 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client silent this long (no message, no ping) is gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_MESSAGE: usize = 256 * 1024;
+/// A message the client has not taken within this time ends the session: it stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Signaling messages queued for one client before it counts as not reading (see the worker).
+const EVENT_QUEUE: usize = 512;
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    slot: Option<Extension<ConnectionSlot>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -35,8 +43,10 @@ pub async fn upgrade(
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    ws.max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| session(socket, state, host))
+    ws.max_message_size(MAX_MESSAGE).on_upgrade(move |socket| async move {
+        session(socket, state, host).await;
+        drop(slot);
+    })
 }
 
 async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
@@ -47,10 +57,11 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
         return;
     };
     let room = req.room.to_string();
+    let identity = req.identity.clone();
     let is_host = req.grants.room_admin;
     let user_id = identity_user(&req.identity).map(String::from);
     let name = req.name.clone();
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
     let Some(id) = state.media.join(req, events_tx).await else {
         return;
     };
@@ -85,9 +96,18 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
                         send(&mut socket, &ServerMessage::error(ErrorCode::OutOfOrder, "already joined")).await;
                     }
                     Ok(message @ (ClientMessage::Admit { .. } | ClientMessage::Deny { .. } | ClientMessage::Lock { .. })) => {
-                        if let Err((code, text)) = moderate_door(&state, &room, meeting.as_ref(), is_host, message).await {
-                            send(&mut socket, &ServerMessage::error(code, text)).await;
+                        let action = audit_action(&message);
+                        match moderate_door(&state, &room, meeting.as_ref(), is_host, message).await {
+                            Ok(()) => audit(&identity, &room, action),
+                            Err((code, text)) => { send(&mut socket, &ServerMessage::error(code, text)).await; }
                         }
+                    }
+                    Ok(message @ (ClientMessage::MuteParticipant { .. } | ClientMessage::RemoveParticipant { .. })) => {
+                        // The SFU checks the host right and refuses others; record what hosts asked.
+                        if is_host {
+                            audit(&identity, &room, audit_action(&message));
+                        }
+                        state.media.send(Command::Message { id, message });
                     }
                     Ok(message) => state.media.send(Command::Message { id, message }),
                     Err(e) => {
@@ -133,47 +153,35 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
             state.presence.announce(state.store.clone(), user.clone());
         }
     }
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code: 1000,
-            reason: "bye".into(),
-        })))
-        .await;
+    let bye = socket.send(Message::Close(Some(CloseFrame {
+        code: 1000,
+        reason: "bye".into(),
+    })));
+    let _ = tokio::time::timeout(SEND_TIMEOUT, bye).await;
     tracing::info!(participant = %id, "signaling session ended");
 }
 
-/// Checks the room's stored meeting, if any, and holds lobby guests until a host decides.
+/// Asks the room's door ([`door::check`]) and holds lobby guests until a host decides.
 /// `None` when the session must end (the client was told why); otherwise the meeting.
 async fn pass_door(
     socket: &mut WebSocket,
     state: &AppState,
     req: &JoinRequest,
 ) -> Option<Option<Meeting>> {
-    let meeting = match state.store.meeting_by_room(req.room.as_str()).await {
-        Ok(m) => m,
+    match door::check(state, &req.room, &req.identity, &req.grants).await {
+        Ok(Entry::Enter(meeting)) => Some(meeting),
+        Ok(Entry::Lobby(meeting)) => wait_in_lobby(socket, state, req)
+            .await
+            .then_some(Some(meeting)),
         Err(e) => {
-            tracing::error!(error = %e, "cannot load the meeting of a room");
-            fail(
-                socket,
-                ErrorCode::Closed,
-                "the server cannot load this meeting now",
-            )
-            .await;
-            return None;
+            let code = match e.status {
+                StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Closed,
+                _ => ErrorCode::NotAdmitted,
+            };
+            fail(socket, code, &e.body.message).await;
+            None
         }
-    };
-    let Some(m) = meeting else {
-        return Some(None);
-    };
-    let host = req.grants.room_admin;
-    if let Err(e) = admits(&m, identity_user(&req.identity).is_some(), host) {
-        fail(socket, ErrorCode::NotAdmitted, &e.body.message).await;
-        return None;
     }
-    if m.draft.lobby && !host && !wait_in_lobby(socket, state, req).await {
-        return None;
-    }
-    Some(Some(m))
 }
 
 /// Waits for a host's decision; `false` if denied or the client went away.
@@ -205,6 +213,28 @@ async fn wait_in_lobby(socket: &mut WebSocket, state: &AppState, req: &JoinReque
     }
     state.lobbies.stop_waiting(room, &lobby_id);
     false
+}
+
+/// What a host's moderation message does, for the audit log.
+fn audit_action(message: &ClientMessage) -> String {
+    match message {
+        ClientMessage::Admit { id } => format!("admit lobby entry {id}"),
+        ClientMessage::Deny { id } => format!("deny lobby entry {id}"),
+        ClientMessage::Lock { locked: true } => "lock the meeting".into(),
+        ClientMessage::Lock { locked: false } => "unlock the meeting".into(),
+        ClientMessage::MuteParticipant { .. } => format!("mute: {}", compact(message)),
+        ClientMessage::RemoveParticipant { .. } => format!("remove: {}", compact(message)),
+        _ => compact(message),
+    }
+}
+
+fn compact(message: &ClientMessage) -> String {
+    serde_json::to_string(message).unwrap_or_default()
+}
+
+/// One line of the audit log (target `stoa::audit`): who did what in which room.
+pub fn audit(actor: &str, room: &str, action: impl std::fmt::Display) {
+    tracing::info!(target: "stoa::audit", actor, room, %action, "moderation");
 }
 
 /// An error to answer a client message with.
@@ -335,15 +365,21 @@ async fn fail(socket: &mut WebSocket, code: ErrorCode, message: &str) {
         fatal: true,
     };
     send(socket, &msg).await;
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code: 4001,
-            reason: message.to_string().into(),
-        })))
-        .await;
+    let close = socket.send(Message::Close(Some(CloseFrame {
+        code: 4001,
+        reason: message.to_string().into(),
+    })));
+    let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
 }
 
+/// Sends one message; `false` if the connection failed or the client stopped reading.
 async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
     let json = serde_json::to_string(message).expect("server messages always serialize");
-    socket.send(Message::Text(json.into())).await.is_ok()
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(json.into()))).await {
+        Ok(result) => result.is_ok(),
+        Err(_) => {
+            tracing::info!("signaling client does not read; closing");
+            false
+        }
+    }
 }

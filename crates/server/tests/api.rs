@@ -186,9 +186,11 @@ async fn accounts_sessions_and_login_limits() {
         assert_eq!(res.status(), 401, "{wrong}");
     }
     // Joining a room works signed out: a stale cookie leaves a guest, a stale bearer is refused.
+    let (_, adhoc) = api.call(None, Method::POST, "/api/v1/meetings", None).await;
+    let adhoc_room = adhoc["room"].as_str().unwrap().to_string();
     let join = |auth: (&'static str, &'static str)| {
         api.http
-            .post(format!("{}/api/v1/rooms/open-room/join", api.base))
+            .post(format!("{}/api/v1/rooms/{adhoc_room}/join", api.base))
             .header(auth.0, auth.1)
             .json(&json!({"name": "Guest"}))
             .send()
@@ -552,6 +554,114 @@ async fn meetings_invitations_calendar_and_authorization() {
     }
 }
 
+/// WHIP and WHEP pass the same door as the WebSocket: lobby, lock and cancellation refuse them.
+#[tokio::test]
+async fn whip_and_whep_pass_the_meetings_door() {
+    let server = common::start().await;
+    let api = Api::new(&server);
+    let ann = api.signup("ann@example.org", "Ann").await;
+    let (s, m) = api
+        .call(
+            Some(&ann),
+            Method::POST,
+            "/api/v1/meetings",
+            Some(json!({"title": "Town hall", "lobby": true})),
+        )
+        .await;
+    assert_eq!(s, 201, "{m}");
+    let room = m["room"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/meetings/{}", m["id"].as_str().unwrap());
+    let api = &api;
+    let token = |who: Option<&Account>, name: &str| {
+        let body = if who.is_some() { json!({}) } else { json!({"name": name}) };
+        let path = format!("/api/v1/rooms/{room}/join");
+        let who = who.cloned();
+        async move {
+            let (s, b) = api.call(who.as_ref(), Method::POST, &path, Some(body)).await;
+            assert_eq!(s, 200, "{b}");
+            b["token"].as_str().unwrap().to_string()
+        }
+    };
+    let host = token(Some(&ann), "").await;
+    let guest = token(None, "Guest").await;
+    // An offer that is not SDP: past the door it gets 400 bad_sdp, so 400 means admitted.
+    let offer = |door: &'static str, token: String| {
+        let url = format!("{}/{door}/{room}", api.base);
+        let http = api.http.clone();
+        async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/sdp")
+                .body("v=0")
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    for door in ["whip", "whep"] {
+        let (s, b) = offer(door, guest.clone()).await;
+        assert_error(s, &b, 403, "lobby");
+        let (s, b) = offer(door, host.clone()).await;
+        assert_error(s, &b, 400, "bad_sdp");
+    }
+    let (s, _) = api
+        .call(Some(&ann), Method::PATCH, &path, Some(json!({"lobby": false, "locked": true})))
+        .await;
+    assert_eq!(s, 200);
+    for door in ["whip", "whep"] {
+        let (s, b) = offer(door, guest.clone()).await;
+        assert_error(s, &b, 403, "meeting_locked");
+        let (s, b) = offer(door, host.clone()).await;
+        assert_error(s, &b, 400, "bad_sdp");
+    }
+    assert_eq!(api.call(Some(&ann), Method::DELETE, &path, None).await.0, 204);
+    for door in ["whip", "whep"] {
+        for t in [&guest, &host] {
+            let (s, b) = offer(door, t.clone()).await;
+            assert_error(s, &b, 410, "meeting_cancelled");
+        }
+    }
+}
+
+/// Only stored meetings and ad-hoc rooms this server made hand out guest tokens; an ad-hoc
+/// room's creator is its host through the host key.
+#[tokio::test]
+async fn guest_tokens_only_for_meetings_and_signed_ad_hoc_rooms() {
+    let server = common::start().await;
+    let api = &Api::new(&server);
+    let join = |room: String, body: Value| {
+        let path = format!("/api/v1/rooms/{room}/join");
+        async move { api.call(None, Method::POST, &path, Some(body)).await }
+    };
+    for room in ["standup", "abc-defg-hjk", "abc-defg-hjk-aaaaaa"] {
+        let (s, b) = join(room.into(), json!({"name": "Mallory"})).await;
+        assert_error(s, &b, 404, "no_such_meeting");
+    }
+    let (s, adhoc) = api.call(None, Method::POST, "/api/v1/meetings", None).await;
+    assert_eq!(s, 201);
+    let room = adhoc["room"].as_str().unwrap().to_string();
+    let key = adhoc["host_key"].as_str().unwrap().to_string();
+    assert_eq!(adhoc["url"], format!("/m/{room}"));
+    let (s, b) = join(room.clone(), json!({"name": "Ann", "host_key": key})).await;
+    assert_eq!((s.as_u16(), b["host"].as_bool()), (200, Some(true)), "{b}");
+    let (s, b) = join(room.clone(), json!({"name": "Bob"})).await;
+    assert_eq!((s.as_u16(), b["host"].as_bool()), (200, Some(false)), "{b}");
+    let (s, b) = join(room.clone(), json!({"name": "Eve", "host_key": "x".repeat(24)})).await;
+    assert_eq!((s.as_u16(), b["host"].as_bool()), (200, Some(false)), "{b}");
+    // Another ad-hoc room's key makes nobody host here.
+    let (_, other) = api.call(None, Method::POST, "/api/v1/meetings", None).await;
+    let (s, b) = join(room.clone(), json!({"name": "Eve", "host_key": other["host_key"]})).await;
+    assert_eq!((s.as_u16(), b["host"].as_bool()), (200, Some(false)), "{b}");
+    let mut tampered = room.clone();
+    tampered.pop();
+    tampered.push(if room.ends_with('a') { 'b' } else { 'a' });
+    let (s, b) = join(tampered, json!({"name": "Mallory"})).await;
+    assert_error(s, &b, 404, "no_such_meeting");
+}
+
 #[tokio::test]
 async fn contacts_blocks_presence_and_ringing() {
     let server = common::start().await;
@@ -565,8 +675,15 @@ async fn contacts_blocks_presence_and_ringing() {
         };
     }
 
+    // A stranger is found by their exact address, not by part of a name or a domain.
+    for q in ["builder", "example.org"] {
+        let (s, found) = api
+            .call(Some(&ann), Method::GET, &format!("/api/v1/users?q={q}"), None)
+            .await;
+        assert_eq!((s.as_u16(), &found["items"]), (200, &json!([])), "{q}");
+    }
     let (s, found) = api
-        .call(Some(&ann), Method::GET, "/api/v1/users?q=builder", None)
+        .call(Some(&ann), Method::GET, "/api/v1/users?q=Bob@Example.org", None)
         .await;
     assert_eq!(s, 200);
     assert_eq!(found["items"][0]["id"], bob.id.as_str());
@@ -761,7 +878,7 @@ async fn contacts_blocks_presence_and_ringing() {
     let (s, b) = req!(&eve, &ann.id).await;
     assert_error(s, &b, 409, "blocked");
     let (_, found) = api
-        .call(Some(&eve), Method::GET, "/api/v1/users?q=ann", None)
+        .call(Some(&eve), Method::GET, "/api/v1/users?q=ann@example.org", None)
         .await;
     assert_eq!(
         found["items"],

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 mod common;
 use common::{counters, start};
-use stoa::loadtest::{run, Config, Transport, VideoLayout};
+use stoa::loadtest::{new_meeting, run, Config, Transport, VideoLayout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_publishers_and_two_subscribers_receive_everything() {
     let server = start().await;
-    let mut cfg = Config::new(format!("http://{}", server.http_addr), "load-room");
+    let url = format!("http://{}", server.http_addr);
+    let room = new_meeting(&url).await.expect("an ad-hoc meeting");
+    let mut cfg = Config::new(url, room.clone());
     cfg.publishers = 2;
     cfg.subscribers = 2;
     cfg.duration = Duration::from_secs(4);
@@ -35,7 +37,9 @@ async fn two_publishers_and_two_subscribers_receive_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn simulcast_publishers_and_a_grid_layout() {
     let server = start().await;
-    let mut cfg = Config::new(format!("http://{}", server.http_addr), "grid-room");
+    let url = format!("http://{}", server.http_addr);
+    let room = new_meeting(&url).await.expect("an ad-hoc meeting");
+    let mut cfg = Config::new(url, room.clone());
     cfg.publishers = 2;
     cfg.subscribers = 2;
     cfg.simulcast = true;
@@ -54,7 +58,9 @@ async fn simulcast_publishers_and_a_grid_layout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn whip_publishers_and_whep_subscribers_receive_everything() {
     let server = start().await;
-    let mut cfg = Config::new(format!("http://{}", server.http_addr), "whip-room");
+    let url = format!("http://{}", server.http_addr);
+    let room = new_meeting(&url).await.expect("an ad-hoc meeting");
+    let mut cfg = Config::new(url, room.clone());
     cfg.transport = Transport::WhipWhep;
     cfg.publishers = 2;
     cfg.subscribers = 2;
@@ -69,7 +75,7 @@ async fn whip_publishers_and_whep_subscribers_receive_everything() {
     assert_eq!(report.participants_connected, 4, "{json}");
     assert!(report.latency_ms.p50.is_some(), "{json}");
     // The sessions were deleted at the end: nobody is left in the room.
-    let counters = counters(&server, "whip-room").await;
+    let counters = counters(&server, &room).await;
     assert_eq!(
         counters["participants"],
         serde_json::json!([]),
@@ -89,7 +95,9 @@ async fn whip_publishers_and_whep_subscribers_receive_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_only_publishers_and_a_bad_server_url() {
     let server = start().await;
-    let mut cfg = Config::new(format!("http://{}/", server.http_addr), "audio-room");
+    let url = format!("http://{}/", server.http_addr);
+    let room = new_meeting(&url).await.expect("an ad-hoc meeting");
+    let mut cfg = Config::new(url, room.clone());
     cfg.publishers = 2;
     cfg.subscribers = 1;
     cfg.audio_only = true;

@@ -182,8 +182,9 @@ pub trait Store: Send + Sync + 'static {
     /// Changes the hash and ends every session of the user except `keep_session`, in one
     /// transaction. `NotFound` if there is no such user.
     async fn set_password(&self, user_id: &str, hash: &str, keep_session: &str) -> Result<()>;
-    /// Users whose display name or email contains `query` (case-insensitive), except
-    /// `viewer` and anyone who blocked `viewer`; ordered by display name.
+    /// Users whose email is exactly `query`, and users `viewer` already knows (contacts,
+    /// contact requests, a shared meeting) whose display name or email contains it (both
+    /// case-insensitive); never `viewer` nor anyone who blocked `viewer`; by display name.
     async fn search_users(&self, viewer: &str, query: &str, page: Page)
         -> Result<Vec<UserSummary>>;
 

@@ -446,23 +446,37 @@ impl Store for SqlStore {
         query: &str,
         page: Page,
     ) -> Result<Vec<UserSummary>> {
-        // Emails are stored lower-cased already.
+        // Emails are stored lower-cased already. Anyone is found by their exact address; by
+        // part of a name or address, only people the viewer already knows: contacts, contact
+        // requests either way, and hosts and invitees of a meeting the viewer is part of.
         self.summaries(
             sqlx::query(concat!(
                 "SELECT ",
                 summary_columns!(),
                 r" FROM users u
                 WHERE u.id <> $1
-                  AND (LOWER(u.display_name) LIKE $2 ESCAPE '\' OR u.email LIKE $2 ESCAPE '\')
                   AND NOT EXISTS (
                       SELECT 1 FROM blocks b WHERE b.user_id = u.id AND b.blocked_id = $1)
+                  AND (u.email = $5
+                    OR ((LOWER(u.display_name) LIKE $2 ESCAPE '' OR u.email LIKE $2 ESCAPE '')
+                        AND (EXISTS (SELECT 1 FROM contacts c
+                                     WHERE c.user_id = $1 AND c.contact_id = u.id)
+                          OR EXISTS (SELECT 1 FROM contact_requests r
+                                     WHERE (r.from_id = $1 AND r.to_id = u.id)
+                                        OR (r.from_id = u.id AND r.to_id = $1))
+                          OR EXISTS (SELECT 1 FROM meetings m
+                                     WHERE (m.host_id = $1 OR EXISTS (SELECT 1 FROM invitations i
+                                              WHERE i.meeting_id = m.id AND i.user_id = $1))
+                                       AND (m.host_id = u.id OR EXISTS (SELECT 1 FROM invitations j
+                                              WHERE j.meeting_id = m.id AND j.user_id = u.id))))))
                 ORDER BY LOWER(u.display_name), u.id
                 LIMIT $3 OFFSET $4"
             ))
             .bind(viewer)
             .bind(contains_pattern(query))
             .bind(page.limit)
-            .bind(page.offset),
+            .bind(page.offset)
+            .bind(query.trim().to_lowercase()),
         )
         .await
     }

@@ -254,6 +254,16 @@ async fn search(store: &dyn Store) {
         async move { store.search_users(&viewer, query, page).await.unwrap() }
     };
 
+    // Strangers are found by their exact address only, never by a fragment.
+    assert!(find("search.test", ALL).await.is_empty());
+    assert!(find("Plain", ALL).await.is_empty());
+    assert_eq!(find(" Plain@Search.TEST ", ALL).await, [summary(&plain)]);
+    // People the viewer shares a meeting with are found by a fragment too.
+    let known = [&percent, &underscore, &backslash, &blocker].map(|u| u.id.clone());
+    store
+        .create_meeting(&viewer.id, "search-room", draft("Search", None), &known, T0)
+        .await
+        .unwrap();
     // Wildcards in the query are taken literally.
     assert_eq!(find("%", ALL).await, [summary(&percent)]);
     assert_eq!(find("_", ALL).await, [summary(&underscore)]);
@@ -261,28 +271,28 @@ async fn search(store: &dyn Store) {
     // Display name and email, either case; never the viewer or whoever blocked them.
     assert!(find("PERCEN", ALL).await.is_empty());
     assert_eq!(find("PERC", ALL).await, [summary(&percent)]);
-    assert_eq!(find("Plain@Search", ALL).await, [summary(&plain)]);
-    let everyone = [
-        &backslash,
-        &percent,
-        &plain,
-        &blocked_by_viewer,
-        &underscore,
-    ]
-    .map(summary);
-    assert_eq!(find("search.test", ALL).await, everyone);
+    let known = [&backslash, &percent, &underscore].map(summary);
+    assert_eq!(find("search.test", ALL).await, known);
     let second_page = Page {
         limit: 2,
         offset: 1,
     };
-    assert_eq!(find("search.test", second_page).await, everyone[1..3]);
+    assert_eq!(find("search.test", second_page).await, known[1..3]);
     assert_eq!(
         store
             .search_users(&blocker.id, "viewer", ALL)
             .await
             .unwrap(),
         [summary(&viewer)],
-        "a blocker still finds whom they blocked"
+        "a blocker still finds whom they blocked (they share a meeting)"
+    );
+    assert_eq!(
+        store
+            .search_users(&plain.id, "shunned@search.test", ALL)
+            .await
+            .unwrap(),
+        [summary(&blocked_by_viewer)],
+        "an exact address finds anyone who did not block the viewer"
     );
 }
 

@@ -50,6 +50,10 @@ pub struct TurnConfig {
     pub own_media: Vec<SocketAddr>,
     /// Allocations one user may hold at once (486 beyond).
     pub max_allocations_per_user: usize,
+    /// Allocations one client IP address may hold at once, whatever its users (486 beyond).
+    pub max_allocations_per_address: usize,
+    /// Allocations the whole server holds at most (508 beyond).
+    pub max_allocations: usize,
     /// Relayed bytes per second per allocation, both directions together; `None` for no cap.
     pub max_bandwidth_per_allocation: Option<u64>,
     /// Allocation lifetime when the client asks for less or nothing.
@@ -82,6 +86,8 @@ impl Default for TurnConfig {
             deny_peers: Vec::new(),
             own_media: Vec::new(),
             max_allocations_per_user: 10,
+            max_allocations_per_address: 64,
+            max_allocations: 4096,
             max_bandwidth_per_allocation: None,
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),

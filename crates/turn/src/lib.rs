@@ -8,7 +8,8 @@
 //!
 //! Module map: [`stun`] is the message codec, [`channel`] ChannelData and TCP framing,
 //! [`cidr`] IP networks for the peer lists; inside, `auth` holds credentials and nonces,
-//! `policy` decides which peers may be relayed to, `allocation` holds one allocation's
+//! `policy` decides which peers may be relayed to, `quota` counts allocations per user,
+//! client address and server against their caps, `allocation` holds one allocation's
 //! permissions and channels, `limit` the rate limits, `request` gathers a request's attributes,
 //! and `server` the state machine.
 //!
@@ -84,6 +85,7 @@ pub mod cidr;
 mod config;
 mod limit;
 mod policy;
+mod quota;
 mod request;
 mod server;
 pub mod stun;

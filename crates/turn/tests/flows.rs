@@ -483,6 +483,38 @@ fn allocation_quota_gives_486() {
     h.allocate(&mut clients[2]);
 }
 
+/// Fresh identities (guests) do not multiply what one address may hold, and the server as a
+/// whole has a cap (508 Insufficient Capacity).
+#[test]
+fn address_and_server_caps_bound_allocations_whatever_the_user() {
+    let mut config = config();
+    config.max_allocations_per_address = 2;
+    config.max_allocations = 3;
+    let mut h = Harness::new(config);
+    let guest = |addr: &str, i: usize| {
+        let (user, pass) = rest_credentials("rest-secret", &format!("guest-{i}"), UNIX_NOW + 600);
+        Client::new(addr, &user, &pass)
+    };
+    let mut same_address: Vec<Client> = (0..3)
+        .map(|i| guest(&format!("198.18.0.5:{}", 7000 + i), i))
+        .collect();
+    h.allocate(&mut same_address[0]);
+    h.allocate(&mut same_address[1]);
+    let got = h.request(&mut same_address[2], method::ALLOCATE, |w| {
+        w.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+    });
+    assert_eq!(got.error_code(), Some(486), "per address");
+    let mut elsewhere = [guest("198.18.0.6:7000", 10), guest("198.18.0.7:7000", 11)];
+    h.allocate(&mut elsewhere[0]);
+    let got = h.request(&mut elsewhere[1], method::ALLOCATE, |w| {
+        w.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+    });
+    assert_eq!(got.error_code(), Some(508), "server-wide");
+    assert_eq!(h.turn.stats().quota_refusals, 1);
+    h.refresh(&mut same_address[0], 0);
+    h.allocate(&mut elsewhere[1]);
+}
+
 #[test]
 fn even_port_with_r_reserves_the_next_port_for_its_token() {
     let mut h = Harness::new(config());

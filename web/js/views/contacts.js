@@ -12,7 +12,7 @@ const SEARCH_DELAY_MS = 250;
 
 export async function render(root, ctx) {
   ctx.setTitle('Contacts');
-  const searchInput = h('input', { id: 'user-search', type: 'search', placeholder: 'Search people by name or email', 'aria-label': 'Search people', autocomplete: 'off' });
+  const searchInput = h('input', { id: 'user-search', type: 'search', placeholder: 'Find people: their exact email, or the name of someone you know', 'aria-label': 'Find people by email or name', autocomplete: 'off' });
   const results = h('ul', { id: 'search-results', class: 'item-list' });
   const lists = h('div', { class: 'contact-lists' });
   root.append(

@@ -1,9 +1,7 @@
 //! Accounts and sessions: sign-up, log-in (rate limited), log-out, password change, and
 //! the extractors that turn a session cookie or bearer token into the signed-in user.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -22,14 +20,11 @@ use super::validate::{display_name, email, password};
 use super::{ErrorBody, JsonBody, UserOut};
 use crate::clock::unix_ms;
 use crate::error::ApiError;
+use crate::guard::Busy;
 use crate::http::AppState;
 
 pub const SESSION_COOKIE: &str = "stoa_session";
 const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Failed log-ins allowed per window, per email and per client address.
-const FAILURES_PER_EMAIL: usize = 5;
-const FAILURES_PER_ADDRESS: usize = 20;
-const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The signed-in user of a request and the hash of its session secret.
 pub struct Authed {
@@ -59,7 +54,16 @@ impl FromRequestParts<AppState> for MaybeAuthed {
             Credential::None => return Ok(MaybeAuthed(None)),
             Credential::Invalid => return Err(ApiError::unauthorized()),
             Credential::Bearer(secret) => (secret, true),
-            Credential::Cookie(secret) => (secret, false),
+            Credential::Cookie(secret) => {
+                if cross_origin(&parts.headers) {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "cross_origin",
+                        "A page of another site cannot act with your session.",
+                    ));
+                }
+                (secret, false)
+            }
         };
         let hash = hash_secret(&secret);
         let session = state.store.session(&hash, unix_ms()).await?;
@@ -76,6 +80,23 @@ impl FromRequestParts<AppState> for MaybeAuthed {
             None if explicit => Err(ApiError::unauthorized()),
             None => Ok(MaybeAuthed(None)),
         }
+    }
+}
+
+/// Whether a browser sent this request from a page of another origin than the one it was
+/// sent to (the `Origin` header names another host). Cookies ride along on such requests
+/// (same site, other port; or a top-level form post), so they must not count as the user.
+fn cross_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    match (origin_host, host) {
+        (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
+        _ => true,
     }
 }
 
@@ -117,44 +138,6 @@ pub fn session_credential(headers: &HeaderMap) -> Credential {
 
 fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Counts failed log-ins per email and per client address in a sliding window.
-#[derive(Default)]
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
-
-impl LoginLimiter {
-    fn keys(email: &str, addr: IpAddr) -> [(String, usize); 2] {
-        [
-            (format!("email:{email}"), FAILURES_PER_EMAIL),
-            (format!("addr:{addr}"), FAILURES_PER_ADDRESS),
-        ]
-    }
-
-    fn blocked(&self, email: &str, addr: IpAddr, now: Instant) -> bool {
-        let mut map = self.failures.lock().expect("limiter lock");
-        Self::keys(email, addr).iter().any(|(key, limit)| {
-            map.get_mut(key).is_some_and(|q| {
-                while q.front().is_some_and(|t| now - *t > FAILURE_WINDOW) {
-                    q.pop_front();
-                }
-                q.len() >= *limit
-            })
-        })
-    }
-
-    fn failed(&self, email: &str, addr: IpAddr, now: Instant) {
-        let mut map = self.failures.lock().expect("limiter lock");
-        // Bound memory under a flood of distinct emails: drop stale keys now and then.
-        if map.len() > 100_000 {
-            map.retain(|_, q| q.back().is_some_and(|t| now - *t <= FAILURE_WINDOW));
-        }
-        for (key, _) in Self::keys(email, addr) {
-            map.entry(key).or_default().push_back(now);
-        }
-    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -203,15 +186,29 @@ pub struct SessionOut {
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = SignupRequest,
     security(()),
     responses((status = 201, body = SessionOut), (status = 400, body = ErrorBody),
-              (status = 409, description = "email_taken", body = ErrorBody)))]
+              (status = 409, description = "email_taken", body = ErrorBody),
+              (status = 429, description = "rate_limited: too many accounts from this address", body = ErrorBody),
+              (status = 503, description = "busy: too many passwords being checked; retry", body = ErrorBody)))]
 pub async fn signup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> Result<Response, ApiError> {
     let email = email(&req.email)?;
     let name = display_name("display_name", &req.display_name)?;
     password("password", &req.password)?;
-    let password_hash = hash_password(req.password).await?;
+    if !state
+        .guards
+        .signups
+        .try_record(&peer.ip().to_string(), Instant::now())
+    {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many accounts were created from your address. Try again in an hour.",
+        ));
+    }
+    let password_hash = hash_password(&state, req.password).await?;
     let user = state
         .store
         .create_user(
@@ -232,7 +229,8 @@ pub async fn signup(
     security(()),
     responses((status = 200, body = SessionOut), (status = 400, body = ErrorBody),
               (status = 401, description = "invalid_credentials", body = ErrorBody),
-              (status = 429, description = "rate_limited", body = ErrorBody)))]
+              (status = 429, description = "rate_limited", body = ErrorBody),
+              (status = 503, description = "busy: too many passwords being checked; retry", body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -251,27 +249,35 @@ pub async fn login(
             "password must be 1 to 256 characters",
         ));
     }
-    let addr = peer.ip();
-    if state.login_limiter.blocked(&email, addr, Instant::now()) {
+    let keys = login_keys(&email, peer.ip());
+    let guards = &state.guards;
+    let now = Instant::now();
+    if guards.login_pair.exhausted(&keys[0], now)
+        || guards.login_addr.exhausted(&keys[1], now)
+        || guards.login_email.exhausted(&keys[2], now)
+    {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            "too many failed log-ins; try again in 15 minutes",
+            "Too many failed log-ins. Try again in 15 minutes.",
         ));
     }
     let user = state.store.user_by_email(&email).await?;
     let ok = match &user {
-        Some(u) => verify_password(req.password, u.password_hash.clone()).await?,
+        Some(u) => verify_password(&state, req.password, u.password_hash.clone()).await?,
         None => {
             // Spend the same time as a real check so the answer does not reveal accounts.
-            let _ = hash_password(req.password).await?;
+            let _ = hash_password(&state, req.password).await?;
             false
         }
     };
     match (ok, user) {
         (true, Some(user)) => start_session(&state, user, StatusCode::OK).await,
         _ => {
-            state.login_limiter.failed(&email, addr, Instant::now());
+            let now = Instant::now();
+            guards.login_pair.record(&keys[0], now);
+            guards.login_addr.record(&keys[1], now);
+            guards.login_email.record(&keys[2], now);
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -304,7 +310,8 @@ pub async fn me(auth: Authed) -> Json<UserOut> {
 /// Changes the password; every other session of the user ends.
 #[utoipa::path(put, path = "/api/v1/me/password", tag = "accounts", request_body = PasswordChange,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, description = "wrong current password", body = ErrorBody)))]
+              (status = 403, description = "wrong current password", body = ErrorBody),
+              (status = 503, description = "busy: too many passwords being checked; retry", body = ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
     auth: Authed,
@@ -312,7 +319,7 @@ pub async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     password("new_password", &req.new_password)?;
     if req.current_password.len() > 256
-        || !verify_password(req.current_password, auth.user.password_hash.clone()).await?
+        || !verify_password(&state, req.current_password, auth.user.password_hash.clone()).await?
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -320,7 +327,7 @@ pub async fn change_password(
             "the current password is wrong",
         ));
     }
-    let hash = hash_password(req.new_password).await?;
+    let hash = hash_password(&state, req.new_password).await?;
     state
         .store
         .set_password(&auth.user.id, &hash, &auth.session_hash)
@@ -359,27 +366,51 @@ async fn start_session(
     Ok(response)
 }
 
-/// Argon2id with the crate's default (OWASP) parameters, off the async threads.
-async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
-            .map_err(|e| ApiError::internal("salt", e))?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| ApiError::internal("password hashing", e))
-    })
-    .await
-    .map_err(|e| ApiError::internal("password hashing task", e))?
+/// The rate-limit keys of a log-in: the (email, address) pair, the address, the email.
+fn login_keys(email: &str, addr: IpAddr) -> [String; 3] {
+    [
+        format!("{email} {addr}"),
+        addr.to_string(),
+        email.to_string(),
+    ]
 }
 
-async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(|e| ApiError::internal("stored hash", e))?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(|e| ApiError::internal("password check task", e))?
+fn busy(_: Busy) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "The server is checking too many passwords right now. Try again in a few seconds.",
+    )
+}
+
+/// Argon2id with the crate's default (OWASP) parameters, on the bounded hashing pool.
+async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
+    state
+        .guards
+        .hashing
+        .run(move || {
+            let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+                .map_err(|e| ApiError::internal("salt", e))?;
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| ApiError::internal("password hashing", e))
+        })
+        .await
+        .map_err(busy)?
+}
+
+async fn verify_password(state: &AppState, password: String, hash: String) -> Result<bool, ApiError> {
+    state
+        .guards
+        .hashing
+        .run(move || {
+            let parsed =
+                PasswordHash::new(&hash).map_err(|e| ApiError::internal("stored hash", e))?;
+            Ok(Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok())
+        })
+        .await
+        .map_err(busy)?
 }

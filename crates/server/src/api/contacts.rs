@@ -73,7 +73,8 @@ pub struct RequestStatus {
     status: String,
 }
 
-/// Users whose name or email contains `q`.
+/// Anyone whose email is exactly `q`, and people the user already knows (contacts, contact
+/// requests, a shared meeting) whose name or email contains it.
 #[utoipa::path(get, path = "/api/v1/users", tag = "contacts", params(SearchQuery),
     responses((status = 200, body = UserList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn search(

@@ -5,24 +5,31 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::Extension;
 use axum::response::Response;
 use stoa_store::Page;
 use tokio::sync::mpsc;
 
 use super::accounts::Authed;
 use crate::http::AppState;
+use crate::listener::ConnectionSlot;
 use crate::presence::UserEvent;
 
 /// A feed that sends nothing (not even a pong) this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// An event the client has not taken within this time ends the feed: it stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn upgrade(
     State(state): State<AppState>,
     auth: Authed,
+    slot: Option<Extension<ConnectionSlot>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.max_message_size(4096)
-        .on_upgrade(move |socket| feed(socket, state, auth.user.id))
+    ws.max_message_size(4096).on_upgrade(move |socket| async move {
+        feed(socket, state, auth.user.id).await;
+        drop(slot);
+    })
 }
 
 async fn feed(mut socket: WebSocket, state: AppState, user_id: String) {
@@ -41,7 +48,8 @@ async fn feed(mut socket: WebSocket, state: AppState, user_id: String) {
             event = rx.recv() => {
                 let Some(event) = event else { break };
                 let json = serde_json::to_string(&event).expect("events serialize");
-                if socket.send(Message::Text(json.into())).await.is_err() {
+                let sent = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(json.into()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
                     break;
                 }
             }
@@ -50,9 +58,8 @@ async fn feed(mut socket: WebSocket, state: AppState, user_id: String) {
                 Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() > IDLE_TIMEOUT
-                    || socket.send(Message::Ping(Vec::new().into())).await.is_err()
-                {
+                let ping = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Ping(Vec::new().into())));
+                if last_heard.elapsed() > IDLE_TIMEOUT || !matches!(ping.await, Ok(Ok(()))) {
                     break;
                 }
             }

@@ -19,6 +19,7 @@ use super::accounts::{Authed, MaybeAuthed};
 use super::validate::{display_name, id, line, text};
 use super::{ics, paged, probe, ErrorBody, JsonBody, ListQuery, OptionalJson, QueryArgs, UserOut};
 use crate::clock::unix_ms;
+use crate::door;
 use crate::error::ApiError;
 use crate::http::{random_room_name, AppState};
 
@@ -102,11 +103,15 @@ pub struct MeetingList {
     next_offset: Option<i64>,
 }
 
-/// An ad-hoc meeting link for someone not signed in; nothing is stored.
+/// An ad-hoc meeting link for someone not signed in; nothing is stored. The room name carries
+/// the server's signature, so only links made here hand out guest tokens.
 #[derive(Serialize, ToSchema)]
 pub struct AdHocMeeting {
     room: String,
     url: String,
+    /// Makes its holder a host of this room: pass it as `host_key` when joining.
+    #[schema(min_length = 24, max_length = 24)]
+    host_key: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -140,6 +145,9 @@ pub struct JoinIn {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     name: Option<String>,
+    /// The `host_key` an ad-hoc meeting's creator was given: joins as its host.
+    #[schema(max_length = 64)]
+    host_key: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -181,9 +189,17 @@ pub async fn create(
     OptionalJson(input): OptionalJson<MeetingIn>,
 ) -> Result<Response, ApiError> {
     let Some(auth) = auth else {
-        let room = random_room_name();
+        let room = state.keys.sign_room(&random_room_name());
         let url = format!("/m/{room}");
-        return Ok((StatusCode::CREATED, Json(AdHocMeeting { room, url })).into_response());
+        let host_key = state
+            .keys
+            .host_key(&RoomName::new(room.clone()).expect("generated room names are valid"));
+        let out = AdHocMeeting {
+            room,
+            url,
+            host_key,
+        };
+        return Ok((StatusCode::CREATED, Json(out)).into_response());
     };
     if input.locked.is_some() {
         return Err(ApiError::field("locked", "a new meeting cannot be locked"));
@@ -392,6 +408,7 @@ pub async fn history(
     responses((status = 200, body = JoinOut), (status = 400, body = ErrorBody),
               (status = 401, description = "sign_in_required", body = ErrorBody),
               (status = 403, description = "meeting_locked", body = ErrorBody),
+              (status = 404, description = "no_such_meeting: neither a stored meeting nor an ad-hoc room of this server", body = ErrorBody),
               (status = 410, description = "meeting_cancelled", body = ErrorBody)))]
 pub async fn join_room(
     State(state): State<AppState>,
@@ -412,14 +429,19 @@ pub async fn join_room(
         (None, None) => return Err(ApiError::field("name", "a guest must give a name")),
     };
     let meeting = state.store.meeting_by_room(room.as_str()).await?;
-    let host = matches!((&auth, &meeting), (Some(a), Some(m)) if a.user.id == m.host_id);
-    if let Some(m) = &meeting {
-        admits(m, auth.is_some(), host)?;
-    }
+    let host = match &meeting {
+        Some(m) => auth.as_ref().is_some_and(|a| a.user.id == m.host_id),
+        None if state.keys.is_signed_room(room.as_str()) => input
+            .host_key
+            .as_deref()
+            .is_some_and(|key| state.keys.is_host_key(&room, key)),
+        None => return Err(no_such_meeting()),
+    };
     let grants = Grants {
         room_admin: host,
         ..Grants::default()
     };
+    door::check_meeting(meeting, &identity, &grants)?;
     let token = state
         .keys
         .mint(&room, &identity, &name, grants, JOIN_TOKEN_TTL);
@@ -432,30 +454,14 @@ pub async fn join_room(
     }))
 }
 
-/// Whether a stored meeting lets this person in right now.
-pub fn admits(meeting: &Meeting, signed_in: bool, host: bool) -> Result<(), ApiError> {
-    if meeting.cancelled {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "meeting_cancelled",
-            "this meeting was cancelled",
-        ));
-    }
-    if meeting.draft.require_sign_in && !signed_in {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "sign_in_required",
-            "the host requires participants to sign in",
-        ));
-    }
-    if meeting.locked && !host {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "meeting_locked",
-            "the host locked this meeting",
-        ));
-    }
-    Ok(())
+/// A room that is neither a stored meeting nor an ad-hoc room made by this server (rooms of
+/// integrations that mint their own tokens with `stoa token` hand out no guest tokens).
+fn no_such_meeting() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_meeting",
+        "There is no meeting at this link. Check the link, or start a new meeting.",
+    )
 }
 
 /// The meeting if the user hosts it or is invited; `404` otherwise, so ids leak nothing.

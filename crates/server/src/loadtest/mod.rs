@@ -124,6 +124,26 @@ struct Shared {
     video_layout: Option<VideoLayout>,
 }
 
+/// Creates an ad-hoc meeting on the server at `url` (as a signed-out visitor would with "New
+/// meeting") and returns its room name: guests can join only rooms the server made.
+pub async fn new_meeting(url: &str) -> Result<String, String> {
+    let endpoint = format!("{}/api/v1/meetings", url.trim_end_matches('/'));
+    let res = reqwest::Client::new()
+        .post(&endpoint)
+        .send()
+        .await
+        .map_err(|e| format!("POST {endpoint}: {e}"))?;
+    let status = res.status();
+    let body: serde_json::Value = res
+        .json()
+        .await
+        .map_err(|e| format!("POST {endpoint}: {e}"))?;
+    match body["room"].as_str() {
+        Some(room) if status.is_success() => Ok(room.to_string()),
+        _ => Err(format!("POST {endpoint}: HTTP {status}: {body}")),
+    }
+}
+
 /// Runs the load test. Setup problems (a bad URL, an unresolvable host) are an `Err`; anything
 /// that goes wrong for a participant is counted in the report's errors.
 pub async fn run(cfg: &Config) -> Result<Report, String> {

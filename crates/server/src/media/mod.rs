@@ -36,7 +36,7 @@ use worker::Worker;
 pub enum Command {
     Join {
         req: JoinRequest,
-        events: mpsc::UnboundedSender<ServerMessage>,
+        events: mpsc::Sender<ServerMessage>,
         reply: oneshot::Sender<ParticipantId>,
     },
     Message {
@@ -236,7 +236,7 @@ impl MediaHandle {
     pub async fn join(
         &self,
         req: JoinRequest,
-        events: mpsc::UnboundedSender<ServerMessage>,
+        events: mpsc::Sender<ServerMessage>,
     ) -> Option<ParticipantId> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Join { req, events, reply });

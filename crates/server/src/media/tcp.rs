@@ -3,25 +3,45 @@
 //! picks the worker that gets the connection's frames and writes its replies.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use stoa_sfu::demux::stun_local_ufrag;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::timeout;
 
 use super::{Command, MediaHandle};
+use crate::listener::Occupancy;
 
 /// Largest RFC 4571 frame accepted (the 16-bit length field's maximum).
 const MAX_FRAME: usize = u16::MAX as usize;
+/// A new connection must send its first frame (a STUN check) this soon.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connected client sends ICE consent checks every few seconds (RFC 7675): silence this
+/// long means it is gone.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Open ICE-TCP connections per client address, and in all.
+const PER_ADDRESS: usize = 64;
+const TOTAL: usize = 4096;
 
 /// Accepts ICE-TCP connections for as long as the listener lives.
 pub(super) async fn accept(listener: TcpListener, media: MediaHandle) {
+    let occupancy = Arc::new(Occupancy::default());
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(slot) = occupancy.enter(peer.ip(), PER_ADDRESS, TOTAL) else {
+                    tracing::debug!(%peer, "ICE-TCP connection refused: too many open");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, peer, media.clone()));
+                let media = media.clone();
+                tokio::spawn(async move {
+                    connection(stream, peer, media).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "ICE-TCP accept failed");
@@ -53,12 +73,17 @@ async fn connection(stream: TcpStream, peer: SocketAddr, media: MediaHandle) {
     let mut worker = 0;
     let mut frame = vec![0u8; MAX_FRAME];
     loop {
+        let wait = if writer.is_some() {
+            FIRST_FRAME_TIMEOUT
+        } else {
+            IDLE_TIMEOUT
+        };
         let mut len = [0u8; 2];
-        if reader.read_exact(&mut len).await.is_err() {
+        if !matches!(timeout(wait, reader.read_exact(&mut len)).await, Ok(Ok(_))) {
             break;
         }
         let len = u16::from_be_bytes(len) as usize;
-        if reader.read_exact(&mut frame[..len]).await.is_err() {
+        if !matches!(timeout(wait, reader.read_exact(&mut frame[..len])).await, Ok(Ok(_))) {
             break;
         }
         let data = frame[..len].to_vec();

@@ -12,6 +12,7 @@ use stoa_proto::{ParticipantId, ServerMessage};
 use stoa_sfu::str0m::net::Protocol;
 use stoa_sfu::{Datagram, Output, Sfu};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::front::Front;
 use super::recv::{RecvSocket, RECV_BATCH, RECV_SLOT};
@@ -42,7 +43,9 @@ pub(super) struct Worker {
     /// address's datagrams to its socket rather than to the front.
     connected: HashMap<SocketAddr, RecvSocket>,
     next_sweep: Instant,
-    sessions: HashMap<ParticipantId, mpsc::UnboundedSender<ServerMessage>>,
+    sessions: HashMap<ParticipantId, mpsc::Sender<ServerMessage>>,
+    /// Participants whose signaling queue overflowed, removed at the end of this flush.
+    slow: Vec<ParticipantId>,
     tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     send_errors: u64,
 }
@@ -69,6 +72,7 @@ impl Worker {
             connected: HashMap::new(),
             next_sweep: Instant::now() + SWEEP_INTERVAL,
             sessions: HashMap::new(),
+            slow: Vec::new(),
             tcp_writers: HashMap::new(),
             send_errors: 0,
         }
@@ -242,9 +246,7 @@ impl Worker {
             Command::Message { id, message } => {
                 let unix_ms = crate::clock::unix_ms() as u64;
                 if let Err(e) = self.sfu.handle_message(now, id, message, unix_ms) {
-                    if let Some(s) = self.sessions.get(&id) {
-                        let _ = s.send(ServerMessage::error(e.code(), e.to_string()));
-                    }
+                    self.signal(id, ServerMessage::error(e.code(), e.to_string()));
                 }
             }
             Command::Leave { id } => {
@@ -377,6 +379,34 @@ impl Worker {
     /// directory up to date.
     fn flush(&mut self) {
         self.publish_ufrags();
+        loop {
+            self.drain_outputs();
+            if self.slow.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            for id in std::mem::take(&mut self.slow) {
+                tracing::info!(participant = %id, "signaling client does not read its messages; removed");
+                self.sessions.remove(&id);
+                self.sfu.leave(now, id);
+            }
+        }
+        self.send_outgoing();
+    }
+
+    /// Queues a signaling message for a participant's WebSocket. A client whose queue is full
+    /// does not read: it is removed (dropping its sender ends its WebSocket task).
+    fn signal(&mut self, to: ParticipantId, message: ServerMessage) {
+        let full = self
+            .sessions
+            .get(&to)
+            .is_some_and(|s| matches!(s.try_send(message), Err(TrySendError::Full(_))));
+        if full && !self.slow.contains(&to) {
+            self.slow.push(to);
+        }
+    }
+
+    fn drain_outputs(&mut self) {
         while let Some(out) = self.sfu.poll_output() {
             match out {
                 Output::Transmit(t) => match t.proto {
@@ -392,11 +422,7 @@ impl Worker {
                     }
                     _ => self.send_errors += 1,
                 },
-                Output::Signal { to, message } => {
-                    if let Some(s) = self.sessions.get(&to) {
-                        let _ = s.send(message);
-                    }
-                }
+                Output::Signal { to, message } => self.signal(to, message),
                 Output::Closed {
                     participant,
                     reason,
@@ -408,7 +434,6 @@ impl Worker {
                 }
             }
         }
-        self.send_outgoing();
     }
 
     /// Queues a UDP datagram; those for TURN's relayed addresses go to the TURN core.

@@ -46,6 +46,10 @@ pub fn settings() -> Settings {
             max_allocations: 10,
             max_bandwidth: None,
         },
+        admin_token: None,
+        metrics_token: None,
+        connections: Default::default(),
+        signups_per_hour: stoa::guard::SIGNUPS_PER_ADDRESS,
     }
 }
 

@@ -14,7 +14,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::allocation::{Allocation, FiveTuple};
-use crate::auth::{quota_user, Credentials, Key, Nonces};
+use crate::auth::{Credentials, Key, Nonces};
+use crate::quota::{Caps, Quotas};
 use crate::channel;
 use crate::config::{Transport, TurnConfig};
 use crate::limit::AuthLimiter;
@@ -90,7 +91,7 @@ pub struct TurnStats {
     pub dropped_too_large: u64,
     /// Requests refused with 403 because a peer is not allowed.
     pub forbidden_peers: u64,
-    /// Allocate requests refused with 486 (per-user quota).
+    /// Allocate requests refused with 486 (a user's or a client address's quota).
     pub quota_refusals: u64,
     /// Relay sockets the I/O layer could not bind.
     pub relay_bind_failures: u64,
@@ -112,7 +113,7 @@ pub struct TurnServer {
     by_port: BTreeMap<u16, FiveTuple>,
     /// Ports reserved by EVEN-PORT's R bit: token → (port, expiry).
     reservations: BTreeMap<[u8; 8], (u16, Instant)>,
-    per_user: BTreeMap<Vec<u8>, usize>,
+    quotas: Quotas,
     events: VecDeque<Event>,
     next_timeout: Option<Instant>,
     stats: TurnStats,
@@ -137,7 +138,7 @@ impl TurnServer {
             allocations: BTreeMap::new(),
             by_port: BTreeMap::new(),
             reservations: BTreeMap::new(),
-            per_user: BTreeMap::new(),
+            quotas: Quotas::default(),
             events: VecDeque::new(),
             next_timeout: None,
             stats: TurnStats::default(),
@@ -219,7 +220,7 @@ impl TurnServer {
                 len
             }
             None => {
-                release_quota(&mut self.per_user, &alloc.username);
+                self.quotas.release(&alloc.username, tuple.client.ip());
                 let mut w = Writer::new(out, method::ALLOCATE, Class::Error, &alloc.txid);
                 w.error_code(508);
                 sign(w, Some(&alloc.key))
@@ -252,14 +253,14 @@ impl TurnServer {
         if self.next_timeout.is_none_or(|t| now < t) {
             return;
         }
-        let (events, by_port, per_user) = (&mut self.events, &mut self.by_port, &mut self.per_user);
-        self.allocations.retain(|_, a| {
+        let (events, by_port, quotas) = (&mut self.events, &mut self.by_port, &mut self.quotas);
+        self.allocations.retain(|tuple, a| {
             if now < a.expires {
                 a.expire(now);
                 return true;
             }
             by_port.remove(&a.relay_port);
-            release_quota(per_user, &a.username);
+            quotas.release(&a.username, tuple.client.ip());
             events.push_back(Event::ReleaseRelay { port: a.relay_port });
             false
         });
@@ -327,7 +328,7 @@ impl TurnServer {
     fn delete_allocation(&mut self, tuple: FiveTuple) {
         if let Some(alloc) = self.allocations.remove(&tuple) {
             self.by_port.remove(&alloc.relay_port);
-            release_quota(&mut self.per_user, &alloc.username);
+            self.quotas.release(&alloc.username, tuple.client.ip());
             self.events.push_back(Event::ReleaseRelay {
                 port: alloc.relay_port,
             });
@@ -358,14 +359,4 @@ fn sign(mut w: Writer<'_>, key: Option<&Key>) -> Option<usize> {
     }
     w.fingerprint();
     w.finish()
-}
-
-fn release_quota(per_user: &mut BTreeMap<Vec<u8>, usize>, username: &[u8]) {
-    let user = quota_user(username);
-    if let Some(n) = per_user.get_mut(user) {
-        *n -= 1;
-        if *n == 0 {
-            per_user.remove(user);
-        }
-    }
 }

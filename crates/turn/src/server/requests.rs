@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{sign, ClientAction, Event, TurnServer};
 use crate::allocation::{Allocation, FiveTuple};
-use crate::auth::{quota_user, Key};
+use crate::auth::Key;
 use crate::channel::CHANNELS;
 use crate::limit::TokenBucket;
 use crate::request::{family, peer_addresses, Attrs, FAMILY_IPV4, PROTOCOL_UDP};
@@ -204,7 +204,7 @@ impl TurnServer {
             return error(out, msg, 437, Some(&auth.key));
         }
         let (port, token) = match self
-            .check_allocate(attrs, auth)
+            .check_allocate(attrs, auth, tuple)
             .and_then(|()| self.relay_port_for(now, attrs))
         {
             Ok(choice) => choice,
@@ -218,10 +218,7 @@ impl TurnServer {
         let username = auth.username.to_vec();
         let mut alloc = Allocation::new(port, username, auth.key, *txid, now, lifetime, bandwidth);
         alloc.reservation_token = token;
-        *self
-            .per_user
-            .entry(quota_user(auth.username).to_vec())
-            .or_default() += 1;
+        self.quotas.take(auth.username, tuple.client.ip());
         self.by_port.insert(port, tuple);
         self.events.push_back(Event::BindRelay { port });
         self.schedule(alloc.expires);
@@ -257,7 +254,7 @@ impl TurnServer {
     }
 
     /// RFC 8656 §7.2 checks that need no state change: transport, family, quota.
-    fn check_allocate(&self, attrs: &Attrs<'_>, auth: &Authed<'_>) -> Outcome {
+    fn check_allocate(&self, attrs: &Attrs<'_>, auth: &Authed<'_>, tuple: FiveTuple) -> Outcome {
         match attrs.requested_transport {
             None => return Err(400),
             Some(PROTOCOL_UDP) => {}
@@ -266,15 +263,15 @@ impl TurnServer {
         if attrs.requested_family.unwrap_or(FAMILY_IPV4) != self.relay_family() {
             return Err(440);
         }
-        let held = self
-            .per_user
-            .get(quota_user(auth.username))
-            .copied()
-            .unwrap_or(0);
-        if held >= self.config.max_allocations_per_user {
-            return Err(486);
+        let caps = Caps {
+            per_user: self.config.max_allocations_per_user,
+            per_address: self.config.max_allocations_per_address,
+            total: self.config.max_allocations,
+        };
+        match self.quotas.refusal(auth.username, tuple.client.ip(), caps) {
+            Some(code) => Err(code),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The success response to an Allocate (also rewritten after a failed relay bind).
