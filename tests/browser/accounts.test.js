@@ -348,4 +348,24 @@ test('refusals are final: sign-in required (then signing up), denied from the lo
   await g.newPage(`/m/${doomed.room}?autojoin=1`);
   await g.waitFor(() => window.stoa.state === 'left', null, 15000, 'the refusal');
   assert.equal(await g.page.textContent('#left-title'), 'This meeting was cancelled');
+
+  // A room name nobody made gives no guest entry.
+  await g.newPage('/m/standup?name=Gil&autojoin=1');
+  await g.waitFor(() => window.stoa.state === 'left', null, 15000, 'the refusal');
+  assert.equal(await g.page.textContent('#left-title'), 'There is no meeting at this link');
+});
+
+test('whoever makes a meeting signed out is its host; others who open the link are not', async () => {
+  const server = await start();
+  const creator = await user(server, 'Creator', '/');
+  await creator.page.click('#new-meeting');
+  await creator.page.waitForURL(/\/m\//);
+  const room = new URL(creator.page.url()).pathname.split('/').pop();
+  await creator.page.fill('#join-name', 'Cora');
+  await joinFromPrejoin(creator);
+  assert.equal(await creator.eval(() => window.stoa.isHost), true);
+  const guest = await user(server, 'Guest', `/m/${room}?name=Gus&autojoin=1`);
+  await guest.waitFor(() => window.stoa?.state === 'joined', null, 20000, 'the guest joined');
+  assert.equal(await guest.eval(() => window.stoa.isHost), false);
+  await creator.waitFor(() => window.stoa.participants.size === 1, null, 15000, "the guest in the host's view");
 });

@@ -400,6 +400,8 @@ const FINAL_TEXT = {
   sign_in_required: ['Sign in to join this meeting', 'The host only admits people with an account on this server.', 'left', false],
   meeting_locked: ['This meeting is locked', 'The host locked the meeting: nobody new can join until they unlock it.'],
   meeting_cancelled: ['This meeting was cancelled', 'Its link no longer works.', 'left', false],
+  no_such_meeting: ['There is no meeting at this link', 'Check the link you were sent, or start a new meeting from the home page.', 'left', false],
+  lobby: ['This meeting has a lobby', 'Join it from the meeting page, where the host can let you in.', 'left', false],
 };
 
 /** Ends the session for good after an error; the person may try again by hand where that can help. */

@@ -13,25 +13,37 @@ use tokio::sync::oneshot;
 pub struct RateLimiter {
     limit: usize,
     window: Duration,
-    events: Mutex<HashMap<String, VecDeque<Instant>>>,
+    events: Mutex<Table>,
 }
 
-/// Keys tracked before stale ones are swept, so a flood of distinct keys stays bounded.
+struct Table {
+    keys: HashMap<String, VecDeque<Instant>>,
+    /// Size at which stale keys are swept next: twice what survived the last sweep, so
+    /// sweeping costs O(1) per event however many keys are fresh.
+    sweep_at: usize,
+}
+
+/// Keys tracked before stale ones are first swept.
 const SWEEP_AT: usize = 50_000;
+/// Keys tracked at most: a flood of distinct fresh keys beyond it is forgotten at once.
+const MAX_KEYS: usize = 200_000;
 
 impl RateLimiter {
     pub fn new(limit: usize, window: Duration) -> Self {
         Self {
             limit,
             window,
-            events: Mutex::new(HashMap::new()),
+            events: Mutex::new(Table {
+                keys: HashMap::new(),
+                sweep_at: SWEEP_AT,
+            }),
         }
     }
 
     /// Whether `key` reached its limit in the window ending at `now`.
     pub fn exhausted(&self, key: &str, now: Instant) -> bool {
         let mut events = self.events.lock().expect("rate limiter lock");
-        events.get_mut(key).is_some_and(|q| {
+        events.keys.get_mut(key).is_some_and(|q| {
             while q.front().is_some_and(|t| now - *t > self.window) {
                 q.pop_front();
             }
@@ -41,15 +53,18 @@ impl RateLimiter {
 
     /// Counts one event for `key`.
     pub fn record(&self, key: &str, now: Instant) {
-        let mut events = self.events.lock().expect("rate limiter lock");
-        if events.len() >= SWEEP_AT {
-            events.retain(|_, q| q.back().is_some_and(|t| now - *t <= self.window));
+        let mut table = self.events.lock().expect("rate limiter lock");
+        if table.keys.len() >= table.sweep_at {
+            let window = self.window;
+            table
+                .keys
+                .retain(|_, q| q.back().is_some_and(|t| now - *t <= window));
+            if table.keys.len() >= MAX_KEYS {
+                table.keys.clear();
+            }
+            table.sweep_at = (2 * table.keys.len()).max(SWEEP_AT);
         }
-        if events.len() >= 2 * SWEEP_AT {
-            // Still full of fresh keys: forget the lot rather than grow without bound.
-            events.clear();
-        }
-        let q = events.entry(key.to_string()).or_default();
+        let q = table.keys.entry(key.to_string()).or_default();
         q.push_back(now);
         while q.len() > self.limit {
             q.pop_front();
@@ -177,10 +192,17 @@ mod tests {
     fn a_flood_of_keys_stays_bounded() {
         let limiter = RateLimiter::new(1, Duration::from_secs(60));
         let t0 = Instant::now();
-        for i in 0..(3 * SWEEP_AT) {
+        for i in 0..(2 * MAX_KEYS) {
             limiter.record(&i.to_string(), t0);
         }
-        assert!(limiter.events.lock().unwrap().len() <= 2 * SWEEP_AT);
+        assert!(limiter.events.lock().unwrap().keys.len() <= MAX_KEYS);
+        // Stale keys go at the next sweep.
+        let later = t0 + Duration::from_secs(61);
+        let table_size = limiter.events.lock().unwrap().keys.len();
+        for i in 0..table_size {
+            limiter.record(&format!("new-{i}"), later);
+        }
+        assert!(limiter.events.lock().unwrap().keys.len() <= table_size);
     }
 
     #[tokio::test]

@@ -112,6 +112,7 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
     let backend = Backend::of_url(url)?;
     let pool = match backend {
         Backend::Sqlite => {
+            create_private(url)?;
             AnyPoolOptions::new()
                 .after_connect(|conn, _| {
                     Box::pin(async move {
@@ -128,6 +129,30 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
     };
     MIGRATOR.run(&pool).await?;
     Ok(SqlStore { pool, backend })
+}
+
+/// Creates a missing SQLite file readable by its owner only (SQLite gives its journal files
+/// the database's permissions). `:memory:` and URLs with a `mode` are left alone.
+fn create_private(url: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path.starts_with(':') || params.split('&').any(|p| p.starts_with("mode=")) {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(sqlx::Error::Io(e).into()),
+    }
 }
 
 /// Adds `mode=rwc` (create the file if missing) to a SQLite URL that names no mode.
@@ -458,7 +483,7 @@ impl Store for SqlStore {
                   AND NOT EXISTS (
                       SELECT 1 FROM blocks b WHERE b.user_id = u.id AND b.blocked_id = $1)
                   AND (u.email = $5
-                    OR ((LOWER(u.display_name) LIKE $2 ESCAPE '' OR u.email LIKE $2 ESCAPE '')
+                    OR ((LOWER(u.display_name) LIKE $2 ESCAPE '\' OR u.email LIKE $2 ESCAPE '\')
                         AND (EXISTS (SELECT 1 FROM contacts c
                                      WHERE c.user_id = $1 AND c.contact_id = u.id)
                           OR EXISTS (SELECT 1 FROM contact_requests r

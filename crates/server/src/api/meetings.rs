@@ -307,6 +307,8 @@ pub async fn update(
             .await?;
         updated.locked = locked;
         state.lobbies.announce_lock(&meeting.room, locked);
+        let action = if locked { "lock the meeting" } else { "unlock the meeting" };
+        crate::ws::audit(&auth.user.id, &meeting.room, action);
     }
     Ok(Json(meeting_out(&state, &auth.user.id, updated).await?))
 }
@@ -322,6 +324,7 @@ pub async fn cancel(
 ) -> Result<StatusCode, ApiError> {
     let meeting = hosted_meeting(&state, &auth.user.id, &meeting_id).await?;
     state.store.cancel_meeting(&meeting.id, unix_ms()).await?;
+    crate::ws::audit(&auth.user.id, &meeting.room, "cancel the meeting");
     Ok(StatusCode::NO_CONTENT)
 }
 

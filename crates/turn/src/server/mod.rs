@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::allocation::{Allocation, FiveTuple};
 use crate::auth::{Credentials, Key, Nonces};
-use crate::quota::{Caps, Quotas};
+use crate::quota::Quotas;
 use crate::channel;
 use crate::config::{Transport, TurnConfig};
 use crate::limit::AuthLimiter;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::{sign, ClientAction, Event, TurnServer};
 use crate::allocation::{Allocation, FiveTuple};
 use crate::auth::Key;
+use crate::quota::Caps;
 use crate::channel::CHANNELS;
 use crate::limit::TokenBucket;
 use crate::request::{family, peer_addresses, Attrs, FAMILY_IPV4, PROTOCOL_UDP};
