@@ -1,7 +1,7 @@
-// Firefox in meetings with media: headless Firefox ESR and Chromium in one call through the
-// web app (each sees and hears the other), Firefox's screen share, a third person joining
-// and leaving while Firefox is in the call. One Firefox process serves all the tests (a tab
-// per person); Chromium runs a process per person as elsewhere.
+// Firefox in meetings with media: Firefox ESR and Chromium in one call through the web app
+// (each sees and hears the other), Firefox's screen share, a third person joining and leaving
+// while Firefox is in the call. One Firefox process serves all the tests (a tab per person);
+// Chromium runs a process per person as elsewhere.
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { browserSession, launchFirefox, openParticipant, startServer, startXvfb, waitForRemoteMedia } from './lib.js';
@@ -67,4 +67,34 @@ test('Firefox and Chromium see and hear each other through the SFU', async () =>
     assert.ok(p.packets_in > 100, `server received ${p.packets_in} packets from ${p.name}`);
     assert.ok(p.packets_out > 100, `server forwarded ${p.packets_out} packets to ${p.name}`);
   }
+});
+
+test('Firefox shares its screen to Chromium; a third person joins and leaves, the call goes on', async () => {
+  const { fay, carl } = call;
+  assert.ok(fay && carl, 'the call of the previous test');
+  await fay.page.click('#screen-button');
+  await carl.waitFor(() => document.querySelectorAll('.tile.screen video').length > 0, null, 15000, 'Fay\'s screen-share tile');
+  await waitForRemoteMedia(carl, { videos: 2, frames: 10 });
+  const screen = await carl.waitFor(() => {
+    const v = document.querySelector('.tile.screen video');
+    return v && v.videoWidth > 0 && { width: v.videoWidth, height: v.videoHeight };
+  }, null, 15000, 'the shared screen shown');
+  console.log(`# Chromium shows Firefox's screen at ${screen.width}x${screen.height}`);
+
+  // Dan (Chromium) joins: Firefox gets his camera too, Dan gets Fay's camera and screen and Carl.
+  const dan = await openParticipant(session.server, 'ff-call', 'Dan');
+  session.people.push(dan);
+  await waitForRemoteMedia(dan, { videos: 3, frames: 10, timeout: 40000 });
+  await waitForRemoteMedia(fay, { videos: 2, frames: 10, timeout: 40000 });
+  const danId = await dan.eval(() => window.stoa.me.pid);
+
+  // Dan leaves: his tile goes from Firefox, which renegotiates back to stable, and media
+  // keeps flowing both ways between Fay and Carl.
+  await dan.page.click('#leave-button');
+  await fay.waitFor((id) => !document.querySelector(`.tile[data-participant="${id}"]`) && !window.stoa.participants.has(id), danId, 15000, 'Dan gone');
+  await fay.waitFor(() => window.stoa.pc.signalingState === 'stable' && window.stoa.pc.connectionState === 'connected', null, 15000, 'a stable, connected call');
+  await moreFrames(fay, await framesIn(fay), 30, 'Firefox to keep decoding after Dan left');
+  await moreFrames(carl, await framesIn(carl), 30, 'Chromium to keep decoding Firefox after Dan left');
+  const trouble = fay.logs.filter((l) => /error|offering|answering|rolling back/i.test(l));
+  assert.deepEqual(trouble, [], 'Firefox logged no negotiation errors');
 });
