@@ -1,10 +1,10 @@
-// Firefox in meetings with media: Firefox ESR and Chromium in one call through the web app
-// (each sees and hears the other), Firefox's screen share, a third person joining and leaving
-// while Firefox is in the call. One Firefox process serves all the tests (a tab per person);
-// Chromium runs a process per person as elsewhere.
+// Firefox with media: Firefox ESR and Chromium in one call through the web app (each sees
+// and hears the other), Firefox's screen share, a third person joining and leaving while
+// Firefox is in the call, and WHIP/WHEP from Firefox pages. One Firefox process serves all
+// the tests (a tab per person); Chromium runs a process per person as elsewhere.
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { browserSession, launchFirefox, openParticipant, startServer, startXvfb, waitForRemoteMedia } from './lib.js';
+import { browserSession, launchFirefox, openFirefoxUser, openParticipant, sleep, startServer, startXvfb, waitForRemoteMedia } from './lib.js';
 
 const session = browserSession({ afterEach, after });
 // Firefox runs headful on an X server without a screen: that is what it shares.
@@ -97,4 +97,80 @@ test('Firefox shares its screen to Chromium; a third person joins and leaves, th
   await moreFrames(carl, await framesIn(carl), 30, 'Chromium to keep decoding Firefox after Dan left');
   const trouble = fay.logs.filter((l) => /error|offering|answering|rolling back/i.test(l));
   assert.deepEqual(trouble, [], 'Firefox logged no negotiation errors');
+});
+
+/**
+ * In a page: publishes the fake camera and microphone over WHIP (`kind` 'whip') or plays the
+ * room over WHEP ('whep'), without trickle ICE (the offer carries all candidates). Keeps the
+ * connection in `window.live`; returns the session's Location.
+ */
+async function whipWhep({ kind, room, token }) {
+  const pc = new RTCPeerConnection();
+  if (kind === 'whip') {
+    const s = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    for (const t of s.getTracks()) pc.addTransceiver(t, { direction: 'sendonly', streams: [s] });
+  } else {
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.ontrack = (e) => {
+      const el = document.createElement(e.track.kind);
+      el.autoplay = true;
+      el.srcObject = new MediaStream([e.track]);
+      document.body.append(el);
+    };
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+  });
+  const r = await fetch(`/${kind}/${room}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/sdp' },
+    body: pc.localDescription.sdp,
+  });
+  if (r.status !== 201) throw new Error(`${kind}: ${r.status} ${await r.text()}`);
+  await pc.setRemoteDescription({ type: 'answer', sdp: await r.text() });
+  window.live = pc;
+  return r.headers.get('location');
+}
+
+test('a Firefox WHIP publisher is watched by a Firefox WHEP viewer', async () => {
+  const server = session.server = session.server || await startServer();
+  const room = 'ff-live';
+  const pub = await openFirefoxUser(server, 'WHIP', '/', { firefox: await theFirefox() });
+  const viewer = await openFirefoxUser(server, 'WHEP', '/', { firefox });
+  session.people.push(pub, viewer);
+  const pubToken = server.token(room, 'ff-whip', ['--name', 'Firefox WHIP']);
+  const viewToken = server.token(room, 'ff-whep', ['--no-publish']);
+  const published = await pub.eval(whipWhep, { kind: 'whip', room, token: pubToken });
+  assert.match(published, new RegExp(`^/whip/${room}/`));
+  const watched = await viewer.eval(whipWhep, { kind: 'whep', room, token: viewToken });
+  assert.match(watched, new RegExp(`^/whep/${room}/`));
+
+  const got = await viewer.waitFor(async () => {
+    const inbound = [];
+    (await window.live.getStats()).forEach((s) => s.type === 'inbound-rtp' && inbound.push(s));
+    const video = inbound.find((s) => s.kind === 'video' && s.framesDecoded > 30);
+    const audio = inbound.find((s) => s.kind === 'audio' && s.totalAudioEnergy > 0 && s.totalSamplesReceived > 48000);
+    return video && audio && { frames: video.framesDecoded, width: video.frameWidth, energy: audio.totalAudioEnergy };
+  }, null, 30000, 'WHEP video decoding and audio');
+  assert.ok(got.width > 0, JSON.stringify(got));
+  const report = await server.counters(room);
+  assert.equal(report.participants.length, 2, JSON.stringify(report));
+  for (const p of report.participants) assert.ok(p.packets_in > 100 || p.packets_out > 100, JSON.stringify(p));
+
+  // DELETE on each Location ends the session; the room empties.
+  for (const [p, location, token] of [[viewer, watched, viewToken], [pub, published, pubToken]]) {
+    const status = await p.eval(async ({ location, token }) => {
+      const r = await fetch(location, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+      window.live.close();
+      return r.status;
+    }, { location, token });
+    assert.equal(status, 200, `DELETE ${location}`);
+  }
+  const deadline = Date.now() + 10000;
+  let left;
+  while ((left = (await server.counters(room)).participants.length) > 0 && Date.now() < deadline) await sleep(200);
+  assert.equal(left, 0, 'the WHIP and WHEP sessions ended');
 });
