@@ -151,6 +151,7 @@ export function launchFirefox({ display = null } = {}) {
     browser: 'firefox',
     executablePath: '/usr/bin/firefox-esr',
     headless: !display,
+    defaultViewport: { width: 1280, height: 720 }, // as Playwright's Chromium pages
     env: display ? { ...process.env, DISPLAY: display } : process.env,
     extraPrefsFirefox: {
       'media.navigator.streams.fake': true,
