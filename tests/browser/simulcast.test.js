@@ -1,9 +1,9 @@
-// Simulcast and bandwidth adaptation with real browsers: a publisher (Chromium, then Firefox)
-// sends three layers; a subscriber behind a link shaped with `tc` (in its own network
-// namespace, joined to the test namespace by a veth pair) gets the low layer while limited to
-// 300 kbit/s and the high layer again once the limit is lifted. Asserted from the subscriber's
-// getStats() (decoded frame width, freezes) and from the server's stats API (the forwarded
-// layer).
+// Simulcast and bandwidth adaptation with real browsers: a publisher (Chromium or Firefox)
+// sends three layers; a subscriber (Chromium or Firefox) behind a link shaped with `tc` (in
+// its own network namespace, joined to the test namespace by a veth pair) gets the low layer
+// while limited to 300 kbit/s and the high layer again once the limit is lifted. Asserted
+// from the subscriber's getStats() (decoded frame width, freezes) and from the server's stats
+// API (the forwarded layer).
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -127,9 +127,13 @@ async function shapedSetup() {
   return shaped;
 }
 
-/** A viewer in the shaped namespace; it sends no camera, so only the publisher's layers are in play. */
-async function openViewer({ server, origin }, room) {
-  const sub = await openParticipant({ ...server, base: origin }, room, 'Viewer', '&nocam=1', { netns: NS, origin });
+/**
+ * A viewer in the shaped namespace, in Chromium or (`browser` 'firefox') Firefox; it sends no
+ * camera, so only the publisher's layers are in play.
+ */
+async function openViewer({ server, origin }, room, browser = 'chromium') {
+  const options = browser === 'firefox' ? { browser, netns: { name: NS, address: THERE }, origin } : { netns: NS, origin };
+  const sub = await openParticipant({ ...server, base: origin }, room, 'Viewer', '&nocam=1', options);
   session.people.push(sub);
   await waitForRemoteMedia(sub);
   return sub;
@@ -210,5 +214,15 @@ test('a Firefox publisher\'s layers: a Chromium viewer limited to 300 kbit/s mov
   const pub = await openParticipant(server, room, 'Firefox', '', { browser: 'firefox' });
   session.people.push(pub);
   const sub = await openViewer(setup, room);
+  await limitedViewerGetsLowLayer(server, room, pub, sub);
+});
+
+test('a Firefox viewer limited to 300 kbit/s moves to the low layer of a Chromium publisher without freezing', async () => {
+  const setup = await shapedSetup();
+  const { server } = setup;
+  const room = 'simulcast-firefox-viewer';
+  const pub = await openParticipant(server, room, 'Chromium');
+  session.people.push(pub);
+  const sub = await openViewer(setup, room, 'firefox');
   await limitedViewerGetsLowLayer(server, room, pub, sub);
 });
