@@ -1,8 +1,6 @@
 // The web app in Firefox ESR: sign-up, scheduling a meeting, contacts with live presence, and
-// calling a Chromium contact (the ring, both in the same call). Media is not asserted here:
-// headless Firefox driven over WebDriver BiDi inside the tests' loopback-only namespace never
-// starts ICE gathering (no candidates, not even end-of-candidates), so the call's media part
-// is covered by the Chromium tests only.
+// calling a Chromium contact (the ring, both in the same call). Media in Firefox is asserted
+// in firefox-media.test.js and simulcast.test.js.
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { browserSession, openFirefoxUser, openUser, startServer } from './lib.js';

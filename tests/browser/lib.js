@@ -116,6 +116,7 @@ export function participantPath(server, room, name, query = '') {
  * `page` may be replaced (`await u.newPage(path)`); the helpers always use the current one.
  */
 export async function openUser(server, name, path = '/', browserOptions = {}) {
+  if (browserOptions.browser === 'firefox') return openFirefoxUser(server, name, path, browserOptions);
   const browser = await launchBrowser(browserOptions);
   const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
   const logs = [];
@@ -150,24 +151,64 @@ export async function openUser(server, name, path = '/', browserOptions = {}) {
 }
 
 /**
- * One person in headless Firefox ESR (driven over WebDriver BiDi by puppeteer-core), with
- * fake camera and microphone, on `path` of the server. Same helpers as `openUser`, but
- * `page` is a puppeteer page.
+ * A headless Firefox ESR process (driven over WebDriver BiDi by puppeteer-core) with a fake
+ * camera and microphone that gathers ICE candidates on loopback. With `display` (an X
+ * display, see `startXvfb`) it runs headful there instead, and can share that screen:
+ * headless Firefox has fake cameras and microphones but no fake screen. With `netns`
+ * ({name, address}: a namespace and its address reachable from here) it runs inside that
+ * namespace; `origin` is an http:// origin to treat as secure.
  */
-export async function openFirefoxUser(server, name, path = '/') {
-  const browser = await puppeteer.launch({
+export async function launchFirefox({ display = null, netns = null, origin = null } = {}) {
+  const prefs = {
+    'media.navigator.streams.fake': true,
+    'media.navigator.permission.disabled': true,
+    // Without a granted camera/microphone, Firefox gathers only on its default route's
+    // address, and the tests' namespace has no default route: no candidates at all.
+    'permissions.default.camera': 1,
+    'permissions.default.microphone': 1,
+    'media.autoplay.default': 0,
+    // The tests' server is on loopback, which Firefox leaves out of ICE by default.
+    'media.peerconnection.ice.loopback': true,
+    'media.peerconnection.ice.obfuscate_host_addresses': false,
+  };
+  if (origin) prefs['dom.securecontext.allowlist'] = new URL(origin).hostname;
+  const options = {
     browser: 'firefox',
     executablePath: '/usr/bin/firefox-esr',
-    headless: true,
-    extraPrefsFirefox: {
-      'media.navigator.streams.fake': true,
-      'media.navigator.permission.disabled': true,
-      'media.autoplay.default': 0,
-      // The tests' server is on loopback, which Firefox leaves out of ICE by default.
-      'media.peerconnection.ice.loopback': true,
-      'media.peerconnection.ice.obfuscate_host_addresses': false,
-    },
+    headless: !display,
+    defaultViewport: { width: 1280, height: 720 }, // as Playwright's Chromium pages
+    env: display ? { ...process.env, DISPLAY: display } : process.env,
+    extraPrefsFirefox: prefs,
+  };
+  if (!netns) return puppeteer.launch(options);
+  // Firefox's BiDi endpoint listens on the namespace's loopback: a relay inside the namespace
+  // exposes it on the namespace's address, and Firefox's announcement of it is rewritten.
+  const port = 9339;
+  const relay = spawn('ip', ['netns', 'exec', netns.name, process.execPath, join(import.meta.dirname, 'bidi-relay.mjs'), netns.address, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    relay.stdout.once('data', resolve);
+    relay.once('exit', (code) => reject(new Error(`the BiDi relay in ${netns.name} exited (${code})`)));
   });
+  const path = join(tmpdir(), `stoa-firefox-${netns.name}.sh`);
+  writeFileSync(path, `#!/bin/sh\nip netns exec ${netns.name} /usr/bin/firefox-esr "$@" 2>&1 | sed -u 's#ws://127.0.0.1:#ws://${netns.address}:#' >&2\n`, { mode: 0o755 });
+  try {
+    const browser = await puppeteer.launch({ ...options, executablePath: path, debuggingPort: port });
+    browser.once('disconnected', () => relay.kill());
+    return browser;
+  } catch (e) {
+    relay.kill();
+    throw e;
+  }
+}
+
+/**
+ * One person in headless Firefox ESR, on `path` of the server: its own Firefox process
+ * (`launchFirefox` options), or a new tab of `firefox` (from `launchFirefox`) when given,
+ * which `close` then leaves running.
+ * Same helpers as `openUser`, but `page` is a puppeteer page.
+ */
+export async function openFirefoxUser(server, name, path = '/', { firefox = null, ...launch } = {}) {
+  const browser = firefox || await launchFirefox(launch);
   const logs = [];
   const page = await browser.newPage();
   page.on('console', (m) => logs.push(`[${name}] ${m.type()}: ${m.text()}`));
@@ -185,8 +226,32 @@ export async function openFirefoxUser(server, name, path = '/') {
       }
       throw new Error(`${name}: timed out waiting for ${what} (last: ${JSON.stringify(last)})\n${logs.slice(-30).join('\n')}`);
     },
+    stats: () => page.evaluate(() => window.stoa.stats()),
     eval: (fn, arg) => page.evaluate(fn, arg),
-    close: () => browser.close(),
+    close: () => (firefox ? page.close() : browser.close()),
+  };
+}
+
+/** Starts an X server without a screen (Xvfb) on a free display; `stop()` ends it. */
+export async function startXvfb() {
+  // -displayfd: Xvfb picks a free display and writes its number once it accepts clients.
+  const proc = spawn('Xvfb', ['-displayfd', '1', '-screen', '0', '1280x720x24', '-nolisten', 'tcp'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let log = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const deadline = Date.now() + 10000;
+  while (!out.includes('\n')) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`Xvfb did not start:\n${log}`);
+    await sleep(50);
+  }
+  return {
+    display: `:${out.trim()}`,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    },
   };
 }
 

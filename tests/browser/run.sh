@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export STOA_BIN=${STOA_BIN:-$(cd ../.. && pwd)/target/release/stoa}
 [ -x "$STOA_BIN" ] || { echo "error: $STOA_BIN not built (cargo build --release -p stoa)" >&2; exit 1; }
-command -v chromium >/dev/null || { echo "error: chromium is not installed (scripts/install-test-deps)" >&2; exit 1; }
+for cmd in chromium firefox-esr Xvfb; do
+  command -v $cmd >/dev/null || { echo "error: $cmd is not installed (scripts/install-test-deps)" >&2; exit 1; }
+done
 NS=stoa-e2e-$$
 ip netns add "$NS"
 trap 'ip netns del "$NS" 2>/dev/null || true' EXIT

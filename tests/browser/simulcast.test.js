@@ -1,8 +1,9 @@
-// Simulcast and bandwidth adaptation with real browsers: a publisher sends three layers; a
-// subscriber behind a link shaped with `tc` (in its own network namespace, joined to the test
-// namespace by a veth pair) gets the low layer while limited to 300 kbit/s and the high
-// layer again once the limit is lifted. Asserted from the subscriber's getStats() (decoded
-// frame width, freezes) and from the server's stats API (the forwarded layer).
+// Simulcast and bandwidth adaptation with real browsers: a publisher (Chromium or Firefox)
+// sends three layers; a subscriber (Chromium or Firefox) behind a link shaped with `tc` (in
+// its own network namespace, joined to the test namespace by a veth pair) gets the low layer
+// while limited to 300 kbit/s and the high layer again once the limit is lifted. Asserted
+// from the subscriber's getStats() (decoded frame width, freezes) and from the server's stats
+// API (the forwarded layer).
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -112,22 +113,39 @@ async function forwardedLayer(server, room, subscriberPid) {
   return sub?.received.find((t) => t.kind === 'video')?.layer ?? null;
 }
 
-test('a subscriber limited to 300 kbit/s gets the low layer, and the high one when the limit is lifted', async () => {
-  await shapedNamespace();
+let shaped = null;
+/** The shaped namespace and a server that both namespaces reach, made once for the file. */
+async function shapedSetup() {
+  if (!shaped) {
+    await shapedNamespace();
+    limitDownlink(0);
+    const server = session.server = await startServer(8800, { host: '0.0.0.0' });
+    server.base = 'http://127.0.0.1:8800'; // a secure context for the publisher's camera
+    shaped = { server, origin: `http://${HERE}:8800` };
+  }
   limitDownlink(0);
-  const origin = `http://${HERE}:8800`;
-  const server = session.server = await startServer(8800, { host: '0.0.0.0' });
-  server.base = 'http://127.0.0.1:8800'; // a secure context for the publisher's camera
-  const room = 'simulcast';
-  const pub = await openParticipant(server, room, 'Publisher');
-  session.people.push(pub);
-  // The viewer sends no camera, so only the publisher's layers are in play.
-  const sub = await openParticipant({ ...server, base: origin }, room, 'Viewer', '&nocam=1', { netns: NS, origin });
+  return shaped;
+}
+
+/**
+ * A viewer in the shaped namespace, in Chromium or (`browser` 'firefox') Firefox; it sends no
+ * camera, so only the publisher's layers are in play.
+ */
+async function openViewer({ server, origin }, room, browser = 'chromium') {
+  const options = browser === 'firefox' ? { browser, netns: { name: NS, address: THERE }, origin } : { netns: NS, origin };
+  const sub = await openParticipant({ ...server, base: origin }, room, 'Viewer', '&nocam=1', options);
   session.people.push(sub);
   await waitForRemoteMedia(sub);
-  const subPid = await sub.eval(() => window.stoa.me.pid);
+  return sub;
+}
 
-  // The publisher sends simulcast; the unlimited viewer gets the top layer the camera allows.
+/**
+ * The publisher `pub` sends simulcast; the unlimited viewer `sub` gets a layer above the
+ * lowest, then the low one without freezing over 2 s once limited to 300 kbit/s, and frames
+ * keep coming there. Returns the width the viewer started at.
+ */
+async function limitedViewerGetsLowLayer(server, room, pub, sub) {
+  const subPid = await sub.eval(() => window.stoa.me.pid);
   const layers = await pub.waitFor(async () => {
     const s = await window.stoa.stats();
     const v = s.outbound.filter((x) => x.kind === 'video' && x.rid && x.packetsSent > 0);
@@ -145,7 +163,7 @@ test('a subscriber limited to 300 kbit/s gets the low layer, and the high one wh
     const sent = (await pub.stats()).outbound.filter((x) => x.kind === 'video').map((x) => `${x.rid}:${x.active ? 'on' : 'off'}:${x.frameWidth}`);
     throw new Error(`${e.message}\nserver: layer ${video?.layer} at ${video?.bitrate_bps} bit/s, estimate ${v?.estimated_bandwidth_bps}, PLIs from the viewer ${video?.plis_received}; viewer decodes ${JSON.stringify(await videoIn(sub))}; publisher sends ${sent.join(' ')}`);
   });
-  console.log(`# publisher layers ${layers.join(' ')}; viewer starts at width ${high}`);
+  console.log(`# ${pub.name}: layers ${layers.join(' ')}; viewer starts at width ${high}`);
   const highLayer = await forwardedLayer(server, room, subPid);
   assert.ok(['h', 'f'].includes(highLayer), `forwarded layer ${highLayer}`);
 
@@ -167,6 +185,17 @@ test('a subscriber limited to 300 kbit/s gets the low layer, and the high one wh
   assert.ok(steady[steady.length - 1].frames > steady[0].frames + 30, 'frames flow on the low layer');
   // Usually 0; up to 1.7 s seen when probing for the next layer overflows the limited link.
   assert.ok(steadyStall <= 2000, `frozen ${steadyStall} ms on the low layer`);
+  return high;
+}
+
+test('a subscriber limited to 300 kbit/s gets the low layer, and the high one when the limit is lifted', async () => {
+  const setup = await shapedSetup();
+  const { server } = setup;
+  const room = 'simulcast';
+  const pub = await openParticipant(server, room, 'Publisher');
+  session.people.push(pub);
+  const sub = await openViewer(setup, room);
+  const high = await limitedViewerGetsLowLayer(server, room, pub, sub);
 
   // The limit lifted: back to a high layer.
   limitDownlink(0);
@@ -174,5 +203,26 @@ test('a subscriber limited to 300 kbit/s gets the low layer, and the high one wh
   const back = up[up.length - 1];
   console.log(`# unlimited: width ${back.width} after ${back.t} ms; longest stall ${longestStall(up)} ms`);
   assert.ok(back.width >= high, `still at width ${back.width} 40 s after the limit was lifted`);
+  const subPid = await sub.eval(() => window.stoa.me.pid);
   assert.ok(['h', 'f'].includes(await forwardedLayer(server, room, subPid)));
+});
+
+test('a Firefox publisher\'s layers: a Chromium viewer limited to 300 kbit/s moves to its low layer', async () => {
+  const setup = await shapedSetup();
+  const { server } = setup;
+  const room = 'simulcast-firefox';
+  const pub = await openParticipant(server, room, 'Firefox', '', { browser: 'firefox' });
+  session.people.push(pub);
+  const sub = await openViewer(setup, room);
+  await limitedViewerGetsLowLayer(server, room, pub, sub);
+});
+
+test('a Firefox viewer limited to 300 kbit/s moves to the low layer of a Chromium publisher without freezing', async () => {
+  const setup = await shapedSetup();
+  const { server } = setup;
+  const room = 'simulcast-firefox-viewer';
+  const pub = await openParticipant(server, room, 'Chromium');
+  session.people.push(pub);
+  const sub = await openViewer(setup, room, 'firefox');
+  await limitedViewerGetsLowLayer(server, room, pub, sub);
 });
