@@ -267,8 +267,14 @@ pub enum ErrorCode {
     Removed,
     /// A host turned this participant away from the lobby.
     Denied,
-    /// The meeting is locked, cancelled, or needs a signed-in account.
+    /// The meeting does not admit this person (a reason not listed below).
     NotAdmitted,
+    /// The host locked the meeting: nobody new can join.
+    MeetingLocked,
+    /// The meeting was cancelled: its link admits nobody.
+    MeetingCancelled,
+    /// The host admits only people signed in with an account.
+    SignInRequired,
 }
 
 impl ServerMessage {

@@ -174,8 +174,11 @@ async fn pass_door(
             .await
             .then_some(Some(meeting)),
         Err(e) => {
-            let code = match e.status {
-                StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Closed,
+            let code = match (e.status, e.body.error.as_str()) {
+                (StatusCode::SERVICE_UNAVAILABLE, _) => ErrorCode::Closed,
+                (_, "meeting_locked") => ErrorCode::MeetingLocked,
+                (_, "meeting_cancelled") => ErrorCode::MeetingCancelled,
+                (_, "sign_in_required") => ErrorCode::SignInRequired,
                 _ => ErrorCode::NotAdmitted,
             };
             fail(socket, code, &e.body.message).await;

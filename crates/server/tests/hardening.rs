@@ -77,6 +77,19 @@ async fn idle_and_excess_http_connections_are_closed() {
     );
 }
 
+/// ICE-TCP and TURN over TCP close a connection that sends nothing (10 s for a first frame).
+#[tokio::test]
+async fn silent_media_and_turn_tcp_connections_are_closed() {
+    let server = common::start().await;
+    let turn = server.turn_addr.expect("TURN runs");
+    for (name, addr) in [("ICE-TCP", server.media_tcp_addr), ("TURN-TCP", turn)] {
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let took = closed_within(&mut silent, Duration::from_secs(20)).await;
+        assert!(took.is_some(), "a silent {name} connection is still open after 20 s");
+        println!("a silent {name} connection was closed after {:?}", took.unwrap());
+    }
+}
+
 #[tokio::test]
 async fn made_up_methods_add_no_metric_series() {
     let server = common::start().await;

@@ -186,9 +186,11 @@ pub async fn set_room_limits(
     let limits = body.to_limits()?;
     state
         .media
-        .set_room_limits(room, limits)
+        .set_room_limits(room.clone(), limits)
         .await
         .map_err(|_| empty_room())?;
+    let actor = admin_identity(&state, &headers);
+    crate::ws::audit(&actor, room.as_str(), format_args!("set the room's limits to {limits:?}"));
     Ok(Json(limits.into()))
 }
 
@@ -215,10 +217,25 @@ pub async fn set_participant_limits(
     let limits = body.to_limits()?;
     state
         .media
-        .set_participant_limits(room, id, limits)
+        .set_participant_limits(room.clone(), id, limits)
         .await
         .map_err(|_| unknown_participant())?;
+    let actor = admin_identity(&state, &headers);
+    crate::ws::audit(&actor, room.as_str(), format_args!("set {id}'s limits to {limits:?}"));
     Ok(Json(limits.into()))
+}
+
+/// Who a request already let through as a room admin is, for the audit log.
+fn admin_identity(state: &AppState, headers: &HeaderMap) -> String {
+    if state.operator.is_admin(headers) {
+        return "operator (admin token)".into();
+    }
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| state.keys.verify(t, None).ok())
+        .map_or_else(|| "unknown".into(), |c| c.sub)
 }
 
 #[cfg(test)]

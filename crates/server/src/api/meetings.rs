@@ -146,7 +146,7 @@ pub struct JoinIn {
     )]
     name: Option<String>,
     /// The `host_key` an ad-hoc meeting's creator was given: joins as its host.
-    #[schema(max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9]+$")]
     host_key: Option<String>,
 }
 
@@ -431,6 +431,17 @@ pub async fn join_room(
         ),
         (None, None) => return Err(ApiError::field("name", "a guest must give a name")),
     };
+    if let Some(key) = input.host_key.as_deref() {
+        if key.is_empty()
+            || key.len() > 64
+            || !key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(ApiError::field(
+                "host_key",
+                "A host key is 1 to 64 lower-case letters and digits.",
+            ));
+        }
+    }
     let meeting = state.store.meeting_by_room(room.as_str()).await?;
     let host = match &meeting {
         Some(m) => auth.as_ref().is_some_and(|a| a.user.id == m.host_id),
