@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod presence;
 pub mod relay;
 mod send_batch;
+pub mod whip;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -118,6 +119,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         lobbies: Default::default(),
         login_limiter: Default::default(),
         metrics: Default::default(),
+        cors_origins: settings.cors_origins.clone().into(),
     });
     let serve = tokio::spawn(async move {
         axum::serve(
