@@ -819,6 +819,7 @@ async fn whip_refusals_are_clear_and_harmless() {
     let offer = publisher.peer.publish_offer(true, true);
     let res = post_offer(&base, "/whip/live", &obs, &offer).await;
     assert_eq!(res.status(), 201);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
 
     // Expired (past the verifier's leeway), and signed for another room.
     let now = std::time::SystemTime::now()
@@ -904,6 +905,40 @@ async fn whip_refusals_are_clear_and_harmless() {
     let sessions = report["participants"].as_array().unwrap();
     assert_eq!(sessions.len(), 1, "{report}");
     assert_eq!(sessions[0]["identity"], "obs");
+
+    // A room admin may end it (and only while it runs: afterwards the URL is unknown to it).
+    let admin = token(
+        &server,
+        "live",
+        "host",
+        Grants {
+            room_admin: true,
+            ..Grants::default()
+        },
+    );
+    let http = reqwest::Client::new();
+    for expected in [200, 404] {
+        let res = http
+            .delete(format!("{base}{location}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), expected);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && counters(&server, "live").await["participants"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let left = counters(&server, "live").await;
+    assert!(
+        left["participants"].as_array().is_none_or(|p| p.is_empty()),
+        "{left}"
+    );
 }
 
 /// ETag, PATCH (trickle candidates, ICE restart with If-Match) and CORS (RFC 9725).
