@@ -1,7 +1,7 @@
 // Interop with a WHIP client nobody on the project wrote: FFmpeg's `-f whip` muxer (the
 // static build in the imageio-ffmpeg wheel, installed by scripts/install-test-deps) publishes
-// H.264 + Opus; Chromium plays it over WHEP from a page of another origin (CORS) and decodes
-// it; FFmpeg's DELETE on exit ends the session.
+// H.264 + Opus; Chromium plays it over WHEP from a page of another origin (CORS), decodes it
+// and restarts ICE over PATCH; FFmpeg's DELETE on exit ends the session.
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -54,7 +54,7 @@ function publish(url, token) {
   };
 }
 
-test('FFmpeg publishes H.264 + Opus over WHIP; Chromium on another origin plays it over WHEP', async () => {
+test('FFmpeg publishes H.264 + Opus over WHIP; Chromium on another origin plays it over WHEP and restarts ICE', async () => {
   const port = 8800;
   const viewerOrigin = `http://localhost:${port}`;
   const server = session.server = await startServer(port, { args: ['--cors-origin', viewerOrigin] });
@@ -97,8 +97,9 @@ test('FFmpeg publishes H.264 + Opus over WHIP; Chromium on another origin plays 
         body: pc.localDescription.sdp,
       });
       if (r.status !== 201) return { status: r.status, body: await r.text() };
-      await pc.setRemoteDescription({ type: 'answer', sdp: await r.text() });
-      window.whep = { pc, streams };
+      const answer = await r.text();
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      window.whep = { pc, streams, answer, location: r.headers.get('location') };
       return { status: r.status, location: r.headers.get('location'), etag: r.headers.get('etag') };
     }, { url: `http://127.0.0.1:${port}/whep/${room}`, token: server.token(room, 'viewer', ['--no-publish']) });
     assert.equal(created.status, 201, JSON.stringify(created));
@@ -123,6 +124,43 @@ test('FFmpeg publishes H.264 + Opus over WHIP; Chromium on another origin plays 
     assert.ok(got.audio.energy > 0, `audio energy ${got.audio.energy}`);
     assert.ok(got.streams.video && got.streams.video === got.streams.audio,
       `audio and video in one MediaStream (lip sync): ${JSON.stringify(got.streams)}`);
+
+    // ICE restart over PATCH (RFC 9725 §4.4): the browser's new credentials in, the
+    // server's out; media goes on over the restarted session.
+    const restart = await viewer.eval(async ({ base, token }) => {
+      const { pc } = window.whep;
+      const value = (sdp, name) => new RegExp(`a=${name}:(\\S+)`).exec(sdp)[1];
+      pc.restartIce();
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const r = await fetch(`${base}${window.whep.location}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/trickle-ice-sdpfrag', 'if-match': '*', authorization: `Bearer ${token}` },
+        body: `a=ice-ufrag:${value(offer.sdp, 'ice-ufrag')}\r\na=ice-pwd:${value(offer.sdp, 'ice-pwd')}\r\n`,
+      });
+      const frag = await r.text();
+      if (r.status !== 200) return { status: r.status, frag };
+      const old = window.whep.answer;
+      const answer = old.split(value(old, 'ice-ufrag')).join(value(frag, 'ice-ufrag'))
+        .split(value(old, 'ice-pwd')).join(value(frag, 'ice-pwd'));
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      let frames = 0;
+      (await pc.getStats()).forEach((x) => { if (x.type === 'inbound-rtp' && x.kind === 'video') frames = x.framesDecoded; });
+      return { status: r.status, etag: r.headers.get('etag'), mine: value(offer.sdp, 'ice-ufrag'), frames };
+    }, { base: `http://127.0.0.1:${port}`, token: server.token(room, 'viewer', ['--no-publish']) });
+    assert.equal(restart.status, 200, JSON.stringify(restart));
+    assert.notEqual(restart.etag, created.etag, 'a new ETag after the ICE restart');
+    // The new browser ufrag is in use and a second candidate pair was selected.
+    await viewer.waitFor(async ({ mine, frames }) => {
+      let transport = null;
+      let decoded = 0;
+      (await window.whep.pc.getStats()).forEach((x) => {
+        if (x.type === 'transport') transport = x;
+        if (x.type === 'inbound-rtp' && x.kind === 'video') decoded = x.framesDecoded;
+      });
+      return window.whep.pc.connectionState === 'connected' && decoded > frames + 50
+        && transport?.iceLocalUsernameFragment === mine && transport.selectedCandidatePairChanges >= 2;
+    }, restart, 20000, 'video decoding on over the restarted ICE session');
   } finally {
     await ffmpeg.stop();
   }
