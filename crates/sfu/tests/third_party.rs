@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use stoa_proto::{Grants, RoomName};
-use stoa_sfu::{demux, Datagram, JoinRequest, Output, ParticipantKind, Sfu, SfuConfig, SfuError};
+use stoa_sfu::{
+    demux, CloseReason, Datagram, JoinRequest, Output, ParticipantKind, Sfu, SfuConfig, SfuError,
+};
 use stoa_testkit::{Peer, SfuSim};
 use str0m::net::Protocol;
 use str0m::Candidate;
@@ -201,4 +203,24 @@ fn a_whep_answer_puts_one_publishers_tracks_in_one_stream() {
     let (a, b) = (sim.id(first).to_string(), sim.id(second).to_string());
     assert_eq!(streams, [&a, &b, &a, &b], "{answer}");
     player.accept_answer(&answer);
+}
+
+#[test]
+fn a_client_closing_its_session_is_a_close_not_a_failure() {
+    let mut sim = SfuSim::new();
+    let leaver = sim.add_publisher("room", "leaver");
+    let stayer = sim.add_publisher("room", "stayer");
+    sim.run(Duration::from_secs(2));
+    assert!(sim.peer(leaver).connected && sim.peer(stayer).connected);
+    sim.peer_mut(leaver).rtc.close().expect("a graceful close");
+    let id = sim.id(leaver);
+    let closed = sim.run_until(Duration::from_secs(3), |s| {
+        s.closed.iter().any(|(p, _)| *p == id)
+    });
+    assert!(closed, "the SFU noticed the close");
+    assert!(
+        sim.closed.contains(&(id, CloseReason::Closed)),
+        "{:?}",
+        sim.closed
+    );
 }
