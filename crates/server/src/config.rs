@@ -75,6 +75,16 @@ pub struct ServeArgs {
     #[arg(long, env = "STOA_MEDIA_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub media_workers: Option<u16>,
 
+    /// Origin whose web pages may use WHIP/WHEP, e.g. https://player.example.org, or `*`
+    /// for any (repeatable; comma-separated in the env) [default: none]
+    #[arg(
+        long,
+        env = "STOA_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
+
     #[command(flatten)]
     pub turn: TurnArgs,
 
@@ -230,6 +240,8 @@ struct FileConfig {
     max_video_bitrate: Option<u64>,
     min_video_bitrate: Option<u64>,
     media_workers: Option<u16>,
+    #[serde(default)]
+    cors_origin: Vec<String>,
     turn_addr: Option<SocketAddr>,
     turn_alt_addr: Option<SocketAddr>,
     turn_tls_addr: Option<SocketAddr>,
@@ -272,6 +284,8 @@ pub struct Settings {
     /// The video bitrate limits every room starts with.
     pub room_limits: RoomLimits,
     pub media_workers: usize,
+    /// Origins whose pages may use WHIP/WHEP (`*`: any).
+    pub cors_origins: Vec<String>,
     pub turn: TurnSettings,
     pub admin_token: Option<String>,
     pub metrics_token: Option<String>,
@@ -334,6 +348,10 @@ impl Settings {
         let admin_token = nonempty("admin-token", sec.admin_token.or(file.admin_token.take()))?;
         let metrics_token =
             nonempty("metrics-token", sec.metrics_token.or(file.metrics_token.take()))?;
+        let cors_origins = cors_origins(list_or(
+            args.cors_origin,
+            std::mem::take(&mut file.cors_origin),
+        ))?;
         let data_dir: PathBuf = args
             .data_dir
             .or(file.data_dir)
@@ -356,6 +374,7 @@ impl Settings {
             database_url,
             room_limits,
             media_workers,
+            cors_origins,
             http_addr: args
                 .http_addr
                 .or(file.http_addr)
@@ -397,6 +416,23 @@ fn nonempty(name: &str, token: Option<String>) -> Result<Option<String>, String>
         Some(t) if t.len() < 16 => Err(format!("--{name} must be at least 16 characters")),
         other => Ok(other),
     }
+}
+
+/// CORS origins as browsers send them: `*`, or `scheme://host[:port]` without a path.
+fn cors_origins(origins: Vec<String>) -> Result<Vec<String>, String> {
+    for o in &origins {
+        let valid = o == "*"
+            || ["http://", "https://"].iter().any(|scheme| {
+                o.strip_prefix(scheme)
+                    .is_some_and(|host| !host.is_empty() && !host.contains('/'))
+            });
+        if !valid {
+            return Err(format!(
+                "--cors-origin {o:?} must be `*` or like https://host[:port], without a path"
+            ));
+        }
+    }
+    Ok(origins)
 }
 
 /// `a` unless empty, else `b`: list settings from flags/env replace the file's.
@@ -521,6 +557,19 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.starts_with("--min-video-bitrate"), "{err}");
+
+        std::fs::write(&path, "cors_origin = [\"https://a.example\"]\n").unwrap();
+        let cors = |cors_origin: Vec<String>| {
+            Settings::resolve(ServeArgs {
+                config: Some(path.clone()),
+                cors_origin,
+                ..Default::default()
+            })
+        };
+        assert_eq!(cors(vec![]).unwrap().cors_origins, ["https://a.example"]);
+        assert_eq!(cors(vec!["*".into()]).unwrap().cors_origins, ["*"]);
+        assert!(cors(vec!["https://b.example/".into()]).is_err());
+        assert!(cors(vec!["b.example".into()]).is_err());
 
         std::fs::write(&path, "media_workers = 3\n").unwrap();
         let from_file = |media_workers| {

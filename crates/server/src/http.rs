@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use stoa_proto::{ParticipantId, RoomName};
+use stoa_proto::RoomName;
 use stoa_sfu::{JoinRequest, ParticipantKind};
 use stoa_store::Store;
 
@@ -18,10 +18,10 @@ use crate::auth::{Claims, TokenError, TokenKeys};
 pub use crate::error::ApiError;
 use crate::ice::IceAdvert;
 use crate::lobby::Lobbies;
-use crate::media::{Command, MediaHandle};
+use crate::media::MediaHandle;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
-use crate::{api, assets, door, metrics, ws};
+use crate::{api, assets, door, metrics, whip, ws};
 
 /// Upper bound for SDP and JSON request bodies.
 const MAX_BODY: usize = 256 * 1024;
@@ -37,6 +37,8 @@ pub struct AppState {
     pub guards: Arc<Guards>,
     pub metrics: Arc<Metrics>,
     pub operator: Arc<OperatorTokens>,
+    /// Origins whose pages may call WHIP/WHEP (`*`: any).
+    pub cors_origins: Arc<[String]>,
 }
 
 /// The operator's own credentials (settings), compared in constant time.
@@ -89,10 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/nettest", get(|| async { assets::page("nettest.html") }))
         .route("/api/v1/nettest", get(nettest_config))
         .route("/api/v1/rooms/{room}/counters", get(room_counters))
-        .route("/whip/{room}", post(whip))
-        .route("/whip/{room}/{id}", delete(end_session))
-        .route("/whep/{room}", post(whep))
-        .route("/whep/{room}/{id}", delete(end_session))
+        .merge(whip_routes(state.clone()))
         .merge(api::router())
         .fallback(|| async {
             ApiError::new(
@@ -155,7 +154,26 @@ async fn harden(req: axum::extract::Request, next: axum::middleware::Next) -> Re
     response
 }
 
-fn room_name(raw: &str) -> Result<RoomName, ApiError> {
+/// WHIP and WHEP (RFC 9725), behind CORS (see [`whip`]).
+fn whip_routes(state: AppState) -> Router<AppState> {
+    // `whip::cors` answers preflights before these handlers.
+    async fn preflight() -> StatusCode {
+        StatusCode::NO_CONTENT
+    }
+    let session = || {
+        delete(whip::end_session)
+            .patch(whip::patch_session)
+            .options(preflight)
+    };
+    Router::new()
+        .route("/whip/{room}", post(whip).options(preflight))
+        .route("/whip/{room}/{id}", session())
+        .route("/whep/{room}", post(whep).options(preflight))
+        .route("/whep/{room}/{id}", session())
+        .route_layer(axum::middleware::from_fn_with_state(state, whip::cors))
+}
+
+pub(crate) fn room_name(raw: &str) -> Result<RoomName, ApiError> {
     RoomName::new(raw)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))
 }
@@ -182,7 +200,7 @@ pub fn require_room_admin(
     Ok(room)
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -329,7 +347,7 @@ async fn ingest_or_egress(
     let links = state.ice.link_headers(host, &claims.sub);
     let req = JoinRequest {
         room: room.clone(),
-        identity: claims.sub,
+        identity: claims.sub.clone(),
         name: claims.name,
         grants: claims.grants,
         kind,
@@ -341,9 +359,16 @@ async fn ingest_or_egress(
     } else {
         "whep"
     };
-    let location = format!("/{prefix}/{room}/{id}");
+    let location = format!(
+        "/{prefix}/{room}/{}",
+        whip::session_id(&room, id, &claims.sub)
+    );
+    let etag = whip::answer_etag(&answer);
     let mut response = (StatusCode::CREATED, answer).into_response();
     let h = response.headers_mut();
+    if let Some(v) = etag {
+        h.insert(header::ETAG, v);
+    }
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/sdp"),
@@ -357,30 +382,4 @@ async fn ingest_or_egress(
         }
     }
     Ok(response)
-}
-
-async fn end_session(
-    State(state): State<AppState>,
-    Path((room, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let room = room_name(&room)?;
-    state.keys.verify(bearer(&headers)?, Some(&room))?;
-    let id: ParticipantId = id
-        .parse()
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"))?;
-    let (participants, _) = state.media.report(room).await;
-    if !participants
-        .unwrap_or_default()
-        .iter()
-        .any(|p| p.id == id && p.kind != ParticipantKind::Interactive)
-    {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such session",
-        ));
-    }
-    state.media.send(Command::Leave { id });
-    Ok(StatusCode::OK.into_response())
 }

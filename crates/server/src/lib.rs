@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod presence;
 pub mod relay;
 mod send_batch;
+pub mod whip;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -127,6 +128,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
             admin: settings.admin_token.clone(),
             metrics: settings.metrics_token.clone(),
         }),
+        cors_origins: settings.cors_origins.clone().into(),
     });
     let limits = settings.connections;
     let serve = tokio::spawn(async move {

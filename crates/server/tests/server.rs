@@ -187,6 +187,10 @@ async fn whip_publisher_is_seen_by_a_whep_viewer_and_delete_ends_it() {
     assert_eq!(res.headers()["content-type"], "application/sdp");
     let whip_location = res.headers()["location"].to_str().unwrap().to_string();
     assert!(whip_location.starts_with("/whip/live/"), "{whip_location}");
+    let session = whip_location.rsplit('/').next().unwrap();
+    let tag = session.split_once('-').map_or("", |(_, tag)| tag);
+    assert_eq!(tag.len(), 32, "an unguessable session id: {session}");
+    assert!(res.headers().contains_key("etag"), "{:?}", res.headers());
     publisher.peer.accept_answer(&res.text().await.unwrap());
 
     let mut viewer = NetPeer::new().await;
@@ -223,22 +227,43 @@ async fn whip_publisher_is_seen_by_a_whep_viewer_and_delete_ends_it() {
     .await;
     assert!(ok, "the WHEP viewer received {:?}", viewer.peer.received);
 
-    for location in [whep_location, whip_location] {
-        let res = http
-            .delete(format!("{base}{location}"))
-            .bearer_auth(&viewer_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "DELETE {location}");
-        let again = http
-            .delete(format!("{base}{location}"))
-            .bearer_auth(&viewer_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(again.status(), 404);
+    // Another participant's token ends nobody's session; the session's own token does, and
+    // again (idempotently) once it is gone.
+    let res = http
+        .delete(format!("{base}{whip_location}"))
+        .bearer_auth(&viewer_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "the viewer ended the publisher's session"
+    );
+    let publisher_token = token(&server, "live", "obs", Grants::default());
+    for (location, owner) in [
+        (whep_location, &viewer_token),
+        (whip_location, &publisher_token),
+    ] {
+        for _ in 0..2 {
+            let res = http
+                .delete(format!("{base}{location}"))
+                .bearer_auth(owner)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "DELETE {location}");
+        }
     }
+    let res = http
+        .delete(format!(
+            "{base}/whip/live/p1-00000000000000000000000000000000"
+        ))
+        .bearer_auth(&publisher_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "a forged session URL");
     let health: serde_json::Value = http
         .get(format!("{base}/healthz"))
         .send()
@@ -758,4 +783,314 @@ async fn rooms_spread_over_the_media_workers_all_carry_media() {
     for (participants, connected) in &per_worker[1..] {
         assert_eq!(participants, connected, "{per_worker:?}");
     }
+}
+
+/// POSTs an offer to a WHIP/WHEP endpoint.
+async fn post_offer(base: &str, path: &str, bearer: &str, sdp: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(bearer)
+        .header("content-type", "application/sdp")
+        .body(sdp.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn error_of(res: reqwest::Response) -> (u16, String, String) {
+    let status = res.status().as_u16();
+    let body: serde_json::Value = res.json().await.unwrap();
+    (
+        status,
+        body["error"].as_str().unwrap_or("").into(),
+        body["message"].as_str().unwrap_or("").into(),
+    )
+}
+
+/// The refusals a WHIP/WHEP client can meet: tokens, SDP, codecs; none of them replaces the
+/// identity's running session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_refusals_are_clear_and_harmless() {
+    let settings = common::settings();
+    let server = common::start_with(&settings).await;
+    let base = format!("http://{}", server.http_addr);
+    let obs = token(&server, "live", "obs", Grants::default());
+    let mut publisher = NetPeer::new().await;
+    let offer = publisher.peer.publish_offer(true, true);
+    let res = post_offer(&base, "/whip/live", &obs, &offer).await;
+    assert_eq!(res.status(), 201);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+
+    // Expired (past the verifier's leeway), and signed for another room.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &stoa::auth::Claims {
+            iss: "stoa".into(),
+            sub: "obs".into(),
+            name: "obs".into(),
+            room: "live".into(),
+            iat: now - 120,
+            exp: now - 60,
+            grants: Grants::default(),
+        },
+        &jsonwebtoken::EncodingKey::from_secret(settings.jwt_secret.as_deref().unwrap().as_bytes()),
+    )
+    .unwrap();
+    let (status, error, _) =
+        error_of(post_offer(&base, "/whip/live", &expired, &offer).await).await;
+    assert_eq!((status, error.as_str()), (401, "token_expired"));
+    let elsewhere = token(&server, "other", "obs", Grants::default());
+    let (status, error, _) =
+        error_of(post_offer(&base, "/whip/live", &elsewhere, &offer).await).await;
+    assert_eq!((status, error.as_str()), (401, "token_wrong_room"));
+    let viewer_only = token(
+        &server,
+        "live",
+        "obs",
+        Grants {
+            publish: false,
+            ..Grants::default()
+        },
+    );
+    let (status, _, _) =
+        error_of(post_offer(&base, "/whip/live", &viewer_only, &offer).await).await;
+    assert_eq!(status, 403);
+
+    // Malformed SDP: a plain message, no parser internals.
+    for bad in [
+        "v=0\r\nm=audio x\r\n",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=video 9",
+    ] {
+        let (status, error, message) =
+            error_of(post_offer(&base, "/whip/live", &obs, bad).await).await;
+        assert_eq!((status, error.as_str()), (400, "bad_sdp"), "{message}");
+        assert!(
+            !message.contains("0x") && !message.contains("Pointer"),
+            "{message}"
+        );
+    }
+
+    // PCMU only: nothing the server can forward.
+    let mut pcmu_peer = NetPeer::new().await;
+    let audio_offer = pcmu_peer.peer.publish_offer(true, false);
+    let pcmu: String = audio_offer
+        .lines()
+        .filter(|l| {
+            !l.starts_with("a=rtpmap:") && !l.starts_with("a=fmtp:") && !l.starts_with("a=rtcp-fb:")
+        })
+        .map(|l| {
+            if l.starts_with("m=audio ") {
+                let head: Vec<&str> = l.split(' ').take(3).collect();
+                format!("{} 0\r\n", head.join(" "))
+            } else {
+                format!("{l}\r\n")
+            }
+        })
+        .chain(["a=rtpmap:0 PCMU/8000\r\n".to_string()])
+        .collect();
+    let (status, error, message) =
+        error_of(post_offer(&base, "/whip/live", &obs, &pcmu).await).await;
+    assert_eq!((status, error.as_str()), (400, "bad_sdp"), "{message}");
+    assert!(
+        message.contains("no codec") && message.contains("PCMU"),
+        "{message}"
+    );
+
+    // The first session still runs: none of the refused offers replaced it.
+    let report = counters(&server, "live").await;
+    let sessions = report["participants"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{report}");
+    assert_eq!(sessions[0]["identity"], "obs");
+
+    // A room admin may end it (and only while it runs: afterwards the URL is unknown to it).
+    let admin = token(
+        &server,
+        "live",
+        "host",
+        Grants {
+            room_admin: true,
+            ..Grants::default()
+        },
+    );
+    let http = reqwest::Client::new();
+    for expected in [200, 404] {
+        let res = http
+            .delete(format!("{base}{location}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), expected);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && counters(&server, "live").await["participants"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let left = counters(&server, "live").await;
+    assert!(
+        left["participants"].as_array().is_none_or(|p| p.is_empty()),
+        "{left}"
+    );
+}
+
+/// ETag, PATCH (trickle candidates, ICE restart with If-Match) and CORS (RFC 9725).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_patch_restarts_ice_and_cors_admits_configured_origins() {
+    let server = start().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.http_addr);
+    let obs = token(&server, "live", "obs", Grants::default());
+
+    // Preflight and a cross-origin POST from the configured origin; another origin gets no
+    // CORS headers.
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, format!("{base}/whip/live"))
+        .header("origin", "https://player.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://player.example");
+    assert!(h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("PATCH"));
+    assert!(h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    let stranger = http
+        .request(reqwest::Method::OPTIONS, format!("{base}/whip/live"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!stranger
+        .headers()
+        .contains_key("access-control-allow-origin"));
+
+    let mut publisher = NetPeer::new().await;
+    let offer = publisher.peer.publish_offer(true, true);
+    let res = http
+        .post(format!("{base}/whip/live"))
+        .bearer_auth(&obs)
+        .header("origin", "https://player.example")
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let h = res.headers().clone();
+    assert_eq!(h["access-control-allow-origin"], "https://player.example");
+    assert!(h["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("location"));
+    let location = h["location"].to_str().unwrap().to_string();
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let answer = res.text().await.unwrap();
+    publisher.peer.accept_answer(&answer);
+    let ok = run_until(&mut [&mut publisher], Duration::from_secs(10), |ps| {
+        ps[0].peer.connected
+    })
+    .await;
+    assert!(ok, "the publisher connected");
+
+    let patch = |body: String, if_match: &str| {
+        http.patch(format!("{base}{location}"))
+            .bearer_auth(&obs)
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .header("if-match", if_match)
+            .body(body)
+    };
+    // Trickled candidates: 204, same ETag; a stale ETag: 412.
+    let trickle = "a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n".to_string();
+    let res = patch(trickle.clone(), &etag).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(res.headers()["etag"].to_str().unwrap(), etag);
+    let res = patch(trickle, "\"stale\"").send().await.unwrap();
+    assert_eq!(res.status(), 412);
+    // Someone else's token may not patch.
+    let res = http
+        .patch(format!("{base}{location}"))
+        .bearer_auth(token(&server, "live", "viewer", Grants::default()))
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .body("a=end-of-candidates\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    // ICE restart onto a new socket: the client's new credentials in, the server's out; the
+    // answer the client applies is the first one with the server's new credentials.
+    let old_socket = std::mem::replace(
+        &mut publisher.socket,
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    );
+    let restart_offer = publisher
+        .peer
+        .restart_ice(publisher.socket.local_addr().unwrap());
+    drop(old_socket);
+    let line = |sdp: &str, name: &str| {
+        sdp.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name}"))
+            .to_string()
+    };
+    let frag = format!(
+        "{}\r\n{}\r\n",
+        line(&restart_offer, "a=ice-ufrag:"),
+        line(&restart_offer, "a=ice-pwd:")
+    );
+    let res = patch(frag, "*").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/trickle-ice-sdpfrag"
+    );
+    let new_etag = res.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(new_etag, etag);
+    let server_frag = res.text().await.unwrap();
+    let (ufrag, pwd) = (
+        line(&server_frag, "a=ice-ufrag:"),
+        line(&server_frag, "a=ice-pwd:"),
+    );
+    // Candidates name their ufrag too (`... typ host ufrag X`): all of it changes.
+    let restarted_answer = answer
+        .replace(
+            &line(&answer, "a=ice-ufrag:")["a=ice-ufrag:".len()..],
+            &ufrag["a=ice-ufrag:".len()..],
+        )
+        .replace(&line(&answer, "a=ice-pwd:"), &pwd);
+    publisher.peer.accept_answer(&restarted_answer);
+    let before = counters(&server, "live").await["participants"][0]["packets_in"]
+        .as_u64()
+        .unwrap();
+    let mut after = before;
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end && after < before + 100 {
+        run_until(&mut [&mut publisher], Duration::from_millis(500), |_| false).await;
+        after = counters(&server, "live").await["participants"][0]["packets_in"]
+            .as_u64()
+            .unwrap();
+    }
+    assert!(
+        after >= before + 100,
+        "media after the ICE restart: {before} -> {after}"
+    );
 }

@@ -45,7 +45,7 @@ pub use stats::{
 };
 pub use stoa_proto as proto;
 use stoa_proto::{
-    ClientMessage, ErrorCode, Grants, IceServer, ParticipantId, RoomName, ServerMessage,
+    ClientMessage, ErrorCode, Grants, IceServer, ParticipantId, RoomName, ServerMessage, TrackKind,
 };
 pub use str0m;
 
@@ -133,6 +133,8 @@ pub enum CloseReason {
     Removed,
     /// Its WebRTC session failed (DTLS, SCTP, or an internal error).
     Failed,
+    /// Its client closed the WebRTC session (DTLS close_notify).
+    Closed,
 }
 
 /// What the SFU asks its driver to do.
@@ -352,6 +354,63 @@ impl Sfu {
         Ok(answer)
     }
 
+    /// The server-side ICE ufrag of a participant's session (what a WHIP/WHEP ETag names).
+    pub fn ice_ufrag(&mut self, id: ParticipantId) -> Option<String> {
+        let p = self.participants.get_mut(&id)?;
+        Some(p.rtc.direct_api().local_ice_credentials().ufrag)
+    }
+
+    /// Applies a WHIP/WHEP `PATCH` body, a trickle-ICE SDP fragment (RFC 8840): its
+    /// candidates are added, and ICE credentials other than the session's restart ICE. An ICE
+    /// restart returns the fragment to answer with: the server's new credentials and its
+    /// candidates.
+    pub fn patch_ice(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        fragment: &str,
+    ) -> Result<Option<String>, SfuError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownParticipant)?;
+        let frag = sdp::ice_fragment(fragment).map_err(SfuError::BadRequest)?;
+        let mut restarted = None;
+        if let Some((ufrag, pwd)) = frag.credentials {
+            if p.remote_ice.as_ref() != Some(&(ufrag.clone(), pwd.clone())) {
+                let mut api = p.rtc.direct_api();
+                api.set_remote_ice_credentials(str0m::IceCreds {
+                    ufrag: ufrag.clone(),
+                    pass: pwd.clone(),
+                });
+                let local = str0m::IceCreds::new();
+                api.set_local_ice_credentials(local.clone());
+                p.remote_ice = Some((ufrag, pwd));
+                let mut answer = format!(
+                    "a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+                    local.ufrag, local.pass
+                );
+                for c in &self.config.local_candidates {
+                    answer.push_str(&format!("a={}\r\n", c.to_sdp_string()));
+                }
+                answer.push_str("a=end-of-candidates\r\n");
+                restarted = Some(answer);
+            }
+        }
+        for line in frag.candidates {
+            let c = Candidate::from_sdp_string(&line)
+                .map_err(|e| SfuError::BadRequest(format!("bad candidate: {e}")))?;
+            p.rtc.add_remote_candidate(c);
+        }
+        if restarted.is_some() {
+            tracing::info!(participant = %id, "ICE restarted by PATCH");
+            self.register_current_ufrag(id);
+        }
+        self.dirty.push(id);
+        self.process(now);
+        Ok(restarted)
+    }
+
     /// Removes a participant that left (WebSocket closed, `leave`, WHIP/WHEP `DELETE`).
     pub fn leave(&mut self, now: Instant, id: ParticipantId) {
         self.remove(now, id, None);
@@ -365,11 +424,12 @@ impl Sfu {
             self.counters.unroutable += 1;
             return;
         };
+        let completed = self.complete_binding_request(id, datagram.contents);
         let Ok(receive) = Receive::new(
             datagram.proto,
             datagram.source,
             datagram.destination,
-            datagram.contents,
+            completed.as_deref().unwrap_or(datagram.contents),
         ) else {
             self.counters.unroutable += 1;
             return;
@@ -387,6 +447,7 @@ impl Sfu {
         if let Err(e) = p.rtc.handle_input(input) {
             tracing::debug!(participant = %id, error = %e, "datagram rejected");
             p.counters.dropped += 1;
+            p.last_error = Some(e.to_string());
         }
         let key = (datagram.proto, datagram.source);
         if self.by_addr.get(&key) != Some(&id) {
@@ -418,7 +479,6 @@ impl Sfu {
             }
         }
         for id in expired {
-            tracing::info!(participant = %id, "no media traffic; removing");
             self.remove(now, id, Some(CloseReason::Silent));
         }
         self.retry_keyframe_requests(now);
@@ -524,6 +584,17 @@ impl Sfu {
             }
         }
         self.by_addr.get(&(d.proto, d.source)).copied()
+    }
+
+    /// A Binding request without PRIORITY, completed and signed again with the participant's
+    /// server-side ICE password if its own signature verifies (see [`demux::add_missing_priority`]).
+    fn complete_binding_request(&mut self, id: ParticipantId, contents: &[u8]) -> Option<Vec<u8>> {
+        if !demux::lacks_priority(contents) {
+            return None;
+        }
+        let p = self.participants.get_mut(&id)?;
+        let pwd = p.rtc.direct_api().local_ice_credentials().pass;
+        demux::add_missing_priority(contents, pwd.as_bytes())
     }
 
     /// Routes STUN for the participant's current server ufrag to it (after join, after an
@@ -681,14 +752,38 @@ impl Sfu {
         }
     }
 
+    /// Whether an offer would be accepted as far as can be told without a session: it parses
+    /// and offers a supported codec. Checked before a WHIP/WHEP session replaces an older one.
+    pub fn check_offer(sdp: &str) -> Result<(), SfuError> {
+        Self::parse_offer(&sdp::normalize_offer(sdp)).map(drop)
+    }
+
+    fn parse_offer(sdp: &str) -> Result<str0m::change::SdpOffer, SfuError> {
+        // str0m's parse errors start with parser internals (a pointer): not for clients.
+        let offer = str0m::change::SdpOffer::from_sdp_string(sdp).map_err(|e| {
+            let text = e.to_string();
+            let detail: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.contains("PointerOffset") && !l.contains("0x"))
+                .collect();
+            SfuError::BadSdp(match detail.is_empty() {
+                true => "the offer is not valid SDP".into(),
+                false => format!("the offer is not valid SDP: {}", detail.join("; ")),
+            })
+        })?;
+        sdp::check_codecs(sdp).map_err(SfuError::BadSdp)?;
+        Ok(offer)
+    }
+
     fn apply_offer(
         &mut self,
         now: Instant,
         id: ParticipantId,
         sdp: &str,
     ) -> Result<String, SfuError> {
-        let offer = str0m::change::SdpOffer::from_sdp_string(sdp)
-            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let sdp = &sdp::normalize_offer(sdp);
+        let offer = Self::parse_offer(sdp)?;
         let fresh = self
             .participants
             .get(&id)
@@ -709,9 +804,34 @@ impl Sfu {
             .accept_offer(offer)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
         p.remote_described = true;
+        p.remote_ice = sdp::ice_credentials(sdp);
+        let whep = p.kind == ParticipantKind::Whep;
         self.register_current_ufrag(id);
         self.dirty.push(id);
-        Ok(answer.to_sdp_string())
+        let answer = answer.to_sdp_string();
+        if !whep {
+            return Ok(answer);
+        }
+        // The viewer's slots are filled once it connects, in m-line order, oldest track
+        // first (`fill_whep_slots`); each slot's msid names the publisher it will get, so a
+        // publisher's audio and video arrive as one stream. (A slot refilled later keeps the
+        // msid it was answered with: WHEP has no renegotiation.)
+        let room = self.participants.get(&id).map(|p| p.room.clone());
+        let mut candidates: Vec<(ParticipantId, TrackKind)> = room
+            .iter()
+            .flat_map(|room| self.room_members(room))
+            .filter(|p| p.id != id)
+            .flat_map(|p| p.up.iter().map(move |t| (p.id, t.kind)))
+            .collect();
+        Ok(sdp::set_stream_ids(&answer, |kind| {
+            let kind = match kind {
+                "audio" => TrackKind::Audio,
+                "video" => TrackKind::Video,
+                _ => return None,
+            };
+            let i = candidates.iter().position(|c| c.1 == kind)?;
+            Some(candidates.remove(i).0.to_string())
+        }))
     }
 
     /// Drives every participant that had input until no more work is pending.

@@ -184,6 +184,12 @@ pub(crate) struct Participant {
     pub queue: QueueWatch,
     /// Its limits and priority as a publisher.
     pub limits: ParticipantLimits,
+    /// The client's ICE ufrag and password as last offered (WHIP/WHEP PATCH compares them).
+    pub remote_ice: Option<(String, String)>,
+    /// The last error its WebRTC session reported (why it failed, if it does).
+    pub last_error: Option<String>,
+    /// Its client closed the session (DTLS close_notify).
+    pub closed_by_client: bool,
 }
 
 /// The bandwidth towards a participant: str0m's own TWCC estimate while it can probe, and
@@ -264,6 +270,9 @@ impl Participant {
             counters: ParticipantCounters::default(),
             downlink: DownlinkEstimate::default(),
             limits: ParticipantLimits::default(),
+            remote_ice: None,
+            last_error: None,
+            closed_by_client: false,
             bwe_rates: (0, 0),
             demand_rise: DemandRise::default(),
             queue: QueueWatch::default(),

@@ -49,7 +49,7 @@ impl Sfu {
                     immediate_timeouts += 1;
                     p.rtc_clock = p.rtc_clock.max(t);
                     if let Err(e) = p.rtc.handle_input(Input::Timeout(p.rtc_clock)) {
-                        tracing::warn!(participant = %id, error = %e, "WebRTC session failed");
+                        p.last_error = Some(e.to_string());
                         break true;
                     }
                 }
@@ -60,7 +60,7 @@ impl Sfu {
                 Ok(RtcOutput::Transmit(t)) => self.outputs.push_back(Output::Transmit(t)),
                 Ok(RtcOutput::Event(e)) => events.push(e),
                 Err(e) => {
-                    tracing::warn!(participant = %id, error = %e, "WebRTC session failed");
+                    p.last_error = Some(e.to_string());
                     break true;
                 }
             }
@@ -70,7 +70,16 @@ impl Sfu {
             self.handle_event(now, id, event);
         }
         if failed || !alive {
-            self.remove(now, id, Some(CloseReason::Failed));
+            let closed = self
+                .participants
+                .get(&id)
+                .is_some_and(|p| p.closed_by_client && !failed);
+            let reason = if closed {
+                CloseReason::Closed
+            } else {
+                CloseReason::Failed
+            };
+            self.remove(now, id, Some(reason));
         }
     }
 
@@ -83,6 +92,11 @@ impl Sfu {
             }
             e @ Event::MediaIngressStats(_) => self.record_stats(id, e),
             e @ Event::MediaEgressStats(_) => self.record_stats(id, e),
+            Event::Closed => {
+                if let Some(p) = self.participants.get_mut(&id) {
+                    p.closed_by_client = true;
+                }
+            }
             Event::Connected => {
                 if let Some(p) = self.participants.get_mut(&id) {
                     p.connected = true;
@@ -776,7 +790,21 @@ impl Sfu {
                 reason,
             });
         }
-        tracing::info!(participant = %id, room = %p.room, ?reason, "participant left");
+        let cause: String = match reason {
+            None => "left (signaling leave, WebSocket closed or WHIP/WHEP DELETE)".into(),
+            Some(CloseReason::Silent) if !p.connected => {
+                "ICE never completed within the connect timeout".into()
+            }
+            Some(CloseReason::Silent) => "nothing heard within the silence timeout".into(),
+            Some(CloseReason::Replaced) => "the same identity joined the room again".into(),
+            Some(CloseReason::Removed) => "removed by a host".into(),
+            Some(CloseReason::Closed) => "its client closed the session".into(),
+            Some(CloseReason::Failed) => format!(
+                "WebRTC session failed: {}",
+                p.last_error.as_deref().unwrap_or("closed without an error")
+            ),
+        };
+        tracing::info!(participant = %id, room = %p.room, kind = ?p.kind, %cause, "participant left");
         for viewer in std::mem::take(&mut self.whep_refill) {
             self.fill_whep_slots(now, viewer);
         }

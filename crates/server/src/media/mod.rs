@@ -52,6 +52,14 @@ pub enum Command {
         sdp: String,
         reply: oneshot::Sender<Result<(ParticipantId, String), SfuError>>,
     },
+    /// A WHIP/WHEP `PATCH` (trickle ICE, ICE restart).
+    Patch {
+        id: ParticipantId,
+        fragment: String,
+        /// The request's `If-Match`, compared with the session's ETag (`"<ice ufrag>"`).
+        if_match: Option<String>,
+        reply: oneshot::Sender<Result<Patched, PatchError>>,
+    },
     Report {
         room: RoomName,
         reply: oneshot::Sender<Option<Vec<ParticipantReport>>>,
@@ -207,7 +215,9 @@ impl MediaHandle {
     pub fn send(&self, cmd: Command) {
         let worker = match &cmd {
             Command::Join { req, .. } | Command::Offer { req, .. } => self.room_worker(&req.room),
-            Command::Message { id, .. } | Command::Leave { id } => self.participant_worker(*id),
+            Command::Message { id, .. } | Command::Leave { id } | Command::Patch { id, .. } => {
+                self.participant_worker(*id)
+            }
             Command::Report { room, .. }
             | Command::Stats { room, .. }
             | Command::RoomLimits { room, .. }
@@ -251,6 +261,23 @@ impl MediaHandle {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Offer { req, sdp, reply });
         rx.await.unwrap_or(Err(SfuError::UnknownParticipant))
+    }
+
+    pub async fn patch(
+        &self,
+        id: ParticipantId,
+        fragment: String,
+        if_match: Option<String>,
+    ) -> Result<Patched, PatchError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Patch {
+            id,
+            fragment,
+            if_match,
+            reply,
+        });
+        rx.await
+            .unwrap_or(Err(PatchError::Sfu(SfuError::UnknownParticipant)))
     }
 
     /// A room's participants, and the server-wide datagram counters.
@@ -572,4 +599,25 @@ mod tests {
         let second = bind_shared_udp(addr).unwrap_err();
         assert_eq!(second.kind(), std::io::ErrorKind::AddrInUse);
     }
+}
+
+/// A WHIP/WHEP `PATCH` applied.
+#[derive(Debug)]
+pub struct Patched {
+    /// The session's ETag afterwards.
+    pub etag: String,
+    /// After an ICE restart, the fragment to answer with.
+    pub restart: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum PatchError {
+    /// `If-Match` names another ETag than the session's.
+    Stale,
+    Sfu(SfuError),
+}
+
+/// The ETag of a WHIP/WHEP session: its server-side ICE ufrag, which an ICE restart changes.
+pub fn etag(ufrag: &str) -> String {
+    format!("\"{ufrag}\"")
 }

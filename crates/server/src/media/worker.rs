@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use quinn_udp::RecvMeta;
 use stoa_proto::{ParticipantId, ServerMessage};
 use stoa_sfu::str0m::net::Protocol;
-use stoa_sfu::{Datagram, Output, Sfu};
+use stoa_sfu::{Datagram, Output, Sfu, SfuError};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::front::Front;
 use super::recv::{RecvSocket, RECV_BATCH, RECV_SLOT};
-use super::{Command, Health, MediaHandle};
+use super::{etag, Command, Health, MediaHandle, PatchError, Patched};
 use crate::relay::{Ready, RelayPorts, TurnIo};
 use crate::send_batch::SendBatch;
 
@@ -255,6 +255,11 @@ impl Worker {
                 self.sweep_connected();
             }
             Command::Offer { req, sdp, reply } => {
+                // A refused offer must not replace the identity's running session.
+                if let Err(e) = Sfu::check_offer(&sdp) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
                 let id = self.sfu.join(now, req);
                 let result = self.sfu.accept_offer(now, id, &sdp);
                 if result.is_err() {
@@ -262,6 +267,15 @@ impl Worker {
                 }
                 self.publish_ufrags();
                 let _ = reply.send(result.map(|answer| (id, answer)));
+            }
+            Command::Patch {
+                id,
+                fragment,
+                if_match,
+                reply,
+            } => {
+                let _ = reply.send(self.patch(now, id, &fragment, if_match));
+                self.publish_ufrags();
             }
             Command::Report { room, reply } => {
                 let _ = reply.send(self.sfu.room_report(&room));
@@ -356,6 +370,31 @@ impl Worker {
                 }
             }
         }
+    }
+
+    fn patch(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        fragment: &str,
+        if_match: Option<String>,
+    ) -> Result<Patched, PatchError> {
+        let ufrag = self
+            .sfu
+            .ice_ufrag(id)
+            .ok_or(PatchError::Sfu(SfuError::UnknownParticipant))?;
+        if if_match.is_some_and(|m| m.trim() != "*" && m.trim() != etag(&ufrag)) {
+            return Err(PatchError::Stale);
+        }
+        let restart = self
+            .sfu
+            .patch_ice(now, id, fragment)
+            .map_err(PatchError::Sfu)?;
+        let ufrag = self.sfu.ice_ufrag(id).unwrap_or(ufrag);
+        Ok(Patched {
+            etag: etag(&ufrag),
+            restart,
+        })
     }
 
     fn health(&self) -> Health {

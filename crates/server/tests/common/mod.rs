@@ -29,6 +29,7 @@ pub fn settings() -> Settings {
         // More workers than this machine's cores, so rooms land on different workers and
         // media crosses between them (the front socket, TURN and ICE-TCP live on worker 0).
         media_workers: 3,
+        cors_origins: vec!["https://player.example".into()],
         turn: TurnSettings {
             enabled: true,
             addr: "127.0.0.1:0".parse().unwrap(),
