@@ -60,7 +60,7 @@ test('Firefox: sign up, schedule, add a Chromium contact, call them, both in the
   await f.page.click('nav a[data-nav="contacts"]');
   await c.page.click('nav a[data-nav="contacts"]');
   await f.page.waitForSelector('#user-search');
-  await f.page.type('#user-search', 'carl');
+  await f.page.type('#user-search', 'carl@example.com');
   const add = `#search-results li[data-user-id="${carl.id}"] button.add`;
   await f.page.waitForSelector(add);
   await f.page.click(add);

@@ -7,7 +7,8 @@ const SILENCE_MS = 15000; // the server drops a connection silent this long; so 
 const JOIN_TIMEOUT_MS = 10000;
 
 /** Error codes after which reconnecting with a fresh token cannot help (or must not happen). */
-const FINAL_CODES = new Set(['replaced', 'unauthorized', 'forbidden', 'denied', 'removed', 'not_admitted']);
+const FINAL_CODES = new Set(['replaced', 'unauthorized', 'forbidden', 'denied', 'removed', 'not_admitted',
+  'meeting_locked', 'meeting_cancelled', 'sign_in_required']);
 
 /** Participant ids are shown as "p7" (the msid form), whether the JSON carries 7 or "p7". */
 export function pid(v) {

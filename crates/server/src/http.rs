@@ -115,7 +115,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wa
     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
     worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Security headers on every answer; the session cookie is `Secure` when the request came
+/// Security headers (the page policy on HTML pages); the session cookie is `Secure` when the request came
 /// over HTTPS (a reverse proxy in front says so with `X-Forwarded-Proto`).
 async fn harden(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let https = req
@@ -126,11 +126,19 @@ async fn harden(req: axum::extract::Request, next: axum::middleware::Next) -> Re
         || req.uri().scheme_str() == Some("https");
     let mut response = next.run(req).await;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let page = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    // Pages only: a policy on API answers would bind any page that opens one (a test page
+    // of another origin that calls WHEP, say) to this origin.
+    if page {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
