@@ -226,7 +226,7 @@ impl Yearly {
             NaiveDate::from_ymd_opt(year + self.month as i32 / 12, self.month % 12 + 1, 1)?;
         let mut d = next_month - Duration::days(1);
         while d.weekday() != self.weekday {
-            d = d - Duration::days(1);
+            d -= Duration::days(1);
         }
         Some(d)
     }
