@@ -154,7 +154,7 @@ test('sign up, schedule with .ics, become contacts, see presence, call a contact
   await b.page.click('#ring-join');
   await b.page.waitForURL(/\/m\//);
   assert.equal(new URL(b.page.url()).pathname, new URL(a.page.url()).pathname, 'Bob joins the room Alice called from');
-  await joinFromPrejoin(b);
+  await b.waitFor(() => window.stoa?.state === 'joined', null, 20000, 'Bob in the call: Join on the ring is enough');
   for (const p of [a, b]) {
     const s = await waitForRemoteMedia(p);
     assert.ok(s.inbound.find((x) => x.kind === 'video').framesDecoded > 30, `${p.name} decodes video`);
@@ -240,8 +240,14 @@ test('the host mutes a participant, locks the meeting and removes the participan
   await late.waitFor(() => window.stoa.state === 'left', null, 15000, 'the locked meeting to refuse');
   assert.equal(await late.page.textContent('#left-title'), 'This meeting is locked');
 
-  // Remove: Pat's page says so and does not come back; the host's tile for Pat goes away.
+  // Remove asks first; then Pat's page says so and does not come back; her tile goes away.
+  host.page.once('dialog', (d) => d.dismiss());
   await host.page.click(`${tile} .host-remove`);
+  await sleep(1000);
+  assert.equal(await pat.eval(() => window.stoa.state), 'joined', 'not removed without a yes');
+  const asked = new Promise((resolve) => host.page.once('dialog', (d) => { resolve(d.message()); d.accept(); }));
+  await host.page.click(`${tile} .host-remove`);
+  assert.match(await asked, /^Remove Pat from the meeting\?/);
   await pat.waitFor(() => window.stoa.state === 'removed', null, 10000, 'removed');
   assert.equal(await pat.page.textContent('#left-title'), 'The host removed you from the meeting');
   assert.equal(await pat.page.isVisible('#rejoin-button'), false);

@@ -1,6 +1,16 @@
 // HTTP API of the Stoa server (docs/api.md): accounts, meetings, contacts, guest tokens, a
 // call's server-side statistics and network-test settings, plus the room-name rules that the pages share. No WebRTC, no DOM.
 
+/**
+ * A server's or a browser's phrase ("no such meeting") as a sentence of its own: capitalised,
+ * with a full stop, so pages never paste it raw into one of theirs.
+ */
+export function sentence(text) {
+  const s = String(text ?? '').trim();
+  if (!s) return '';
+  return s[0].toUpperCase() + s.slice(1) + (/[.!?…]$/.test(s) ? '' : '.');
+}
+
 /** A room name: 1 to 64 characters of A-Z a-z 0-9 - _ (crates/proto/src/ids.rs). */
 export const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -13,7 +23,7 @@ const enc = encodeURIComponent;
  */
 export class ApiError extends Error {
   constructor(message, status, code, field) {
-    super(message);
+    super(sentence(message));
     this.status = status;
     this.code = code;
     this.field = field || null;
@@ -80,14 +90,10 @@ export const logout = () => post('/auth/logout');
 export const changePassword = (current, next) =>
   put('/me/password', { current_password: current, new_password: next });
 
-/** The signed-in user, or null when nobody is signed in. */
+/** The signed-in user, or null when nobody is signed in (`GET /session`: no 401 when signed out). */
 export async function getMe() {
-  try {
-    return await get('/me', { timeoutMs: 5000 });
-  } catch (err) {
-    if (err.status === 401) return null;
-    throw err;
-  }
+  const { user } = await get('/session', { timeoutMs: 5000 });
+  return user || null;
 }
 
 // ---- meetings ----------------------------------------------------------------------------
@@ -101,6 +107,8 @@ export const listMeetings = () => all('/meetings');
 export const getMeeting = (id) => get(`/meetings/${enc(id)}`);
 export const updateMeeting = (id, fields) => patch(`/meetings/${enc(id)}`, fields);
 export const cancelMeeting = (id) => del(`/meetings/${enc(id)}`);
+/** Declines the call of meeting `id` (an invitee); its host is told. */
+export const declineCall = (id) => post(`/meetings/${enc(id)}/decline`);
 export const calendarUrl = (id) => `${API}/meetings/${enc(id)}/calendar.ics`;
 export const listHistory = () => all('/history', 200);
 

@@ -1,19 +1,18 @@
 // The signed-in app (/app/...): header, a small history-API router over the views in
-// js/views/, the events socket and the ringing dialog that an incoming call opens on any view.
+// js/views/, and the events socket with its notices (notices.js: rings, contact requests).
 // Signed out, it sends the browser to /login and back.
 
 import { getMe, logout } from './api.js';
-import { $, $$, h, toast } from './dom.js';
+import { $, $$, h } from './dom.js';
 import { Events } from './events.js';
 import { fillIcons } from './icons.js';
+import { showNotices } from './notices.js';
 import * as account from './views/account.js';
 import * as contacts from './views/contacts.js';
 import * as history from './views/history.js';
 import * as meetingDetail from './views/meeting-detail.js';
 import * as meetingForm from './views/meeting-form.js';
 import * as meetings from './views/meetings.js';
-
-const RING_MS = 60000; // an unanswered ringing dialog closes after this long
 
 /** Path pattern → view module; the captured groups are passed to the view. */
 const ROUTES = [
@@ -114,37 +113,6 @@ document.addEventListener('click', (e) => {
 });
 window.addEventListener('popstate', route);
 
-// ---- ringing -------------------------------------------------------------------------------
-
-let ringTimer = 0;
-let ringUrl = '';
-
-function ring(msg) {
-  const dialog = $('#ring-dialog');
-  const who = msg.from?.display_name || 'Someone';
-  ringUrl = msg.url || `/m/${encodeURIComponent(msg.room)}`;
-  $('#ring-title').textContent = `${who} is calling`;
-  $('#ring-detail').textContent = msg.from?.email || 'Incoming call';
-  dialog.dataset.meetingId = msg.meeting_id || '';
-  if (!dialog.open) dialog.showModal();
-  clearTimeout(ringTimer);
-  ringTimer = setTimeout(() => {
-    dialog.close();
-    toast(`Missed call from ${who}`);
-  }, RING_MS);
-}
-
-function closeRing() {
-  clearTimeout(ringTimer);
-  $('#ring-dialog').close();
-}
-
-$('#ring-join').addEventListener('click', () => {
-  closeRing();
-  location.assign(ringUrl);
-});
-$('#ring-decline').addEventListener('click', closeRing);
-
 // ---- start -------------------------------------------------------------------------------
 
 async function start() {
@@ -153,7 +121,7 @@ async function start() {
   try {
     me = await getMe();
   } catch (err) {
-    $('#view').replaceChildren(h('p', { class: 'form-error' }, `Could not reach the server: ${err.message}`));
+    $('#view').replaceChildren(h('p', { class: 'form-error' }, `Could not reach the server. ${err.message}`));
     return;
   }
   if (!me) return toLogin();
@@ -166,7 +134,7 @@ async function start() {
     location.assign('/');
   });
 
-  events.on('ring', ring);
+  showNotices(events);
   events.on('open', () => { $('#events-status').hidden = true; });
   events.on('drop', async () => {
     $('#events-status').hidden = false;

@@ -4,6 +4,7 @@
 // source) and the map of remote tracks, read from the remote SDP's msid lines
 // (`a=msid:<participant> <track>`). It sends through the `send` callback and never touches the DOM.
 
+import { sentence } from './api.js';
 import { pid } from './signaling.js';
 
 const DISCONNECTED_GRACE_MS = 2000;
@@ -113,7 +114,7 @@ export class Call {
     const p = this.queue.then(() => (this.closed ? undefined : step()));
     this.queue = p.catch((err) => {
       if (this.closed) return;
-      const e = new Error(`${what}: ${err?.message || err}`);
+      const e = new Error(`${sentence(what).slice(0, -1)} failed. ${sentence(err?.message || err)}`);
       e.cause = err;
       this.onError(e, what === 'answering the server');
     });

@@ -32,16 +32,24 @@ export function clearFormErrors(form) {
  * else in the form's `.form-error`.
  */
 export function showFormError(form, err) {
+  showFormErrors(form, [err]);
+}
+
+/** Shows every one of `errs` (as showFormError does one); the first named field gets the focus. */
+export function showFormErrors(form, errs) {
   clearFormErrors(form);
-  const text = err?.message || String(err);
-  const slot = err?.field && form.querySelector(`.field-error[data-for="${CSS.escape(err.field)}"]`);
-  if (slot) {
-    slot.textContent = text;
-    const input = form.querySelector(`[name="${CSS.escape(err.field)}"]`);
-    input?.setAttribute('aria-invalid', 'true');
-    input?.focus();
-  } else {
-    $('.form-error', form).textContent = text;
+  let focused = false;
+  for (const err of errs) {
+    const text = err?.message || String(err);
+    const slot = err?.field && form.querySelector(`.field-error[data-for="${CSS.escape(err.field)}"]`);
+    if (slot) {
+      slot.textContent = text;
+      const input = form.querySelector(`[name="${CSS.escape(err.field)}"]`);
+      input?.setAttribute('aria-invalid', 'true');
+      if (input && !focused) { input.focus(); focused = true; }
+    } else {
+      $('.form-error', form).textContent = text;
+    }
   }
 }
 

@@ -1,8 +1,10 @@
 // Home page (/): starts a new meeting (POST /api/v1/meetings) or joins one by link or room
-// name, signed in or not; links to sign-in / sign-up, or to the app when signed in.
+// name, signed in or not; links to sign-in / sign-up, or to the app when signed in (and then
+// rings and notices, as on every page).
 
 import { createMeeting, getMe, roomFromInput } from './api.js';
 import { fillIcons } from './icons.js';
+import { startNotices } from './notices.js';
 
 const $ = (sel) => document.querySelector(sel);
 const showError = (text) => { $('#home-error').textContent = text || ''; };
@@ -13,6 +15,7 @@ let me = null;
 getMe().then((user) => {
   me = user;
   if (!user) return;
+  startNotices();
   $('#home-user').textContent = user.display_name;
   $('#signed-out-links').hidden = true;
   $('#signed-in-links').hidden = false;
@@ -29,7 +32,7 @@ $('#new-meeting').addEventListener('click', async () => {
     if (hostKey) try { localStorage.setItem(`stoa.host.${room}`, hostKey); } catch { /* private mode */ }
     location.assign(url || `/m/${encodeURIComponent(room)}`);
   } catch (err) {
-    showError(`Could not create a meeting: ${err.message}`);
+    showError(`Could not create a meeting. ${err.message}`);
     button.disabled = false;
   }
 });

@@ -5,12 +5,13 @@
 // hooks. The peer connection lives in call.js, the socket in signaling.js, the DOM in ui.js,
 // the diagnostics panel in diagnostics.js.
 
-import { getMe, joinRoom, roomFromLocation, socketUrl } from './api.js';
+import { getMe, joinRoom, roomFromLocation, sentence, socketUrl } from './api.js';
 import { Call } from './call.js';
 import { figures, initDiagnostics } from './diagnostics.js';
 import { deviceOf, listDevices, openCam, openLocal, openMic, openScreen } from './media.js';
 import { Signaling, SignalError, pid } from './signaling.js';
 import { SizeReporter } from './sizes.js';
+import { startNotices } from './notices.js';
 import * as ui from './ui.js';
 
 const RETRY_WINDOW_MS = 30000;   // keep trying to (re)connect this long
@@ -41,6 +42,7 @@ const S = {
   isHost: false,                         // joined with the room_admin grant
   lobby: [],                             // host: [{id, name}] waiting to be admitted
   locked: false,
+  endingAll: false,                      // we sent end_meeting (our own `ended` says so)
   lobbyAt: 0,                            // when we last entered the lobby (restarts the retry window)
   timings: { pageStart: 0, timeOrigin: performance.timeOrigin, joined: null, firstRemoteFrame: null, reconnects: 0 },
   token: null,                           // the room access token of the current session
@@ -106,7 +108,7 @@ function mediaErrorText(err) {
   if (err?.name === 'NotAllowedError') return 'Camera and microphone are blocked. Allow them in the address bar to be seen and heard.';
   if (err?.name === 'NotFoundError') return 'No camera or microphone found.';
   if (err?.name === 'NotReadableError') return 'Your camera or microphone is in use by another application.';
-  return `Camera or microphone unavailable: ${err?.message || err}`;
+  return `Camera or microphone unavailable. ${sentence(err?.message || err)}`;
 }
 
 /** A local track stopped by itself (device unplugged, "stop sharing" in the browser bar). */
@@ -198,7 +200,7 @@ async function startScreenShare() {
   try {
     track = await openScreen();
   } catch (err) {
-    if (err?.name !== 'NotAllowedError') ui.toast(`Could not share your screen: ${err?.message || err}`, 'error');
+    if (err?.name !== 'NotAllowedError') ui.toast(`Could not share your screen. ${sentence(err?.message || err)}`, 'error');
     return false;
   }
   S.screen = track;
@@ -238,7 +240,7 @@ async function onDevice(kind, id) {
     if (kind === 'audioinput') await replaceLocal('mic', 'microphone', await openMic(id), S.micOn);
     else await replaceLocal('cam', 'camera', await openCam(id), S.camOn);
   } catch (err) {
-    ui.toast(`Could not switch device: ${err?.message || err}`, 'error');
+    ui.toast(`Could not switch device. ${sentence(err?.message || err)}`, 'error');
   }
 }
 
@@ -257,10 +259,10 @@ async function connect(gen) {
   const sig = new Signaling(socketUrl('/ws'), { onClose: (reason) => lost(sig, reason) });
   S.sig = sig;
   const joined = await sig.join(token, {
-    onLobby: () => {
+    onLobby: (msg) => {
       if (gen !== S.gen) return;
       S.lobbyAt = performance.now();
-      setState('lobby');
+      setState('lobby', msg.present === false ? 'The host is not in the meeting now. You will be let in once a host is back.' : undefined);
     },
   });
   check();
@@ -402,6 +404,7 @@ const FINAL_TEXT = {
   meeting_cancelled: ['This meeting was cancelled', 'Its link no longer works.', 'left', false],
   no_such_meeting: ['There is no meeting at this link', 'Check the link you were sent, or start a new meeting from the home page.', 'left', false],
   lobby: ['This meeting has a lobby', 'Join it from the meeting page, where the host can let you in.', 'left', false],
+  ended: ['The meeting has ended', 'The host ended it for everyone.', 'left', false],
 };
 
 /** Ends the session for good after an error; the person may try again by hand where that can help. */
@@ -409,9 +412,12 @@ function end(err, title) {
   S.gen++;
   teardown();
   stopLocal();
-  const [t, d, state = 'left', retry = true] = FINAL_TEXT[err?.code] || [title || 'The call ended', ''];
+  const byMe = err?.code === 'ended' && S.endingAll;
+  const [t, d, state = 'left', retry = true] = byMe ? ['You ended the meeting for everyone', '', 'left', false]
+    : FINAL_TEXT[err?.code] || [title || 'The call ended', ''];
   setState(state);
-  const detail = [d, err?.message].filter(Boolean).filter((x, i, a) => a.indexOf(x) === i).join(' — ');
+  // Our own explanation when there is one; else the server's words, as a sentence of their own.
+  const detail = d || sentence(err?.message);
   const next = `/m/${encodeURIComponent(S.room)}`;
   ui.showLeft(t, detail, {
     rejoinLabel: retry ? 'Try again' : null,
@@ -523,9 +529,9 @@ function onServerError(m) {
   const err = new SignalError(m.code, m.message, m.fatal);
   console.warn('stoa: server error', m);
   if (err.final) return end(err);
-  if (m.fatal) return ui.toast(m.message || m.code, 'error'); // the socket closes; we reconnect
+  if (m.fatal) return ui.toast(err.message, 'error'); // the socket closes; we reconnect
   if (m.code === 'bad_sdp') S.call?.offerRejected();
-  ui.toast(m.message || m.code, 'error');
+  ui.toast(err.message, 'error');
 }
 
 // ---- host powers -------------------------------------------------------------------------
@@ -539,6 +545,11 @@ function hostSend(msg) {
 const admit = (id) => hostSend({ type: 'admit', id });
 const deny = (id) => hostSend({ type: 'deny', id });
 const setLocked = (locked) => hostSend({ type: 'lock', locked: !!locked });
+/** Ends the meeting for everyone in it and in its lobby, this host included. */
+function endMeeting() {
+  S.endingAll = hostSend({ type: 'end_meeting' });
+  return S.endingAll;
+}
 
 /** `participant` goes out in the server's own form (as in `participant_left`), not as "p7". */
 function hostAct(type, id) {
@@ -617,6 +628,7 @@ window.stoa = {
   muteParticipant,
   removeParticipant,
   setLocked,
+  endMeeting,
   stats: () => (S.call ? S.call.stats() : Promise.resolve(null)),
 };
 
@@ -638,6 +650,7 @@ async function init() {
     onHostMute: muteParticipant,
     onHostRemove: removeParticipant,
     onToggleLock: () => setLocked(!S.locked),
+    onEndMeeting: endMeeting,
   });
   initDiagnostics({
     room: S.room,
@@ -663,6 +676,13 @@ async function init() {
   refreshLocal();
   S.mediaReady = acquireMedia();
   S.account = await getMe().catch(() => null);
+  if (S.account) {
+    // Rings reach a signed-in person here too; a caller hears when their call is declined.
+    startNotices().on('call_declined', (m) => {
+      if (m.room !== S.room || S.state === 'left') return;
+      ui.toast(`${m.by?.display_name || 'They'} declined the call.`, 'info', 20000, { label: 'Leave', run: leave });
+    });
+  }
   const name = (tokenName(givenToken) || S.account?.display_name || params.get('name') || store.get('name')).trim();
   ui.setName(name);
   ui.setAccount(S.account);

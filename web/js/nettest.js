@@ -180,21 +180,35 @@ export function analyse(cfg, g) {
   let mappedCand = prefer4(ofType(g.stun?.candidates, 'srflx'))
     || prefer4(srflx.filter((c) => c.url === cfg.stun)) || prefer4(srflx);
   let noNat = srflx.some((c) => hostAddrs.has(c.address) || (!unspecified(c.relatedAddress) && c.relatedAddress === c.address));
-  if (!srflx.length && g.stun) {
+  if (!srflx.length) {
     // When host addresses are not hidden, Chromium drops a srflx candidate equal to its own
-    // socket address: no srflx at all, but a public host address and a STUN server that answered.
-    const own = prefer4(hosts.filter((c) => c.protocol === 'udp' && isPublic(c.address)));
-    const answered = (g.stun.complete && !g.stun.errors.length && !g.stun.error) || turn.udp?.ok;
-    if (own && answered) { noNat = true; mappedCand = own; why.stun = 'own-address'; }
+    // socket address (no NAT: a public address, a LAN or loopback): no srflx at all, yet the
+    // STUN server answered, or the UDP relay's candidate carries that mapped address.
+    const viaRelay = ofType(g.udp?.candidates, 'relay').find((c) => hostAddrs.has(c.relatedAddress) && c.relatedPort);
+    const own = prefer4(hosts.filter((c) => c.protocol === 'udp'));
+    const answered = g.stun?.complete && !g.stun.errors.length && !g.stun.error;
+    if (viaRelay) {
+      noNat = true;
+      mappedCand = { address: viaRelay.relatedAddress, port: viaRelay.relatedPort, url: cfg.turn?.udp };
+      why.stun = 'own-address';
+    } else if (own && answered) { noNat = true; mappedCand = own; why.stun = 'own-address'; }
   }
-  const stun = { ok: !!mappedCand, mapped: endpoint(mappedCand) };
+  const udpRelay = prefer4(ofType(g.udp?.candidates, 'relay'));
+  if (!mappedCand && udpRelay) {
+    // The relay answered over UDP, so UDP reaches the server even though STUN alone did not.
+    const known = isIp(udpRelay.relatedAddress) && !unspecified(udpRelay.relatedAddress);
+    mappedCand = known ? { address: udpRelay.relatedAddress, port: udpRelay.relatedPort, url: cfg.turn?.udp } : null;
+    why.stun = 'relay';
+  }
+  const stun = { ok: !!mappedCand || why.stun === 'relay', mapped: endpoint(mappedCand) };
   why.stunUrl = mappedCand?.url || cfg.stun; // the alternate port, if only that one answered
+  why.publicAddress = isPublic(mappedCand?.address);
 
   let mapping = 'unknown';
   let pair = null;
   if (noNat) { mapping = 'no-nat'; why.mapping = 'no-nat'; }
   else if (!cfg.stun_alt) why.mapping = 'no-alt';
-  else if (!srflx.length) why.mapping = 'udp-blocked';
+  else if (!srflx.length) why.mapping = stun.ok ? 'stun-silent' : 'udp-blocked';
   else {
     const m = compareMappings(cfg, g.both, g.alt);
     mapping = m.mapping;
@@ -255,7 +269,14 @@ function renderStun(cfg, a) {
     return setRow('stun', {
       status: 'ok', tag: 'Works',
       text: 'This computer can reach the server over UDP, the quickest way to carry audio and video.',
-      tech: `${a.why.stunUrl} answered; your public address is this computer's own, ${stun.mapped}`,
+      tech: `${a.why.stunUrl} answered; the address it saw is this computer's own, ${stun.mapped}`,
+    });
+  }
+  if (stun.ok && a.why.stun === 'relay') {
+    return setRow('stun', {
+      status: 'ok', tag: 'Works',
+      text: 'This computer can reach the server over UDP, the quickest way to carry audio and video: the relay answered over UDP.',
+      tech: `${cfg.stun}: ${failureText(a.g.stun)}; ${cfg.turn?.udp} answered${stun.mapped ? `, your public address ${stun.mapped}` : ''}`,
     });
   }
   if (stun.ok) {
@@ -279,7 +300,9 @@ function renderMapping(cfg, a) {
     case 'no-nat':
       return setRow('mapping', {
         status: 'ok', tag: 'No NAT',
-        text: 'This computer has a public address of its own: nothing translates its traffic.',
+        text: a.why.publicAddress
+          ? 'This computer has a public address of its own: nothing translates its traffic.'
+          : 'This computer reaches the server directly, on the same network: nothing translates its traffic.',
         tech: `mapped address ${a.results.stun.mapped ?? '?'} is one of this computer's own addresses`,
       });
     case 'same-port':
@@ -306,6 +329,12 @@ function renderMapping(cfg, a) {
       return setRow('mapping', {
         status: 'info', tag: 'Not measured',
         text: 'Not measured: UDP seems to be blocked, so no STUN server answered.',
+      });
+    case 'stun-silent':
+      return setRow('mapping', {
+        status: 'info', tag: 'Not measured',
+        text: 'Not measured: UDP gets through, but the STUN server did not answer, so there was nothing to compare.',
+        tech: `${cfg.stun}: ${failureText(a.g.stun)}`,
       });
     case 'alt-silent':
       return setRow('mapping', {

@@ -2,13 +2,15 @@
 // Owns the socket, the join handshake, the 5 s keepalive and dead-socket detection.
 // Knows nothing about WebRTC or the page.
 
+import { sentence } from './api.js';
+
 const PING_MS = 5000;
 const SILENCE_MS = 15000; // the server drops a connection silent this long; so do we
 const JOIN_TIMEOUT_MS = 10000;
 
 /** Error codes after which reconnecting with a fresh token cannot help (or must not happen). */
 const FINAL_CODES = new Set(['replaced', 'unauthorized', 'forbidden', 'denied', 'removed', 'not_admitted',
-  'meeting_locked', 'meeting_cancelled', 'sign_in_required']);
+  'meeting_locked', 'meeting_cancelled', 'sign_in_required', 'ended']);
 
 /** Participant ids are shown as "p7" (the msid form), whether the JSON carries 7 or "p7". */
 export function pid(v) {
@@ -19,7 +21,7 @@ export function pid(v) {
 /** A server `error`, or a failure to join, as a JS Error. */
 export class SignalError extends Error {
   constructor(code, message, fatal) {
-    super(message || code);
+    super(sentence(message || code));
     this.code = code;
     // `final`: do not reconnect. `closed` (server restart, room closed) is worth a retry.
     this.final = FINAL_CODES.has(code);
@@ -83,10 +85,10 @@ export class Signaling {
           clearTimeout(timeout);
           this.startKeepalive();
           resolve(msg);
-        } else if (msg.type === 'lobby') {
+        } else if (msg.type === 'lobby' || msg.type === 'lobby_host') {
           clearTimeout(timeout);
           if (!this.timer) this.timer = setInterval(() => this.send({ type: 'ping' }), PING_MS);
-          onLobby?.();
+          onLobby?.(msg);
         } else if (msg.type === 'error') {
           fail(new SignalError(msg.code, msg.message, msg.fatal));
         }

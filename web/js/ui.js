@@ -27,10 +27,19 @@ export function initUi(h) {
 
   $('#join-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    const name = $('#join-name').value.trim();
-    if (name) h.onJoin(name);
+    const input = $('#join-name');
+    const name = input.value.trim();
+    if (name) return h.onJoin(name);
+    // Only spaces get past `required`: say what is missing instead of doing nothing.
+    setJoinError('Enter your name, so that others know who you are.');
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
   });
-  $('#join-name').addEventListener('input', () => setAvatar($('#preview-avatar'), $('#join-name').value));
+  $('#join-name').addEventListener('input', () => {
+    setAvatar($('#preview-avatar'), $('#join-name').value);
+    $('#join-name').removeAttribute('aria-invalid');
+    setJoinError('');
+  });
   $('#pre-mic').onclick = () => h.onToggleMic();
   $('#pre-cam').onclick = () => h.onToggleCam();
   $('#mic-button').onclick = () => h.onToggleMic();
@@ -45,6 +54,9 @@ export function initUi(h) {
   $('#panel-close').onclick = () => togglePanel(null);
   for (const b of document.querySelectorAll('[data-panel]')) b.onclick = () => togglePanel(b.dataset.panel, true);
   $('#lock-button').onclick = () => h.onToggleLock();
+  $('#end-button').onclick = () => {
+    if (confirm('End the meeting for everyone? Everyone in it, and everyone waiting to join, will have to leave.')) h.onEndMeeting();
+  };
   $('#follow-button').onclick = () => setFollow(!$('#gallery').classList.contains('follow'));
   $('#lobby-panel').addEventListener('click', (e) => {
     const b = e.target.closest('button');
@@ -59,8 +71,9 @@ export function initUi(h) {
       const b = e.target.closest('.host-mute, .host-remove');
       const id = b?.closest('[data-participant]')?.dataset.participant;
       if (!id) return;
-      if (b.classList.contains('host-mute')) h.onHostMute(id);
-      else h.onHostRemove(id);
+      if (b.classList.contains('host-mute')) return h.onHostMute(id);
+      const name = b.closest('[data-participant]').querySelector('.name, .person-name')?.textContent || 'this person';
+      if (confirm(`Remove ${name} from the meeting? They will not be able to come back by themselves.`)) h.onHostRemove(id);
     });
   }
   $('#copy-link').onclick = async () => {
@@ -143,6 +156,7 @@ export function setAccount(user) {
 export function setHost(isHost) {
   document.body.classList.toggle('is-host', isHost);
   $('#lock-button').hidden = !isHost;
+  $('#end-button').hidden = !isHost;
 }
 
 export function setLocked(locked) {

@@ -144,6 +144,8 @@ pub enum ClientMessage {
     Lock {
         locked: bool,
     },
+    /// Host (room-admin): ends the meeting for everyone in it and in its lobby.
+    EndMeeting,
     /// The size at which the client displays a received video track, in CSS pixels; the
     /// server picks the simulcast layer that covers it. 0×0 means not visible: nothing is
     /// forwarded for the track until a visible size arrives.
@@ -217,6 +219,11 @@ pub enum ServerMessage {
     LobbyUpdate {
         waiting: Vec<LobbyEntry>,
     },
+    /// To someone in the lobby: whether a host is in the meeting to let them in. Sent on
+    /// entering the lobby and whenever it changes.
+    LobbyHost {
+        present: bool,
+    },
     /// A host muted this participant's microphone; the client should show it muted.
     MutedByHost {
         kind: TrackKind,
@@ -275,6 +282,8 @@ pub enum ErrorCode {
     MeetingCancelled,
     /// The host admits only people signed in with an account.
     SignInRequired,
+    /// A host ended the meeting for everyone.
+    Ended,
 }
 
 impl ServerMessage {

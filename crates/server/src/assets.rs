@@ -13,6 +13,32 @@ pub fn page(name: &str) -> Response {
     serve(name, "no-cache")
 }
 
+/// The error page for a browser: `error.html` with `title` and `detail` filled in.
+pub fn error_page(status: StatusCode, title: &str, detail: &str) -> Response {
+    let Some(f) = Web::get("error.html") else {
+        return (status, "not found").into_response();
+    };
+    let html = String::from_utf8_lossy(&f.data)
+        .replace("{{title}}", &escape(title))
+        .replace("{{detail}}", &escape(detail));
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// A static asset under `/static/`.
 pub fn file(path: &str) -> Response {
     serve(path, "public, max-age=300")

@@ -93,13 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rooms/{room}/counters", get(room_counters))
         .merge(whip_routes(state.clone()))
         .merge(api::router())
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such page or endpoint",
-            )
-        })
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(harden))
         .layer(axum::middleware::from_fn_with_state(
@@ -219,9 +213,38 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
         .ok_or(TokenError::Missing)
 }
 
-async fn meeting_page(Path(room): Path<String>) -> Response {
+/// Whether the client asked for a web page (a browser following a link) rather than JSON.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+async fn not_found(headers: HeaderMap) -> Response {
+    if wants_html(&headers) {
+        return assets::error_page(
+            StatusCode::NOT_FOUND,
+            "Page not found",
+            "There is nothing at this address. Check the link, or start from the home page.",
+        );
+    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such page or endpoint",
+    )
+    .into_response()
+}
+
+async fn meeting_page(Path(room): Path<String>, headers: HeaderMap) -> Response {
     match RoomName::new(room) {
         Ok(_) => assets::page("meeting.html"),
+        Err(_) if wants_html(&headers) => assets::error_page(
+            StatusCode::NOT_FOUND,
+            "This is not a meeting link",
+            "A meeting's name has 1 to 64 letters, digits, \"-\" and \"_\". Check the link you were sent, or start a new meeting from the home page.",
+        ),
         Err(e) => {
             ApiError::new(StatusCode::NOT_FOUND, "invalid_room", e.to_string()).into_response()
         }

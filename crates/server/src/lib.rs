@@ -16,6 +16,7 @@ pub mod loadtest;
 pub mod lobby;
 pub mod media;
 pub mod metrics;
+mod ports;
 pub mod presence;
 pub mod relay;
 mod send_batch;
@@ -38,10 +39,21 @@ pub struct Running {
     pub serve: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// The address to type into a browser on this machine for an HTTP server listening at `addr`
+/// (a wildcard address is reached as localhost).
+pub fn open_url(addr: SocketAddr) -> String {
+    match addr.ip() {
+        ip if ip.is_unspecified() => format!("http://localhost:{}/", addr.port()),
+        std::net::IpAddr::V6(ip) => format!("http://[{ip}]:{}/", addr.port()),
+        ip => format!("http://{ip}:{}/", addr.port()),
+    }
+}
+
 /// Binds every socket, starts the media worker and serves HTTP in the background.
 /// Port 0 in any address picks a free port (tests do this).
 pub async fn start(settings: &Settings) -> Result<Running, String> {
     keep_allocator_memory_returnable();
+    ports::check_free(settings)?;
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         format!(
             "cannot create the data dir {}: {e}",

@@ -1,5 +1,6 @@
 //! The door of live meetings: who waits in a meeting's lobby, which call sessions are
-//! hosts (they see the lobby and decide), and room-wide notices such as a lock.
+//! hosts (they see the lobby and decide), and room-wide notices such as a lock, the end of
+//! the meeting for everyone, or (to those waiting) whether a host is there.
 //!
 //! Call sessions register here with their own notice channel, separate from the media
 //! worker's, so that a session still ends when the media worker drops it.
@@ -16,6 +17,7 @@ type Notices = mpsc::UnboundedSender<ServerMessage>;
 struct Waiter {
     entry: LobbyEntry,
     decide: oneshot::Sender<bool>,
+    notices: Notices,
 }
 
 #[derive(Default)]
@@ -36,6 +38,18 @@ impl Door {
         let update = self.waiting_list();
         for (_, notices, _) in self.members.iter().filter(|m| m.2) {
             let _ = notices.send(update.clone());
+        }
+    }
+
+    fn has_host(&self) -> bool {
+        self.members.iter().any(|m| m.2)
+    }
+
+    /// Tells everyone waiting whether a host is there to let them in.
+    fn tell_waiters(&self) {
+        let present = self.has_host();
+        for w in &self.waiting {
+            let _ = w.notices.send(ServerMessage::LobbyHost { present });
         }
     }
 
@@ -61,8 +75,15 @@ impl Lobbies {
         result
     }
 
-    /// Puts someone in the lobby; the receiver says whether a host admitted them.
-    pub fn wait(&self, room: &str, name: &str) -> (String, oneshot::Receiver<bool>) {
+    /// Puts someone in the lobby; the receiver says whether a host admitted them. `notices`
+    /// hears at once, and on every change, whether a host is there (`lobby_host`), and a
+    /// meeting ended for everyone.
+    pub fn wait(
+        &self,
+        room: &str,
+        name: &str,
+        notices: Notices,
+    ) -> (String, oneshot::Receiver<bool>) {
         let id = format!("l{}", self.next.fetch_add(1, Ordering::Relaxed));
         let (decide, decision) = oneshot::channel();
         let entry = LobbyEntry {
@@ -70,7 +91,14 @@ impl Lobbies {
             name: name.to_string(),
         };
         self.with_door(room, |door| {
-            door.waiting.push(Waiter { entry, decide });
+            let _ = notices.send(ServerMessage::LobbyHost {
+                present: door.has_host(),
+            });
+            door.waiting.push(Waiter {
+                entry,
+                decide,
+                notices,
+            });
             door.tell_hosts();
         });
         (id, decision)
@@ -104,16 +132,42 @@ impl Lobbies {
     pub fn attend(&self, room: &str, notices: Notices, host: bool) -> u64 {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         self.with_door(room, |door| {
+            let first_host = host && !door.has_host();
             if host {
                 let _ = notices.send(door.waiting_list());
             }
             door.members.push((key, notices, host));
+            if first_host {
+                door.tell_waiters();
+            }
         });
         key
     }
 
     pub fn depart(&self, room: &str, key: u64) {
-        self.with_door(room, |door| door.members.retain(|m| m.0 != key));
+        self.with_door(room, |door| {
+            let had_host = door.has_host();
+            door.members.retain(|m| m.0 != key);
+            if had_host && !door.has_host() {
+                door.tell_waiters();
+            }
+        });
+    }
+
+    /// A host ended the meeting: everyone in it and in its lobby gets a fatal `ended` error
+    /// (their sessions end when they see it).
+    pub fn end(&self, room: &str) {
+        let ended = ServerMessage::Error {
+            code: stoa_proto::ErrorCode::Ended,
+            message: "the host ended the meeting for everyone".into(),
+            fatal: true,
+        };
+        self.with_door(room, |door| {
+            let members = door.members.iter().map(|m| &m.1);
+            for notices in members.chain(door.waiting.iter().map(|w| &w.notices)) {
+                let _ = notices.send(ended.clone());
+            }
+        });
     }
 
     /// Tells everyone in the room that it was locked or unlocked.
@@ -139,7 +193,12 @@ mod tests {
             host_rx.try_recv().unwrap(),
             ServerMessage::LobbyUpdate { waiting: vec![] }
         );
-        let (id, mut decision) = lobbies.wait("r", "Bob");
+        let (bob_tx, mut bob_rx) = mpsc::unbounded_channel();
+        let (id, mut decision) = lobbies.wait("r", "Bob", bob_tx);
+        assert_eq!(
+            bob_rx.try_recv().unwrap(),
+            ServerMessage::LobbyHost { present: true }
+        );
         match host_rx.try_recv().unwrap() {
             ServerMessage::LobbyUpdate { waiting } => assert_eq!(waiting[0].name, "Bob"),
             other => panic!("{other:?}"),
@@ -157,5 +216,42 @@ mod tests {
         lobbies.depart("r", host);
         lobbies.depart("r", guest);
         assert!(lobbies.rooms.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_lobby_hears_when_the_host_leaves_and_when_the_meeting_ends() {
+        let lobbies = Lobbies::default();
+        let (host_tx, _host_rx) = mpsc::unbounded_channel();
+        let host = lobbies.attend("r", host_tx, true);
+        let (guest_tx, mut guest_rx) = mpsc::unbounded_channel();
+        let guest = lobbies.attend("r", guest_tx, false);
+        let (ann_tx, mut ann_rx) = mpsc::unbounded_channel();
+        let (_id, _decision) = lobbies.wait("r", "Ann", ann_tx);
+        assert_eq!(
+            ann_rx.try_recv(),
+            Ok(ServerMessage::LobbyHost { present: true })
+        );
+        lobbies.depart("r", host);
+        assert_eq!(
+            ann_rx.try_recv(),
+            Ok(ServerMessage::LobbyHost { present: false })
+        );
+        let (again_tx, _again_rx) = mpsc::unbounded_channel();
+        let host = lobbies.attend("r", again_tx, true);
+        assert_eq!(
+            ann_rx.try_recv(),
+            Ok(ServerMessage::LobbyHost { present: true })
+        );
+        lobbies.end("r");
+        for rx in [&mut ann_rx, &mut guest_rx] {
+            match rx.try_recv() {
+                Ok(ServerMessage::Error { code, fatal, .. }) => {
+                    assert_eq!((code, fatal), (stoa_proto::ErrorCode::Ended, true))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        lobbies.depart("r", host);
+        lobbies.depart("r", guest);
     }
 }

@@ -229,11 +229,12 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let url = stoa::open_url(running.http_addr);
         tracing::info!(
             http = %running.http_addr, media_udp = %running.media_udp_addr, media_tcp = %running.media_tcp_addr, media_workers = settings.media_workers,
-            data_dir = %settings.data_dir.display(), "Stoa is ready"
+            data_dir = %settings.data_dir.display(), "Stoa is ready: open {url} in a browser"
         );
-        println!("Stoa is ready: open http://{}/ in a browser", running.http_addr);
+        println!("Stoa is ready: open {url} in a browser");
         match running.serve.await {
             Ok(Ok(())) => ExitCode::SUCCESS,
             Ok(Err(e)) => {

@@ -40,6 +40,14 @@ pub enum UserEvent {
     },
     /// Contacts or requests changed; reload them.
     ContactsChanged,
+    /// Someone asked to become a contact (also followed by `ContactsChanged`).
+    ContactRequest { from: UserOut },
+    /// An invitee declined the call of meeting `meeting_id` (sent to its host).
+    CallDeclined {
+        by: UserOut,
+        meeting_id: String,
+        room: String,
+    },
 }
 
 #[derive(Default)]

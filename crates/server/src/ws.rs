@@ -1,7 +1,7 @@
 //! One WebSocket signaling session: authenticate with `join`, pass the meeting's door
 //! (cancelled, locked, lobby), then relay typed messages between the client and the media
-//! worker until either side ends it. Lobby and lock messages from hosts are handled here;
-//! attendance and presence are recorded for the session's length.
+//! worker until either side ends it. Lobby, lock and end-meeting messages from hosts are
+//! handled here; attendance and presence are recorded for the session's length.
 
 use std::time::Duration;
 
@@ -95,7 +95,7 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
                     Ok(ClientMessage::Join { .. }) => {
                         send(&mut socket, &ServerMessage::error(ErrorCode::OutOfOrder, "already joined")).await;
                     }
-                    Ok(message @ (ClientMessage::Admit { .. } | ClientMessage::Deny { .. } | ClientMessage::Lock { .. })) => {
+                    Ok(message @ (ClientMessage::Admit { .. } | ClientMessage::Deny { .. } | ClientMessage::Lock { .. } | ClientMessage::EndMeeting)) => {
                         let action = audit_action(&message);
                         match moderate_door(&state, &room, meeting.as_ref(), is_host, message).await {
                             Ok(()) => audit(&identity, &room, action),
@@ -129,7 +129,8 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
                 None => break,
             },
             Some(notice) = notices.recv() => {
-                if !send(&mut socket, &notice).await {
+                let fatal = matches!(notice, ServerMessage::Error { fatal: true, .. });
+                if !send(&mut socket, &notice).await || fatal {
                     break;
                 }
             }
@@ -190,10 +191,17 @@ async fn pass_door(
 /// Waits for a host's decision; `false` if denied or the client went away.
 async fn wait_in_lobby(socket: &mut WebSocket, state: &AppState, req: &JoinRequest) -> bool {
     let room = req.room.as_str();
-    let (lobby_id, mut decision) = state.lobbies.wait(room, &req.name);
+    let (notices_tx, mut notices) = mpsc::unbounded_channel();
     send(socket, &ServerMessage::Lobby).await;
+    let (lobby_id, mut decision) = state.lobbies.wait(room, &req.name, notices_tx);
     loop {
         tokio::select! {
+            Some(notice) = notices.recv() => {
+                let fatal = matches!(notice, ServerMessage::Error { fatal: true, .. });
+                if !send(socket, &notice).await || fatal {
+                    break;
+                }
+            }
             decided = &mut decision => {
                 if decided == Ok(true) {
                     return true;
@@ -225,6 +233,7 @@ fn audit_action(message: &ClientMessage) -> String {
         ClientMessage::Deny { id } => format!("deny lobby entry {id}"),
         ClientMessage::Lock { locked: true } => "lock the meeting".into(),
         ClientMessage::Lock { locked: false } => "unlock the meeting".into(),
+        ClientMessage::EndMeeting => "end the meeting for everyone".into(),
         ClientMessage::MuteParticipant { .. } => format!("mute: {}", compact(message)),
         ClientMessage::RemoveParticipant { .. } => format!("remove: {}", compact(message)),
         _ => compact(message),
@@ -243,7 +252,7 @@ pub fn audit(actor: &str, room: &str, action: impl std::fmt::Display) {
 /// An error to answer a client message with.
 type Refusal = (ErrorCode, &'static str);
 
-/// A host's `admit`, `deny` or `lock`; the error to send back otherwise.
+/// A host's `admit`, `deny`, `lock` or `end_meeting`; the error to send back otherwise.
 async fn moderate_door(
     state: &AppState,
     room: &str,
@@ -276,6 +285,10 @@ async fn moderate_door(
                     (ErrorCode::Closed, "the lock could not be saved")
                 })?;
             state.lobbies.announce_lock(room, locked);
+            Ok(())
+        }
+        ClientMessage::EndMeeting => {
+            state.lobbies.end(room);
             Ok(())
         }
         _ => Ok(()),

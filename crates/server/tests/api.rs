@@ -221,6 +221,28 @@ async fn accounts_sessions_and_login_limits() {
             .0,
         401
     );
+    // The signed-in state without a 401 for those who are not: signed out, a stale cookie, signed in.
+    let (s, b) = api.call(None, Method::GET, "/api/v1/session", None).await;
+    assert_eq!((s, b), (StatusCode::OK, json!({"user": null})));
+    let res = api
+        .http
+        .get(format!("{}/api/v1/session", api.base))
+        .header("cookie", "stoa_session=ss_gone")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"user": null}));
+    let (s, b) = api
+        .call(Some(&ann), Method::GET, "/api/v1/session", None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["user"]["id"], json!(ann.id));
+    assert_eq!(b["user"]["display_name"], json!("Ann"));
+    let (s, b) = api
+        .call(Some(&forged), Method::GET, "/api/v1/session", None)
+        .await;
+    assert_error(s, &b, 401, "unauthorized");
 
     // Log-in sets a cookie and gives a second session.
     let res = api
@@ -816,6 +838,54 @@ async fn contacts_blocks_presence_and_ringing() {
         .await;
     assert_eq!(s, 404, "only contacts can be called");
 
+    // Declining tells the caller; only an invitee can decline.
+    let decline = format!("/api/v1/meetings/{}/decline", call["id"].as_str().unwrap());
+    for who in [&eve, &ann] {
+        let (s, b) = api.call(Some(who), Method::POST, &decline, None).await;
+        assert_error(s, &b, 404, "not_found");
+    }
+    let (s, b) = api
+        .call(
+            Some(&bob),
+            Method::POST,
+            "/api/v1/meetings/nosuch/decline",
+            None,
+        )
+        .await;
+    assert_error(s, &b, 404, "not_found");
+    assert_eq!(
+        api.call(Some(&bob), Method::POST, &decline, None).await.0,
+        204
+    );
+    let declined = loop {
+        let e = next_event(&mut ann_feed).await;
+        if e["type"] == "call_declined" {
+            break e;
+        }
+    };
+    assert_eq!(
+        (
+            declined["by"]["id"].as_str(),
+            declined["meeting_id"].clone(),
+            declined["room"].clone()
+        ),
+        (
+            Some(bob.id.as_str()),
+            call["id"].clone(),
+            call["room"].clone()
+        )
+    );
+
+    // A contact request is announced to its recipient.
+    assert_eq!(req!(&eve, &bob.id).await.0, 201);
+    let asked = loop {
+        let e = next_event(&mut bob_feed).await;
+        if e["type"] == "contact_request" {
+            break e;
+        }
+    };
+    assert_eq!(asked["from"]["id"], eve.id.as_str());
+
     // In a call, Bob is shown in a meeting.
     let room = call["room"].as_str().unwrap();
     let (_, join) = api
@@ -1093,8 +1163,10 @@ async fn every_user_endpoint_refuses_anonymous_requests() {
     let (_, doc) = api
         .call(None, Method::GET, "/api/v1/openapi.json", None)
         .await;
-    // Open to everyone: signing up, logging in, ad-hoc meeting links and joining a room.
+    // Open to everyone: signing up, logging in, who is signed in, ad-hoc meeting links and
+    // joining a room.
     let open = [
+        "get /api/v1/session",
         "post /api/v1/auth/signup",
         "post /api/v1/auth/login",
         "post /api/v1/meetings",
@@ -1125,6 +1197,50 @@ async fn every_user_endpoint_refuses_anonymous_requests() {
     assert!(checked >= 20, "only {checked} operations checked");
 }
 
+#[tokio::test]
+async fn a_bad_link_shows_a_page_to_browsers_and_json_to_api_clients() {
+    let server = common::start().await;
+    let api = Api::new(&server);
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for (path, title, code) in [
+        ("/nope", "Page not found", "not_found"),
+        (
+            "/m/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+            "This is not a meeting link",
+            "invalid_room",
+        ),
+    ] {
+        let get = |accept: Option<&'static str>| {
+            let mut req = api.http.get(format!("{}{path}", api.base));
+            if let Some(a) = accept {
+                req = req.header("accept", a);
+            }
+            req.send()
+        };
+        let res = get(Some(browser)).await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains(&format!("<h1 id=\"error-title\">{title}</h1>")),
+            "{html}"
+        );
+        assert!(!html.contains("<script>") && !html.contains("{{"), "{html}");
+        for accept in [None, Some("application/json")] {
+            let res = get(accept).await.unwrap();
+            assert_eq!(res.status(), 404, "{path} {accept:?}");
+            let body: Value = res.json().await.unwrap();
+            assert_error(StatusCode::NOT_FOUND, &body, 404, code);
+        }
+    }
+}
+
 fn rand_u64() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1144,6 +1260,8 @@ async fn the_openapi_document_describes_every_route() {
     let paths = doc["paths"].as_object().unwrap();
     for p in [
         "/api/v1/auth/signup",
+        "/api/v1/session",
+        "/api/v1/meetings/{id}/decline",
         "/api/v1/meetings/{id}/calendar.ics",
         "/api/v1/contacts/{user_id}/call",
         "/api/v1/rooms/{room}/join",
@@ -1153,7 +1271,7 @@ async fn the_openapi_document_describes_every_route() {
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 23, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 25, "{:?}", paths.keys().collect::<Vec<_>>());
 }
 
 type Socket =

@@ -1094,3 +1094,46 @@ async fn whip_patch_restarts_ice_and_cors_admits_configured_origins() {
         "media after the ICE restart: {before} -> {after}"
     );
 }
+
+#[tokio::test]
+async fn every_port_in_use_is_reported_at_once_with_its_flag() {
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let turn = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut settings = common::settings();
+    settings.http_addr = http.local_addr().unwrap();
+    settings.media_udp_addr = media.local_addr().unwrap();
+    settings.turn.addr = turn.local_addr().unwrap();
+    let err = match stoa::start(&settings).await {
+        Ok(_) => panic!("started on ports in use"),
+        Err(e) => e,
+    };
+    for (addr, flag) in [
+        (settings.http_addr, "--http-addr"),
+        (settings.media_udp_addr, "--media-udp-addr"),
+        (settings.turn.addr, "--turn-addr"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&addr.to_string()) && l.contains(flag)),
+            "{addr} and {flag} in: {err}"
+        );
+    }
+    assert!(err.contains("--no-turn"), "{err}");
+    assert!(
+        !err.contains("--media-tcp-addr"),
+        "only what is taken: {err}"
+    );
+    assert_eq!(err.lines().count(), 4, "one heading and three ports: {err}");
+
+    drop((http, media, turn));
+    let running = common::start_with(&settings).await;
+    assert_eq!(
+        stoa::open_url(running.http_addr),
+        format!("http://{}/", running.http_addr)
+    );
+    assert_eq!(
+        stoa::open_url("0.0.0.0:8080".parse().unwrap()),
+        "http://localhost:8080/"
+    );
+}

@@ -733,8 +733,9 @@ impl Sfu {
             }
             ClientMessage::Admit { .. }
             | ClientMessage::Deny { .. }
-            | ClientMessage::Lock { .. } => Err(SfuError::OutOfOrder(
-                "lobby and lock are handled by the signaling server",
+            | ClientMessage::Lock { .. }
+            | ClientMessage::EndMeeting => Err(SfuError::OutOfOrder(
+                "lobby, lock and ending are handled by the signaling server",
             )),
             ClientMessage::VideoSize {
                 track,

@@ -72,7 +72,7 @@ export async function render(root, ctx, id) {
 
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    const body = readForm(form);
+    const body = readForm(form, meeting);
     if (body.error) return showFormError(form, body.error);
     clearFormErrors(form);
     const button = $('#mf-submit', form);
@@ -91,7 +91,7 @@ export async function render(root, ctx, id) {
 }
 
 /** The POST/PATCH body, or `{error: {field, message}}` for what the browser can tell is wrong. */
-function readForm(form) {
+function readForm(form, meeting) {
   const v = (sel) => $(sel, form).value.trim();
   const title = v('#mf-title');
   if (!title) return { error: { field: 'title', message: 'Give the meeting a title.' } };
@@ -102,10 +102,16 @@ function readForm(form) {
   if (recurrence !== 'none' && count && !(Number(count) >= 1)) {
     return { error: { field: 'recurrence_count', message: 'Enter how many times, or leave it empty.' } };
   }
+  const start = zonedToInstant(v('#mf-date'), v('#mf-time'), zone);
+  const end = start.getTime() + Number(v('#mf-duration')) * 60000;
+  const moved = !meeting?.start_at || new Date(meeting.start_at).getTime() !== start.getTime();
+  if (recurrence === 'none' && moved && end <= Date.now()) {
+    return { error: { field: 'start_at', message: 'That time has already passed. Pick a date and time in the future.' } };
+  }
   return {
     title,
     description: v('#mf-description'),
-    start_at: rfc3339InZone(zonedToInstant(v('#mf-date'), v('#mf-time'), zone), zone),
+    start_at: rfc3339InZone(start, zone),
     time_zone: zone,
     duration_minutes: Number(v('#mf-duration')),
     recurrence,

@@ -1,7 +1,7 @@
 // Meetings view (/app/meetings): "New meeting now", a link to the schedule form, and the
 // meetings the user hosts or is invited to, split into upcoming and past.
 
-import { createMeeting, listMeetings } from '../api.js';
+import { createMeeting, listHistory, listMeetings } from '../api.js';
 import { $, h, showFormError } from '../dom.js';
 import { currentOccurrence, fmtDateTime, fmtRecurrence, fmtTime } from '../time.js';
 
@@ -32,14 +32,20 @@ export async function render(root, ctx) {
     h('a', { id: 'schedule-link', class: 'button', href: '/app/meetings/new' }, 'Schedule a meeting')),
   instant);
 
-  const list = await listMeetings();
+  const [list, history] = await Promise.all([listMeetings(), listHistory()]);
+  // An instant meeting (a call) is over once people were in it and all of them left.
+  const endedAt = new Map();
+  for (const { meeting, attendees } of history) {
+    if (meeting.start_at || !attendees.length || attendees.some((a) => !a.left_at)) continue;
+    endedAt.set(meeting.id, new Date(Math.max(...attendees.map((a) => new Date(a.left_at)))));
+  }
   const now = new Date();
   const upcoming = [];
   const past = [];
   for (const m of list) {
-    const at = m.cancelled ? null : currentOccurrence(m, now);
+    const at = m.cancelled || endedAt.has(m.id) ? null : currentOccurrence(m, now);
     if (at) upcoming.push([m, at]);
-    else past.push([m, new Date(m.start_at || m.created_at)]);
+    else past.push([m, endedAt.get(m.id) || new Date(m.start_at || m.created_at), true]);
   }
   upcoming.sort((a, b) => a[1] - b[1]);
   past.sort((a, b) => b[1] - a[1]);
@@ -53,11 +59,12 @@ function section(id, title, rows, empty) {
   return h('section', { id, class: 'card' },
     h('h2', {}, title),
     rows.length
-      ? h('ul', { class: 'item-list' }, rows.map(([m, at]) => item(m, at)))
+      ? h('ul', { class: 'item-list' }, rows.map(([m, at, over]) => item(m, at, over)))
       : h('p', { class: 'empty' }, empty));
 }
 
-function item(m, at) {
+/** One meeting; `over`: listed under Past, so no Join button. */
+function item(m, at, over = false) {
   const end = new Date(at.getTime() + (m.duration_minutes || 0) * 60000);
   const when = m.start_at ? `${fmtDateTime(at)} – ${fmtTime(end)}` : `Instant meeting · ${fmtDateTime(m.created_at)}`;
   return h('li', { class: 'meeting-item', 'data-meeting-id': m.id },
@@ -68,5 +75,5 @@ function item(m, at) {
         fmtRecurrence(m) && h('span', { class: 'tag' }, fmtRecurrence(m)),
         m.cancelled && h('span', { class: 'tag danger' }, 'Cancelled'),
         !m.is_host && h('span', { class: 'tag' }, `Host: ${m.host?.display_name || '?'}`))),
-    !m.cancelled && h('a', { class: 'button join', href: m.url }, 'Join'));
+    !m.cancelled && !over && h('a', { class: 'button join', href: m.url }, 'Join'));
 }

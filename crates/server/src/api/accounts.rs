@@ -17,7 +17,7 @@ use stoa_store::{NewUser, Session, User};
 use utoipa::ToSchema;
 
 use super::validate::{display_name, email, password};
-use super::{ErrorBody, JsonBody, UserOut};
+use super::{ErrorBody, JsonBody, SessionState, UserOut};
 use crate::clock::unix_ms;
 use crate::error::ApiError;
 use crate::guard::Busy;
@@ -305,6 +305,17 @@ pub async fn logout(State(state): State<AppState>, auth: Authed) -> Result<Respo
     responses((status = 200, body = UserOut), (status = 401, body = ErrorBody)))]
 pub async fn me(auth: Authed) -> Json<UserOut> {
     Json(UserOut::from(&auth.user))
+}
+
+/// Who is signed in, if anyone: a signed-out browser asks this instead of `/me` to get an
+/// answer rather than a 401 (a stale cookie counts as signed out).
+#[utoipa::path(get, path = "/api/v1/session", tag = "accounts",
+    security((), ("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = SessionState)))]
+pub async fn session(MaybeAuthed(auth): MaybeAuthed) -> Json<SessionState> {
+    Json(SessionState {
+        user: auth.map(|a| UserOut::from(&a.user)),
+    })
 }
 
 /// Changes the password; every other session of the user ends.

@@ -152,6 +152,12 @@ pub async fn request(
         .await
         .map_err(not_found("user"))?;
     changed(&state, &auth.user.id, &other);
+    if outcome == RequestOutcome::Pending {
+        let from = UserOut::from(&auth.user);
+        state
+            .presence
+            .notify(&other, UserEvent::ContactRequest { from });
+    }
     let (status, word) = match outcome {
         RequestOutcome::Pending => (StatusCode::CREATED, "pending"),
         RequestOutcome::Accepted => (StatusCode::OK, "accepted"),
@@ -329,6 +335,32 @@ pub async fn call(
     );
     let out = meeting_out(&state, &auth.user.id, meeting).await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// Declines a call: the meeting's host (the caller) is told, on every page that listens.
+#[utoipa::path(post, path = "/api/v1/meetings/{id}/decline", tag = "contacts",
+    params(("id" = String, Path, description = "the meeting of the call")),
+    responses((status = 204), (status = 401, body = ErrorBody),
+              (status = 404, description = "no such meeting, or not invited to it", body = ErrorBody)))]
+pub async fn decline_call(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(meeting_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let meeting_id = id("id", &meeting_id).map_err(|_| ApiError::not_found("meeting"))?;
+    let meeting = match state.store.meeting(&meeting_id).await? {
+        Some(m) if state.store.is_invited(&m.id, &auth.user.id).await? => m,
+        _ => return Err(ApiError::not_found("meeting")),
+    };
+    state.presence.notify(
+        &meeting.host_id,
+        UserEvent::CallDeclined {
+            by: UserOut::from(&auth.user),
+            meeting_id: meeting.id,
+            room: meeting.room,
+        },
+    );
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A user id from the path; a malformed one cannot exist, so it is `404` like a missing one.

@@ -6,7 +6,9 @@
 use std::fmt::Write;
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc, Weekday,
+};
 use chrono_tz::{OffsetComponents, Tz};
 use stoa_store::{Meeting, Recurrence, User, UserSummary};
 
@@ -124,28 +126,184 @@ fn span_end(meeting: &Meeting, start: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
-/// A `VTIMEZONE` with one observance for the offset at `start` and one per change up to `end`.
+/// A `VTIMEZONE` for the meeting's span `start..end`. A zone whose offset changes follow
+/// yearly rules ("second Sunday of March at 02:00") gets those rules as `RRULE`s, so calendars
+/// keep the local time in every later year too; any other zone gets the offset at `start` and
+/// one observance per change up to `end`.
 fn vtimezone(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<String> {
     let mut lines = vec!["BEGIN:VTIMEZONE".to_string(), format!("TZID:{}", tz.name())];
-    let first = offset_at(tz, start);
-    let before_start = (start - Duration::days(1)).with_timezone(&tz).naive_local();
-    lines.extend(observance(first, first, before_start));
-    let mut previous = first;
-    let mut t = start;
-    while t < end {
+    if let Some(rules) = yearly_rules(tz, start, end) {
+        for (change, rule) in rules {
+            lines.extend(observance(
+                change.from,
+                change.to,
+                change.local,
+                Some(&rule),
+            ));
+        }
+    } else {
+        let first = offset_at(tz, start);
+        let before_start = (start - Duration::days(1)).with_timezone(&tz).naive_local();
+        lines.extend(observance(first, first, before_start, None));
+        for c in changes(tz, start, end) {
+            lines.extend(observance(c.from, c.to, c.local, None));
+        }
+    }
+    lines.push("END:VTIMEZONE".into());
+    lines
+}
+
+/// One change of a zone's offset.
+struct Change {
+    from: (i32, bool),
+    to: (i32, bool),
+    /// When it happens, in local time of the offset before the change (an observance's DTSTART).
+    local: NaiveDateTime,
+}
+
+/// The offset changes in `(from, to]`, found a day at a time, then to the second.
+fn changes(tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut previous = offset_at(tz, from);
+    let mut t = from;
+    while t < to {
         let next = t + Duration::days(1);
         let offset = offset_at(tz, next);
         if offset != previous {
             let at = transition(tz, t, next);
-            // DTSTART of an observance is local time in the offset before the change.
-            let local = (at + Duration::seconds(previous.0 as i64)).naive_utc();
-            lines.extend(observance(previous, offset, local));
+            out.push(Change {
+                from: previous,
+                to: offset,
+                local: (at + Duration::seconds(previous.0 as i64)).naive_utc(),
+            });
             previous = offset;
         }
         t = next;
     }
-    lines.push("END:VTIMEZONE".into());
-    lines
+    out
+}
+
+/// A yearly rule: month, weekday, and which one in the month (1..=4, or -1 for the last).
+#[derive(Clone, Copy)]
+struct Yearly {
+    month: u32,
+    weekday: Weekday,
+    nth: i8,
+}
+
+impl Yearly {
+    /// The rules that describe `day`: its ordinal in the month, and "last" when it is.
+    fn candidates(day: NaiveDate) -> Vec<Yearly> {
+        let nth = (day.day0() / 7 + 1) as i8;
+        let mut out = vec![];
+        if nth <= 4 {
+            out.push(Yearly {
+                month: day.month(),
+                weekday: day.weekday(),
+                nth,
+            });
+        }
+        if (day + Duration::days(7)).month() != day.month() {
+            out.push(Yearly {
+                month: day.month(),
+                weekday: day.weekday(),
+                nth: -1,
+            });
+        }
+        out
+    }
+
+    fn day_in(&self, year: i32) -> Option<NaiveDate> {
+        if self.nth > 0 {
+            return NaiveDate::from_weekday_of_month_opt(
+                year,
+                self.month,
+                self.weekday,
+                self.nth as u8,
+            );
+        }
+        let next_month =
+            NaiveDate::from_ymd_opt(year + self.month as i32 / 12, self.month % 12 + 1, 1)?;
+        let mut d = next_month - Duration::days(1);
+        while d.weekday() != self.weekday {
+            d -= Duration::days(1);
+        }
+        Some(d)
+    }
+
+    fn rrule(&self) -> String {
+        let day = match self.weekday {
+            Weekday::Mon => "MO",
+            Weekday::Tue => "TU",
+            Weekday::Wed => "WE",
+            Weekday::Thu => "TH",
+            Weekday::Fri => "FR",
+            Weekday::Sat => "SA",
+            Weekday::Sun => "SU",
+        };
+        format!(
+            "RRULE:FREQ=YEARLY;BYMONTH={};BYDAY={}{day}",
+            self.month, self.nth
+        )
+    }
+}
+
+/// The zone's two yearly changes as rules, with the last change of each before `start` as its
+/// first onset, if the zone's database follows those rules exactly from then until `end` (at
+/// least two and at most ten years on); `None` for zones without daylight saving or with
+/// irregular changes.
+fn yearly_rules(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Vec<(Change, String)>> {
+    let year_before = start - Duration::days(366);
+    let seen = changes(tz, year_before, start);
+    if seen.len() != 2 {
+        return None;
+    }
+    let horizon = end.clamp(
+        start + Duration::days(2 * 366),
+        start + Duration::days(10 * 366),
+    );
+    let later = changes(tz, start, horizon);
+    let horizon_local = horizon.naive_utc();
+    let mut rules = Vec::new();
+    for change in seen {
+        let rule = Yearly::candidates(change.local.date())
+            .into_iter()
+            .find(|rule| {
+                // Every later year's onset of this rule must be one of the zone's real changes.
+                (change.local.year() + 1..)
+                    .map_while(|y| rule.day_in(y).map(|d| d.and_time(change.local.time())))
+                    .take_while(|at| *at < horizon_local - Duration::days(1))
+                    .all(|at| {
+                        later
+                            .iter()
+                            .any(|c| c.local == at && c.to == change.to && c.from == change.from)
+                    })
+            })?;
+        rules.push((change, rule));
+    }
+    // ... and the zone makes no other change meanwhile.
+    let explained = |c: &Change| {
+        rules.iter().any(|(first, rule)| {
+            c.from == first.from
+                && c.to == first.to
+                && rule
+                    .day_in(c.local.year())
+                    .map(|d| d.and_time(first.local.time()))
+                    == Some(c.local)
+        })
+    };
+    if !later.iter().all(explained) {
+        return None;
+    }
+    Some(
+        rules
+            .into_iter()
+            .map(|(c, r)| {
+                let rule = r.rrule();
+                (c, rule)
+            })
+            .collect(),
+    )
 }
 
 /// (total UTC offset in seconds, whether daylight saving is in effect).
@@ -168,15 +326,24 @@ fn transition(tz: Tz, mut lo: DateTime<Utc>, mut hi: DateTime<Utc>) -> DateTime<
     hi
 }
 
-fn observance(from: (i32, bool), to: (i32, bool), local_start: NaiveDateTime) -> Vec<String> {
+fn observance(
+    from: (i32, bool),
+    to: (i32, bool),
+    local_start: NaiveDateTime,
+    rrule: Option<&str>,
+) -> Vec<String> {
     let kind = if to.1 { "DAYLIGHT" } else { "STANDARD" };
-    vec![
+    let mut lines = vec![
         format!("BEGIN:{kind}"),
         format!("DTSTART:{}", local_start.format("%Y%m%dT%H%M%S")),
+    ];
+    lines.extend(rrule.map(String::from));
+    lines.extend([
         format!("TZOFFSETFROM:{}", utc_offset(from.0)),
         format!("TZOFFSETTO:{}", utc_offset(to.0)),
         format!("END:{kind}"),
-    ]
+    ]);
+    lines
 }
 
 fn utc_offset(seconds: i32) -> String {
@@ -275,8 +442,9 @@ mod tests {
         );
         assert!(ics.contains("RRULE:FREQ=WEEKLY;COUNT=30\r\n"));
         assert!(ics.contains("DURATION:PT30M\r\n"));
-        // 30 weeks from December cross the March 2027 change to CEST.
-        assert!(ics.contains("BEGIN:DAYLIGHT\r\nDTSTART:20270328T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n"), "{ics}");
+        // The EU rules: CEST from the last Sunday of March, CET from the last one of October.
+        assert!(ics.contains("BEGIN:DAYLIGHT\r\nDTSTART:20260329T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nEND:DAYLIGHT\r\n"), "{ics}");
+        assert!(ics.contains("BEGIN:STANDARD\r\nDTSTART:20261025T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\n"), "{ics}");
         assert!(ics.contains("SUMMARY:Sync\\; planning\\, Q1\r\n"));
         assert!(
             ics.contains("DESCRIPTION:Agenda:\\n- a\\\\b\\n\\nJoin: http://h/m/abc-defg-hjk\r\n")
@@ -285,6 +453,32 @@ mod tests {
         for line in ics.split("\r\n") {
             assert!(line.len() <= 75, "unfolded line: {line}");
         }
+    }
+
+    #[test]
+    fn a_zone_with_daylight_saving_gets_its_rules_even_for_one_meeting() {
+        let m = meeting("America/New_York", Recurrence::None, None);
+        let ics = render(&m, &host(), &[], "http://h", 0);
+        // 2026-12-01T09:00Z is 04:00 in New York (EST).
+        assert!(
+            ics.contains("DTSTART;TZID=America/New_York:20261201T040000\r\n"),
+            "{ics}"
+        );
+        assert!(ics.contains("BEGIN:DAYLIGHT\r\nDTSTART:20260308T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\r\nTZOFFSETFROM:-0500\r\nTZOFFSETTO:-0400\r\nEND:DAYLIGHT\r\n"), "{ics}");
+        assert!(ics.contains("BEGIN:STANDARD\r\nDTSTART:20261101T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nEND:STANDARD\r\n"), "{ics}");
+        assert_eq!(ics.matches("BEGIN:DAYLIGHT").count(), 1, "{ics}");
+        assert_eq!(ics.matches("BEGIN:STANDARD").count(), 1, "{ics}");
+    }
+
+    #[test]
+    fn a_zone_without_daylight_saving_has_one_offset() {
+        let m = meeting("Asia/Kolkata", Recurrence::Weekly, None);
+        let ics = render(&m, &host(), &[], "http://h", 0);
+        assert!(ics.contains("BEGIN:STANDARD\r\nDTSTART:20261130T143000\r\nTZOFFSETFROM:+0530\r\nTZOFFSETTO:+0530\r\nEND:STANDARD\r\n"), "{ics}");
+        assert!(
+            !ics.contains("DAYLIGHT") && !ics.contains("FREQ=YEARLY"),
+            "{ics}"
+        );
     }
 
     #[test]

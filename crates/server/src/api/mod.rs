@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/login", post(a::login))
         .route("/api/v1/auth/logout", post(a::logout))
         .route("/api/v1/me", get(a::me))
+        .route("/api/v1/session", get(a::session))
         .route("/api/v1/me/password", put(a::change_password))
         .route("/api/v1/meetings", post(m::create).get(m::list))
         .route(
@@ -44,6 +45,7 @@ pub fn router() -> Router<AppState> {
             get(m::detail).patch(m::update).delete(m::cancel),
         )
         .route("/api/v1/meetings/{id}/calendar.ics", get(m::calendar))
+        .route("/api/v1/meetings/{id}/decline", post(c::decline_call))
         .route("/api/v1/history", get(m::history))
         .route("/api/v1/rooms/{room}/join", post(m::join_room))
         .route("/api/v1/rooms/{room}/stats", get(stats::room_stats))
@@ -81,11 +83,13 @@ pub fn router() -> Router<AppState> {
 #[openapi(
     info(title = "Stoa API", description = "Accounts, meetings, contacts and presence of a Stoa server. Signaling inside a call is described in docs/signaling.md."),
     paths(
-        accounts::signup, accounts::login, accounts::logout, accounts::me, accounts::change_password,
+        accounts::signup, accounts::login, accounts::logout, accounts::me, accounts::session,
+        accounts::change_password,
         meetings::create, meetings::list, meetings::detail, meetings::update, meetings::cancel,
         meetings::calendar, meetings::history, meetings::join_room,
         contacts::search, contacts::list, contacts::remove, contacts::call, contacts::requests,
         contacts::request, contacts::withdraw, contacts::accept, contacts::decline,
+        contacts::decline_call,
         contacts::blocks, contacts::block, contacts::unblock,
         stats::room_stats, limits::room_limits, limits::set_room_limits,
         limits::set_participant_limits,
@@ -208,6 +212,12 @@ pub struct UserOut {
     pub id: String,
     pub email: String,
     pub display_name: String,
+}
+
+/// `GET /api/v1/session`: the signed-in user, or null.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionState {
+    pub user: Option<UserOut>,
 }
 
 impl From<&User> for UserOut {
