@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use sha2::Sha256;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use stoa_proto::{Grants, RoomName};
 
 const ISSUER: &str = "stoa";
@@ -96,9 +96,8 @@ impl TokenKeys {
 
     /// Whether this server made `room` with [`Self::sign_room`].
     pub fn is_signed_room(&self, room: &str) -> bool {
-        room.rsplit_once('-').is_some_and(|(base, tag)| {
-            constant_time_eq(tag, &self.tag("room", base, ROOM_TAG_LEN))
-        })
+        room.rsplit_once('-')
+            .is_some_and(|(base, tag)| constant_time_eq(tag, &self.tag("room", base, ROOM_TAG_LEN)))
     }
 
     /// The key that makes its holder a host of an ad-hoc room (given to its creator).
@@ -189,7 +188,10 @@ impl TokenKeys {
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {

@@ -346,8 +346,10 @@ impl Settings {
             crate::guard::SIGNUPS_PER_ADDRESS,
         )?;
         let admin_token = nonempty("admin-token", sec.admin_token.or(file.admin_token.take()))?;
-        let metrics_token =
-            nonempty("metrics-token", sec.metrics_token.or(file.metrics_token.take()))?;
+        let metrics_token = nonempty(
+            "metrics-token",
+            sec.metrics_token.or(file.metrics_token.take()),
+        )?;
         let cors_origins = cors_origins(list_or(
             args.cors_origin,
             std::mem::take(&mut file.cors_origin),

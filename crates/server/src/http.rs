@@ -13,9 +13,9 @@ use stoa_proto::RoomName;
 use stoa_sfu::{JoinRequest, ParticipantKind};
 use stoa_store::Store;
 
-use crate::guard::Guards;
 use crate::auth::{Claims, TokenError, TokenKeys};
 pub use crate::error::ApiError;
+use crate::guard::Guards;
 use crate::ice::IceAdvert;
 use crate::lobby::Lobbies;
 use crate::media::MediaHandle;
@@ -67,7 +67,11 @@ fn matches_token(token: Option<&str>, headers: &HeaderMap) -> bool {
     match (token, bearer(headers)) {
         (Some(want), Ok(got)) => {
             want.len() == got.len()
-                && want.bytes().zip(got.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+                && want
+                    .bytes()
+                    .zip(got.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
         }
         _ => false,
     }

@@ -264,7 +264,11 @@ fn raise_descriptor_limit() {
         let before = limit.rlim_cur;
         limit.rlim_cur = limit.rlim_max;
         if limit.rlim_cur > before && libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-            tracing::debug!(from = before, to = limit.rlim_cur, "raised the open-file limit");
+            tracing::debug!(
+                from = before,
+                to = limit.rlim_cur,
+                "raised the open-file limit"
+            );
         } else if limit.rlim_cur < 4096 {
             tracing::warn!(
                 limit = before,

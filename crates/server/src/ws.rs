@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::Extension;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use stoa_proto::{ClientMessage, ErrorCode, ServerMessage};
 use stoa_sfu::{JoinRequest, ParticipantKind};
 use stoa_store::Meeting;
@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::api::meetings::identity_user;
-use crate::door::{self, Entry};
 use crate::clock::unix_ms;
+use crate::door::{self, Entry};
 use crate::http::AppState;
 use crate::listener::ConnectionSlot;
 use crate::media::Command;
@@ -43,10 +43,11 @@ pub async fn upgrade(
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    ws.max_message_size(MAX_MESSAGE).on_upgrade(move |socket| async move {
-        session(socket, state, host).await;
-        drop(slot);
-    })
+    ws.max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            session(socket, state, host).await;
+            drop(slot);
+        })
 }
 
 async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {

@@ -595,11 +595,17 @@ async fn whip_and_whep_pass_the_meetings_door() {
     let path = format!("/api/v1/meetings/{}", m["id"].as_str().unwrap());
     let api = &api;
     let token = |who: Option<&Account>, name: &str| {
-        let body = if who.is_some() { json!({}) } else { json!({"name": name}) };
+        let body = if who.is_some() {
+            json!({})
+        } else {
+            json!({"name": name})
+        };
         let path = format!("/api/v1/rooms/{room}/join");
         let who = who.cloned();
         async move {
-            let (s, b) = api.call(who.as_ref(), Method::POST, &path, Some(body)).await;
+            let (s, b) = api
+                .call(who.as_ref(), Method::POST, &path, Some(body))
+                .await;
             assert_eq!(s, 200, "{b}");
             b["token"].as_str().unwrap().to_string()
         }
@@ -630,7 +636,12 @@ async fn whip_and_whep_pass_the_meetings_door() {
         assert_error(s, &b, 400, "bad_sdp");
     }
     let (s, _) = api
-        .call(Some(&ann), Method::PATCH, &path, Some(json!({"lobby": false, "locked": true})))
+        .call(
+            Some(&ann),
+            Method::PATCH,
+            &path,
+            Some(json!({"lobby": false, "locked": true})),
+        )
         .await;
     assert_eq!(s, 200);
     for door in ["whip", "whep"] {
@@ -639,7 +650,10 @@ async fn whip_and_whep_pass_the_meetings_door() {
         let (s, b) = offer(door, host.clone()).await;
         assert_error(s, &b, 400, "bad_sdp");
     }
-    assert_eq!(api.call(Some(&ann), Method::DELETE, &path, None).await.0, 204);
+    assert_eq!(
+        api.call(Some(&ann), Method::DELETE, &path, None).await.0,
+        204
+    );
     for door in ["whip", "whep"] {
         for t in [&guest, &host] {
             let (s, b) = offer(door, t.clone()).await;
@@ -671,11 +685,19 @@ async fn guest_tokens_only_for_meetings_and_signed_ad_hoc_rooms() {
     assert_eq!((s.as_u16(), b["host"].as_bool()), (200, Some(true)), "{b}");
     let (s, b) = join(room.clone(), json!({"name": "Bob"})).await;
     assert_eq!((s.as_u16(), b["host"].as_bool()), (200, Some(false)), "{b}");
-    let (s, b) = join(room.clone(), json!({"name": "Eve", "host_key": "x".repeat(24)})).await;
+    let (s, b) = join(
+        room.clone(),
+        json!({"name": "Eve", "host_key": "x".repeat(24)}),
+    )
+    .await;
     assert_eq!((s.as_u16(), b["host"].as_bool()), (200, Some(false)), "{b}");
     // Another ad-hoc room's key makes nobody host here.
     let (_, other) = api.call(None, Method::POST, "/api/v1/meetings", None).await;
-    let (s, b) = join(room.clone(), json!({"name": "Eve", "host_key": other["host_key"]})).await;
+    let (s, b) = join(
+        room.clone(),
+        json!({"name": "Eve", "host_key": other["host_key"]}),
+    )
+    .await;
     assert_eq!((s.as_u16(), b["host"].as_bool()), (200, Some(false)), "{b}");
     let mut tampered = room.clone();
     tampered.pop();
@@ -700,12 +722,22 @@ async fn contacts_blocks_presence_and_ringing() {
     // A stranger is found by their exact address, not by part of a name or a domain.
     for q in ["builder", "example.org"] {
         let (s, found) = api
-            .call(Some(&ann), Method::GET, &format!("/api/v1/users?q={q}"), None)
+            .call(
+                Some(&ann),
+                Method::GET,
+                &format!("/api/v1/users?q={q}"),
+                None,
+            )
             .await;
         assert_eq!((s.as_u16(), &found["items"]), (200, &json!([])), "{q}");
     }
     let (s, found) = api
-        .call(Some(&ann), Method::GET, "/api/v1/users?q=Bob@Example.org", None)
+        .call(
+            Some(&ann),
+            Method::GET,
+            "/api/v1/users?q=Bob@Example.org",
+            None,
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(found["items"][0]["id"], bob.id.as_str());
@@ -948,7 +980,12 @@ async fn contacts_blocks_presence_and_ringing() {
     let (s, b) = req!(&eve, &ann.id).await;
     assert_error(s, &b, 409, "blocked");
     let (_, found) = api
-        .call(Some(&eve), Method::GET, "/api/v1/users?q=ann@example.org", None)
+        .call(
+            Some(&eve),
+            Method::GET,
+            "/api/v1/users?q=ann@example.org",
+            None,
+        )
         .await;
     assert_eq!(
         found["items"],

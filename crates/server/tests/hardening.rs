@@ -17,7 +17,9 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Durati
     let start = Instant::now();
     let mut buf = [0u8; 4096];
     loop {
-        match tokio::time::timeout(limit.saturating_sub(start.elapsed()), stream.read(&mut buf)).await {
+        match tokio::time::timeout(limit.saturating_sub(start.elapsed()), stream.read(&mut buf))
+            .await
+        {
             Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
             Ok(Ok(_)) => continue,
             Err(_) => return None,
@@ -40,9 +42,15 @@ async fn idle_and_excess_http_connections_are_closed() {
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    for (name, stream) in [("silent", &mut silent), ("idle keep-alive", &mut kept_alive)] {
+    for (name, stream) in [
+        ("silent", &mut silent),
+        ("idle keep-alive", &mut kept_alive),
+    ] {
         let took = closed_within(stream, Duration::from_secs(10)).await;
-        assert!(took.is_some(), "the {name} connection is still open after 10 s");
+        assert!(
+            took.is_some(),
+            "the {name} connection is still open after 10 s"
+        );
     }
 
     // One address holds at most 4; the fifth is closed at once, and a place frees up again.
@@ -55,14 +63,20 @@ async fn idle_and_excess_http_connections_are_closed() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut fifth = TcpStream::connect(addr).await.unwrap();
-    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let _ = fifth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
     assert!(
-        closed_within(&mut fifth, Duration::from_secs(2)).await.is_some(),
+        closed_within(&mut fifth, Duration::from_secs(2))
+            .await
+            .is_some(),
         "a fifth connection from one address is refused"
     );
     drop(held);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let res = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    let res = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
 
     let metrics = reqwest::get(format!("http://{addr}/metrics"))
@@ -85,8 +99,14 @@ async fn silent_media_and_turn_tcp_connections_are_closed() {
     for (name, addr) in [("ICE-TCP", server.media_tcp_addr), ("TURN-TCP", turn)] {
         let mut silent = TcpStream::connect(addr).await.unwrap();
         let took = closed_within(&mut silent, Duration::from_secs(20)).await;
-        assert!(took.is_some(), "a silent {name} connection is still open after 20 s");
-        println!("a silent {name} connection was closed after {:?}", took.unwrap());
+        assert!(
+            took.is_some(),
+            "a silent {name} connection is still open after 20 s"
+        );
+        println!(
+            "a silent {name} connection was closed after {:?}",
+            took.unwrap()
+        );
     }
 }
 
@@ -97,9 +117,20 @@ async fn made_up_methods_add_no_metric_series() {
     let http = reqwest::Client::new();
     for i in 0..300 {
         let method = reqwest::Method::from_bytes(format!("X{i:04}RANDOM").as_bytes()).unwrap();
-        let _ = http.request(method, format!("{base}/healthz")).send().await.unwrap();
+        let _ = http
+            .request(method, format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap();
     }
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let series: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("stoa_http_requests_total{"))
@@ -129,16 +160,34 @@ async fn metrics_and_admin_apis_take_the_operator_tokens() {
     };
     assert_eq!(scrape(None).await.unwrap().status(), 401);
     assert_eq!(scrape(Some("wrong")).await.unwrap().status(), 401);
-    assert_eq!(scrape(Some("metrics-token-0123456789")).await.unwrap().status(), 200);
-    assert_eq!(scrape(Some("admin-token-0123456789")).await.unwrap().status(), 200);
+    assert_eq!(
+        scrape(Some("metrics-token-0123456789"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        scrape(Some("admin-token-0123456789"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // The admin token is a room admin of any room (an empty room: 404), the metrics token not.
     let limits = |token: &'static str| {
         http.get(format!("{base}/api/v1/rooms/any-room/limits"))
             .bearer_auth(token)
             .send()
     };
-    assert_eq!(limits("admin-token-0123456789").await.unwrap().status(), 404);
-    assert_eq!(limits("metrics-token-0123456789").await.unwrap().status(), 401);
+    assert_eq!(
+        limits("admin-token-0123456789").await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        limits("metrics-token-0123456789").await.unwrap().status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -153,7 +202,13 @@ async fn cookies_from_another_origin_do_not_act_and_answers_carry_security_heade
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let host = server.http_addr.to_string();
     let create = |origin: Option<String>| {
         let mut req = http
@@ -166,16 +221,24 @@ async fn cookies_from_another_origin_do_not_act_and_answers_carry_security_heade
         }
         req.send()
     };
-    let res = create(Some("http://evil.example:8800".into())).await.unwrap();
+    let res = create(Some("http://evil.example:8800".into()))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
-    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "cross_origin");
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"],
+        "cross_origin"
+    );
     let res = create(Some(format!("http://{host}"))).await.unwrap();
     assert_ne!(res.status(), 403, "a same-origin page acts");
     let res = http.get(format!("{base}/")).send().await.unwrap();
     let h = res.headers();
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["x-content-type-options"], "nosniff");
-    assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
     // Behind an HTTPS proxy the session cookie is Secure.
     let res = http
         .post(format!("{base}/api/v1/auth/login"))
@@ -185,7 +248,10 @@ async fn cookies_from_another_origin_do_not_act_and_answers_carry_security_heade
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["set-cookie"].to_str().unwrap().ends_with("; Secure"));
+    assert!(res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .ends_with("; Secure"));
 }
 
 /// A participant whose client stops reading is removed within seconds while another floods
@@ -195,16 +261,31 @@ async fn a_signaling_client_that_never_reads_is_dropped() {
     let server = common::start().await;
     let room = RoomName::new("slow-reader").unwrap();
     let token = |who: &str| {
-        server.keys.mint(&room, who, who, Grants { publish: true, subscribe: true, publish_data: true, room_admin: false }, Duration::from_secs(600))
+        server.keys.mint(
+            &room,
+            who,
+            who,
+            Grants {
+                publish: true,
+                subscribe: true,
+                publish_data: true,
+                room_admin: false,
+            },
+            Duration::from_secs(600),
+        )
     };
     let url = format!("ws://{}/ws", server.http_addr);
     let join = |t: String| {
         let url = url.clone();
         async move {
             let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-            ws.send(Message::Text(serde_json::json!({"type": "join", "token": t}).to_string().into()))
-                .await
-                .unwrap();
+            ws.send(Message::Text(
+                serde_json::json!({"type": "join", "token": t})
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .unwrap();
             loop {
                 let msg = ws.next().await.unwrap().unwrap();
                 if msg.to_text().unwrap_or("").contains("\"joined\"") {
@@ -217,15 +298,24 @@ async fn a_signaling_client_that_never_reads_is_dropped() {
     let _slow = join(token("slow")).await;
     let mut flooder = join(token("flooder")).await;
     let text = "x".repeat(4000);
-    let chat = Message::Text(serde_json::json!({"type": "chat", "text": text}).to_string().into());
+    let chat = Message::Text(
+        serde_json::json!({"type": "chat", "text": text})
+            .to_string()
+            .into(),
+    );
     let start = Instant::now();
     let gone = loop {
-        assert!(start.elapsed() < Duration::from_secs(60), "the slow reader was never dropped");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the slow reader was never dropped"
+        );
         for _ in 0..50 {
             flooder.send(chat.clone()).await.unwrap();
         }
         // Drain what the flooder gets back, so only the slow one falls behind.
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(5), flooder.next()).await {}
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(5), flooder.next()).await
+        {
+        }
         let report = common::counters(&server, "slow-reader").await;
         let names: Vec<&str> = report["participants"]
             .as_array()

@@ -140,7 +140,8 @@ fn create_private(url: &str) -> Result<()> {
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
     let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
-    if path.is_empty() || path.starts_with(':') || params.split('&').any(|p| p.starts_with("mode=")) {
+    if path.is_empty() || path.starts_with(':') || params.split('&').any(|p| p.starts_with("mode="))
+    {
         return Ok(());
     }
     match std::fs::OpenOptions::new()

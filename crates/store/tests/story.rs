@@ -41,10 +41,17 @@ async fn story_on_sqlite() {
     let store = connect(&dir.sqlite_url()).await.expect("open SQLite");
     assert_eq!(store.backend(), "sqlite");
     let url = dir.sqlite_url();
-    let path = url.trim_start_matches("sqlite://").split('?').next().unwrap();
+    let path = url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap();
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "the database file is readable by its owner only");
+    assert_eq!(
+        mode, 0o600,
+        "the database file is readable by its owner only"
+    );
     story(&store).await;
     store.close().await;
 }

@@ -27,7 +27,11 @@ impl Quotas {
     /// The STUN error code refusing one more allocation, if a cap is reached: 486 (Allocation
     /// Quota Reached) for a user or an address, 508 (Insufficient Capacity) for the server.
     pub fn refusal(&self, username: &[u8], client: IpAddr, caps: Caps) -> Option<u16> {
-        let user = self.per_user.get(quota_user(username)).copied().unwrap_or(0);
+        let user = self
+            .per_user
+            .get(quota_user(username))
+            .copied()
+            .unwrap_or(0);
         let address = self.per_address.get(&client).copied().unwrap_or(0);
         if self.total >= caps.total {
             Some(508)

@@ -330,7 +330,12 @@ pub async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     password("new_password", &req.new_password)?;
     if req.current_password.len() > 256
-        || !verify_password(&state, req.current_password, auth.user.password_hash.clone()).await?
+        || !verify_password(
+            &state,
+            req.current_password,
+            auth.user.password_hash.clone(),
+        )
+        .await?
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -411,7 +416,11 @@ async fn hash_password(state: &AppState, password: String) -> Result<String, Api
         .map_err(busy)?
 }
 
-async fn verify_password(state: &AppState, password: String, hash: String) -> Result<bool, ApiError> {
+async fn verify_password(
+    state: &AppState,
+    password: String,
+    hash: String,
+) -> Result<bool, ApiError> {
     state
         .guards
         .hashing

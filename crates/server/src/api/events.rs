@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::Extension;
 use axum::response::Response;
+use axum::Extension;
 use stoa_store::Page;
 use tokio::sync::mpsc;
 
@@ -26,10 +26,11 @@ pub async fn upgrade(
     slot: Option<Extension<ConnectionSlot>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.max_message_size(4096).on_upgrade(move |socket| async move {
-        feed(socket, state, auth.user.id).await;
-        drop(slot);
-    })
+    ws.max_message_size(4096)
+        .on_upgrade(move |socket| async move {
+            feed(socket, state, auth.user.id).await;
+            drop(slot);
+        })
 }
 
 async fn feed(mut socket: WebSocket, state: AppState, user_id: String) {

@@ -190,7 +190,11 @@ pub async fn set_room_limits(
         .await
         .map_err(|_| empty_room())?;
     let actor = admin_identity(&state, &headers);
-    crate::ws::audit(&actor, room.as_str(), format_args!("set the room's limits to {limits:?}"));
+    crate::ws::audit(
+        &actor,
+        room.as_str(),
+        format_args!("set the room's limits to {limits:?}"),
+    );
     Ok(Json(limits.into()))
 }
 
@@ -221,7 +225,11 @@ pub async fn set_participant_limits(
         .await
         .map_err(|_| unknown_participant())?;
     let actor = admin_identity(&state, &headers);
-    crate::ws::audit(&actor, room.as_str(), format_args!("set {id}'s limits to {limits:?}"));
+    crate::ws::audit(
+        &actor,
+        room.as_str(),
+        format_args!("set {id}'s limits to {limits:?}"),
+    );
     Ok(Json(limits.into()))
 }
 

@@ -307,7 +307,11 @@ pub async fn update(
             .await?;
         updated.locked = locked;
         state.lobbies.announce_lock(&meeting.room, locked);
-        let action = if locked { "lock the meeting" } else { "unlock the meeting" };
+        let action = if locked {
+            "lock the meeting"
+        } else {
+            "unlock the meeting"
+        };
         crate::ws::audit(&auth.user.id, &meeting.room, action);
     }
     Ok(Json(meeting_out(&state, &auth.user.id, updated).await?))
@@ -434,7 +438,9 @@ pub async fn join_room(
     if let Some(key) = input.host_key.as_deref() {
         if key.is_empty()
             || key.len() > 64
-            || !key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         {
             return Err(ApiError::field(
                 "host_key",

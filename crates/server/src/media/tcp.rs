@@ -83,7 +83,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, media: MediaHandle) {
             break;
         }
         let len = u16::from_be_bytes(len) as usize;
-        if !matches!(timeout(wait, reader.read_exact(&mut frame[..len])).await, Ok(Ok(_))) {
+        if !matches!(
+            timeout(wait, reader.read_exact(&mut frame[..len])).await,
+            Ok(Ok(_))
+        ) {
             break;
         }
         let data = frame[..len].to_vec();

@@ -15,11 +15,11 @@ use rand::{Rng, SeedableRng};
 
 use crate::allocation::{Allocation, FiveTuple};
 use crate::auth::{Credentials, Key, Nonces};
-use crate::quota::Quotas;
 use crate::channel;
 use crate::config::{Transport, TurnConfig};
 use crate::limit::AuthLimiter;
 use crate::policy::PeerPolicy;
+use crate::quota::Quotas;
 use crate::stun::{method, Class, Message, Writer};
 
 /// What to do with a client message.
