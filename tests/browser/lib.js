@@ -44,8 +44,9 @@ export async function startServer(port = 8800, { host = '127.0.0.1', args = [], 
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`stoa exited early:\n${log}`);
     try {
+      // Our own process must say it is ready: another server on the port also answers.
       const r = await fetch(`${base}/healthz`);
-      if (r.ok) break;
+      if (r.ok && log.includes('Stoa is ready')) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) throw new Error(`stoa did not become healthy:\n${log}`);
     await sleep(100);

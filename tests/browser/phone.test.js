@@ -77,7 +77,9 @@ const waitState = (page, state) => page.waitForFunction((s) => window.stoa?.stat
 
 for (const [orientation, viewport] of Object.entries(SIZES)) {
   test(`at phone size (${orientation}), every page works by touch`, { timeout: 180000 }, async () => {
-    const server = session.server = await startServer();
+    // One server for both orientations (the after hook stops it; a second on the same port
+    // would exit while the first kept answering).
+    const server = session.server ??= await startServer();
     const p = await phone(server, viewport);
     const { page } = p;
 
