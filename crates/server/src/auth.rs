@@ -75,14 +75,20 @@ impl TokenKeys {
         }
     }
 
+    /// The keyed hash (HMAC-SHA256 under the server's key) of `purpose` and `parts`, each
+    /// ended by a zero byte so that no two different lists hash alike.
+    pub fn mac(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = self.signing.clone();
+        for part in std::iter::once(purpose.as_bytes()).chain(parts.iter().copied()) {
+            mac.update(part);
+            mac.update(&[0]);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
     /// `len` tag letters of the keyed hash of `purpose` and `text`.
     fn tag(&self, purpose: &str, text: &str, len: usize) -> String {
-        let mut mac = self.signing.clone();
-        mac.update(purpose.as_bytes());
-        mac.update(&[0]);
-        mac.update(text.as_bytes());
-        mac.finalize()
-            .into_bytes()
+        self.mac(purpose, &[text.as_bytes()])
             .iter()
             .take(len)
             .map(|b| TAG_ALPHABET[*b as usize % TAG_ALPHABET.len()] as char)
@@ -186,7 +192,8 @@ impl TokenKeys {
     }
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
+/// Equality that takes as long whatever the first differing byte (for secrets and tags).
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

@@ -19,15 +19,6 @@ pub enum Entry {
     Lobby(Meeting),
 }
 
-impl Entry {
-    pub fn meeting(&self) -> Option<&Meeting> {
-        match self {
-            Entry::Enter(m) => m.as_ref(),
-            Entry::Lobby(m) => Some(m),
-        }
-    }
-}
-
 /// Decides whether `identity` (with the token's `grants`) may enter `room` now.
 /// A room with no stored meeting is an ad-hoc or integration room: its token is the rule.
 pub async fn check(

@@ -13,7 +13,7 @@ use stoa_proto::RoomName;
 use stoa_sfu::{JoinRequest, ParticipantKind};
 use stoa_store::Store;
 
-use crate::auth::{Claims, TokenError, TokenKeys};
+use crate::auth::{constant_time_eq, Claims, TokenError, TokenKeys};
 pub use crate::error::ApiError;
 use crate::guard::Guards;
 use crate::ice::IceAdvert;
@@ -65,14 +65,7 @@ impl OperatorTokens {
 
 fn matches_token(token: Option<&str>, headers: &HeaderMap) -> bool {
     match (token, bearer(headers)) {
-        (Some(want), Ok(got)) => {
-            want.len() == got.len()
-                && want
-                    .bytes()
-                    .zip(got.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        }
+        (Some(want), Ok(got)) => constant_time_eq(want, got),
         _ => false,
     }
 }
@@ -396,7 +389,7 @@ async fn ingest_or_egress(
     };
     let location = format!(
         "/{prefix}/{room}/{}",
-        whip::session_id(&room, id, &claims.sub)
+        whip::session_id(&state.keys, &room, id, &claims.sub)
     );
     let etag = whip::answer_etag(&answer);
     let mut response = (StatusCode::CREATED, answer).into_response();

@@ -1,7 +1,7 @@
 //! WHIP/WHEP sessions (RFC 9725) after the offer: their resource URLs and who may end them.
 //!
 //! A session's URL is `/<whip|whep>/<room>/<participant>-<tag>`, the tag a MAC of room,
-//! participant and identity under a key made at start-up. It cannot be guessed, it names
+//! participant and identity under the server's key (`TokenKeys::mac`). It cannot be guessed, it names
 //! the participant without a table to keep, and it proves the token that created it: the
 //! caller's own token ends its session even after the client has gone (idempotent `200`),
 //! another identity's token gets `403` unless it is a room-admin token, and an unknown or
@@ -11,8 +11,6 @@
 //! ETag is its server-side ICE ufrag, so a restart changes it). Browsers on the origins of
 //! the `cors_origin` setting may call all of this (CORS, with `OPTIONS` preflight).
 
-use std::sync::OnceLock;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -21,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use stoa_proto::{ParticipantId, RoomName};
 use stoa_sfu::{ParticipantKind, SfuError};
 
-use crate::auth::Claims;
+use crate::auth::{constant_time_eq, Claims, TokenKeys};
 use crate::error::ApiError;
 use crate::http::{bearer, room_name, AppState};
 use crate::media::{etag, Command, PatchError};
@@ -31,30 +29,15 @@ const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 /// Bytes of MAC in a session id (128 bits).
 const TAG_LEN: usize = 16;
 
-fn key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    KEY.get_or_init(rand::random)
-}
-
-fn tag(room: &RoomName, id: ParticipantId, identity: &str) -> String {
-    let mac = str0m::crypto::from_feature_flags()
-        .sha1_hmac_provider
-        .sha1_hmac(
-            key(),
-            &[
-                room.as_str().as_bytes(),
-                b"\0",
-                id.to_string().as_bytes(),
-                b"\0",
-                identity.as_bytes(),
-            ],
-        );
-    hex::encode(&mac[..TAG_LEN])
+fn tag(keys: &TokenKeys, room: &RoomName, id: ParticipantId, identity: &str) -> String {
+    let id = id.to_string();
+    let parts: [&[u8]; 3] = [room.as_str().as_bytes(), id.as_bytes(), identity.as_bytes()];
+    hex::encode(&keys.mac("whip-session", &parts)[..TAG_LEN])
 }
 
 /// The last path segment of a new session's resource URL.
-pub fn session_id(room: &RoomName, id: ParticipantId, identity: &str) -> String {
-    format!("{id}-{}", tag(room, id, identity))
+pub fn session_id(keys: &TokenKeys, room: &RoomName, id: ParticipantId, identity: &str) -> String {
+    format!("{id}-{}", tag(keys, room, id, identity))
 }
 
 fn parse(session: &str) -> Option<(ParticipantId, &str)> {
@@ -78,12 +61,14 @@ async fn authorize(
     let room = room_name(room)?;
     let claims = state.keys.verify(bearer(headers)?, Some(&room))?;
     let (id, given) = parse(session).ok_or_else(not_found)?;
-    if given == tag(&room, id, &claims.sub) {
+    if constant_time_eq(given, &tag(&state.keys, &room, id, &claims.sub)) {
         return Ok((room, id, claims));
     }
     let (participants, _) = state.media.report(room.clone()).await;
     let live = participants.unwrap_or_default().into_iter().any(|p| {
-        p.id == id && p.kind != ParticipantKind::Interactive && given == tag(&room, id, &p.identity)
+        p.id == id
+            && p.kind != ParticipantKind::Interactive
+            && constant_time_eq(given, &tag(&state.keys, &room, id, &p.identity))
     });
     if !live {
         return Err(not_found());

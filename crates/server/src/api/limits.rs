@@ -238,10 +238,8 @@ fn admin_identity(state: &AppState, headers: &HeaderMap) -> String {
     if state.operator.is_admin(headers) {
         return "operator (admin token)".into();
     }
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    crate::http::bearer(headers)
+        .ok()
         .and_then(|t| state.keys.verify(t, None).ok())
         .map_or_else(|| "unknown".into(), |c| c.sub)
 }
