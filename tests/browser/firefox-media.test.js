@@ -32,12 +32,25 @@ async function openFirefoxParticipant(server, room, name, query = '') {
 }
 
 /** Decoded frames of all received videos, summed. */
-const framesIn = async (p) => (await p.stats()).inbound.filter((x) => x.kind === 'video').reduce((n, x) => n + (x.framesDecoded || 0), 0);
+/**
+ * Frames decoded so far per received video (keyed by mid and track). A receiver reused for a
+ * new stream (someone left and came back) starts counting again from zero.
+ */
+const framesIn = async (p) => Object.fromEntries((await p.stats()).inbound
+  .filter((x) => x.kind === 'video').map((x) => [`${x.mid}/${x.trackIdentifier}`, x.framesDecoded || 0]));
 
-/** Waits until `p` has decoded `more` frames beyond `since` (all received videos). */
+/**
+ * Waits until `p` has decoded `more` frames beyond `since` (from `framesIn`), summed over its
+ * received videos; a count below its baseline is a restarted receiver and counts from zero.
+ */
 const moreFrames = (p, since, more, what) => p.waitFor(async ({ since, more }) => {
   const s = await window.stoa.stats();
-  return s.inbound.filter((x) => x.kind === 'video').reduce((n, x) => n + (x.framesDecoded || 0), 0) > since + more;
+  const grown = s.inbound.filter((x) => x.kind === 'video').map((x) => {
+    const now = x.framesDecoded || 0;
+    const before = since[`${x.mid}/${x.trackIdentifier}`] ?? 0;
+    return now >= before ? now - before : now;
+  });
+  return grown.reduce((a, b) => a + b, 0) > more;
 }, { since, more }, 20000, what);
 
 /** Total audio energy received so far (all inbound audio). */

@@ -32,6 +32,8 @@ const MAX_MESSAGE: usize = 256 * 1024;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Signaling messages queued for one client before it counts as not reading (see the worker).
 const EVENT_QUEUE: usize = 512;
+/// How long a closing session waits for the client's half of the closing handshake.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -155,11 +157,7 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
             state.presence.announce(state.store.clone(), user.clone());
         }
     }
-    let bye = socket.send(Message::Close(Some(CloseFrame {
-        code: 1000,
-        reason: "bye".into(),
-    })));
-    let _ = tokio::time::timeout(SEND_TIMEOUT, bye).await;
+    close(&mut socket, 1000, "bye").await;
     tracing::info!(participant = %id, "signaling session ended");
 }
 
@@ -382,11 +380,32 @@ async fn fail(socket: &mut WebSocket, code: ErrorCode, message: &str) {
         fatal: true,
     };
     send(socket, &msg).await;
-    let close = socket.send(Message::Close(Some(CloseFrame {
-        code: 4001,
-        reason: message.to_string().into(),
-    })));
-    let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
+    close(socket, 4001, message).await;
+}
+
+/// Ends the WebSocket with a closing handshake: sends Close, then reads (and drops) what the
+/// client still sends until its Close arrives. Dropping the socket with the client's last
+/// frames unread would make the kernel reset the connection, which browsers report as an
+/// interrupted connection rather than a closed one.
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    };
+    if !matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    let drain = async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
 }
 
 /// Sends one message; `false` if the connection failed or the client stopped reading.

@@ -162,6 +162,9 @@ impl Sfu {
             let down = &mut s.down[claim.down];
             let before = down.choice.target;
             down.choice.steer(now, offer);
+            if holding {
+                down.choice.drop_above_target();
+            }
             let choice = &down.choice;
             if choice.target != before {
                 tracing::debug!(

@@ -230,6 +230,15 @@ impl LayerChoice {
             }
         }
     }
+
+    /// While a queue stands on the subscriber's link: stops forwarding a layer above the
+    /// target at once instead of at the target's keyframe. The higher layer's packets would
+    /// keep the queue full, and that keyframe would wait behind them or be lost in it.
+    pub fn drop_above_target(&mut self) {
+        if self.current > self.target {
+            self.current = None;
+        }
+    }
 }
 
 /// The highest layer worth sending to a display of this size: the smallest layer that covers
@@ -562,5 +571,28 @@ mod tests {
         c.steer(t0 + UPSWITCH_HOLD, None);
         assert_eq!((c.current, c.target), (None, None));
         assert_eq!(c.on_packet(0, true), Admit::Skip);
+    }
+
+    #[test]
+    fn under_a_standing_queue_the_higher_layer_stops_before_the_switch() {
+        let t0 = Instant::now();
+        let mut c = LayerChoice::default();
+        c.steer(t0, Some(2));
+        assert_eq!(c.on_packet(2, true), Admit::Switch);
+        c.steer(t0, Some(0));
+        c.drop_above_target();
+        assert_eq!(
+            c.on_packet(2, false),
+            Admit::Skip,
+            "the higher layer stops at once"
+        );
+        assert_eq!(c.on_packet(0, false), Admit::Wait);
+        assert_eq!(c.on_packet(0, true), Admit::Switch);
+        c.drop_above_target();
+        assert_eq!(
+            c.on_packet(0, false),
+            Admit::Forward,
+            "the target itself keeps flowing"
+        );
     }
 }
