@@ -301,6 +301,26 @@ test('accounts, sessions, meetings and contacts survive a server restart', async
   await a.page.click('nav a[data-nav="contacts"]');
   await a.page.waitForSelector(`#contact-list li.contact[data-user-id="${bob.id}"]`);
   await waitPresence(a, bob.id, 'online');
+
+  // Alice deletes her account: the password again, then a confirmation.
+  await a.page.click('nav a[data-nav="account"]');
+  await a.page.fill('#delete-password', 'wrong password');
+  a.page.once('dialog', (d) => d.accept());
+  await a.page.click('#delete-account');
+  await a.page.waitForSelector('#delete-account-form .field-error[data-for="password"]:not(:empty)');
+  await a.page.fill('#delete-password', PASSWORD);
+  let asked = '';
+  a.page.once('dialog', (d) => { asked = d.message(); d.accept(); });
+  await a.page.click('#delete-account');
+  await a.page.waitForSelector('#home-notice:visible');
+  assert.match(asked, /cannot be undone/);
+  assert.equal(await a.page.textContent('#home-notice'), 'Your account was deleted.');
+  assert.equal((await pageFetch(a, '/api/v1/session')).json.user, null, 'signed out');
+  const join = await pageFetch(b2, `/api/v1/rooms/${created.json.room}/join`, { method: 'POST', body: { name: 'Bob' } });
+  assert.equal(join.status, 404, `her meeting is gone: ${join.text}`);
+  await b2.page.reload();
+  await b2.page.waitForSelector('#contact-list');
+  await b2.waitFor((id) => !document.querySelector(`#contact-list li.contact[data-user-id="${id}"]`), alice.id, 10000, 'Alice gone from Bob\'s contacts');
 });
 
 test('refusals are final: sign-in required (then signing up), denied from the lobby, cancelled', async () => {

@@ -90,6 +90,9 @@ export const logout = () => post('/auth/logout');
 export const changePassword = (current, next) =>
   put('/me/password', { current_password: current, new_password: next });
 
+/** Deletes the signed-in account (`DELETE /me`, the password again); the session ends. */
+export const deleteAccount = (password) => request('DELETE', '/me', { body: { password } });
+
 /** The signed-in user, or null when nobody is signed in (`GET /session`: no 401 when signed out). */
 export async function getMe() {
   const { user } = await get('/session', { timeoutMs: 5000 });

@@ -11,6 +11,13 @@ const showError = (text) => { $('#home-error').textContent = text || ''; };
 
 fillIcons();
 
+// After an account was deleted, the app sends people here to say so.
+if (new URLSearchParams(location.search).get('deleted') === '1') {
+  $('#home-notice').textContent = 'Your account was deleted.';
+  $('#home-notice').hidden = false;
+  history.replaceState(null, '', '/');
+}
+
 let me = null;
 getMe().then((user) => {
   me = user;

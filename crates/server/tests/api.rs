@@ -1194,6 +1194,79 @@ async fn the_api_runs_on_postgresql_and_keeps_data_across_a_restart() {
 }
 
 #[tokio::test]
+async fn deleting_an_account_takes_its_meetings_and_contacts_and_frees_the_address() {
+    let server = common::start().await;
+    let api = Api::new(&server);
+    let ann = api.signup("ann@example.org", "Ann").await;
+    let bob = api.signup("bob@example.org", "Bob").await;
+    api.befriend(&ann, &bob).await;
+    let (_, m) = api
+        .call(
+            Some(&ann),
+            Method::POST,
+            "/api/v1/meetings",
+            Some(json!({"title": "Ann's"})),
+        )
+        .await;
+    let room = m["room"].as_str().unwrap().to_string();
+    let (s, b) = api
+        .call(
+            Some(&ann),
+            Method::DELETE,
+            "/api/v1/me",
+            Some(json!({"password": "wrong password"})),
+        )
+        .await;
+    assert_error(s, &b, 403, "wrong_password");
+    let (s, b) = api
+        .call(Some(&ann), Method::DELETE, "/api/v1/me", Some(json!({})))
+        .await;
+    assert_error(s, &b, 400, "invalid_body");
+    let res = api
+        .http
+        .delete(format!("{}/api/v1/me", api.base))
+        .bearer_auth(&ann.token)
+        .json(&json!({"password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("stoa_session=;") && cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
+
+    let (s, b) = api.call(Some(&ann), Method::GET, "/api/v1/me", None).await;
+    assert_error(s, &b, 401, "unauthorized");
+    let (s, b) = api
+        .call(
+            None,
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/join"),
+            Some(json!({"name": "Gus"})),
+        )
+        .await;
+    assert_error(s, &b, 404, "no_such_meeting");
+    let (_, contacts) = api
+        .call(Some(&bob), Method::GET, "/api/v1/contacts", None)
+        .await;
+    assert_eq!(contacts["items"], json!([]), "Ann left Bob's contacts");
+    let (_, found) = api
+        .call(
+            Some(&bob),
+            Method::GET,
+            "/api/v1/users?q=ann@example.org",
+            None,
+        )
+        .await;
+    assert_eq!(found["items"], json!([]), "nobody finds Ann");
+    // The address can be used again, by a new account.
+    let again = api.signup("ann@example.org", "Ann again").await;
+    assert_ne!(again.id, ann.id);
+}
+
+#[tokio::test]
 async fn every_user_endpoint_refuses_anonymous_requests() {
     let server = common::start().await;
     let api = Api::new(&server);

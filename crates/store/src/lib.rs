@@ -182,6 +182,11 @@ pub trait Store: Send + Sync + 'static {
     /// Changes the hash and ends every session of the user except `keep_session`, in one
     /// transaction. `NotFound` if there is no such user.
     async fn set_password(&self, user_id: &str, hash: &str, keep_session: &str) -> Result<()>;
+    /// Deletes the user and what is theirs, in one transaction: sessions, the meetings they
+    /// host (with those meetings' invitations and attendance), their invitations, contacts,
+    /// contact requests and blocks. Their attendance of other people's meetings stays for
+    /// those hosts' history, without their account or name. `NotFound` if there is no such user.
+    async fn delete_user(&self, user_id: &str) -> Result<()>;
     /// Users whose email is exactly `query`, and users `viewer` already knows (contacts,
     /// contact requests, a shared meeting) whose display name or email contains it (both
     /// case-insensitive); never `viewer` nor anyone who blocked `viewer`; by display name.

@@ -36,6 +36,9 @@ const SQLITE_PRAGMAS: [&str; 3] = [
     "PRAGMA journal_mode = WAL",
 ];
 
+/// The name that stays in other hosts' attendance records of a deleted account.
+const DELETED_ACCOUNT_NAME: &str = "Deleted account";
+
 // Column lists, as macros so that `concat!` can build whole statements at compile time.
 // The names match what the `*_from` row mappers read.
 macro_rules! user_columns {
@@ -462,6 +465,24 @@ impl Store for SqlStore {
             .bind(keep_session)
             .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE attendance SET user_id = NULL, name = $1 WHERE user_id = $2")
+            .bind(DELETED_ACCOUNT_NAME)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        // The schema's ON DELETE CASCADE takes the rest.
+        matched(
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?,
+        )?;
         tx.commit().await?;
         Ok(())
     }

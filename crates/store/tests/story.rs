@@ -141,6 +141,7 @@ async fn story(store: &dyn Store) {
     attendance(store).await;
     contacts(store).await;
     blocks(store).await;
+    account_deletion(store).await;
 }
 
 async fn users_and_sessions(store: &dyn Store) {
@@ -833,6 +834,82 @@ async fn blocks(store: &dyn Store) {
 }
 
 /// A write that fails part-way leaves no trace: its transaction is rolled back.
+async fn account_deletion(store: &dyn Store) {
+    let zed = new_user(store, "zed@deletion.test", "Zed").await;
+    let yan = new_user(store, "yan@deletion.test", "Yan").await;
+    let xia = new_user(store, "xia@deletion.test", "Xia").await;
+    store
+        .create_session(session("zed-session", &zed, T0 + 1_000_000))
+        .await
+        .unwrap();
+    let zeds = store
+        .create_meeting(
+            &zed.id,
+            "del-zeds",
+            draft("Zed's", None),
+            std::slice::from_ref(&yan.id),
+            T0,
+        )
+        .await
+        .unwrap();
+    let yans = store
+        .create_meeting(
+            &yan.id,
+            "del-yans",
+            draft("Yan's", None),
+            std::slice::from_ref(&zed.id),
+            T0,
+        )
+        .await
+        .unwrap();
+    store
+        .record_join(&zeds.id, Some(&yan.id), "Yan", T0 + 1)
+        .await
+        .unwrap();
+    store
+        .record_join(&yans.id, Some(&zed.id), "Zed", T0 + 2)
+        .await
+        .unwrap();
+    store.request_contact(&zed.id, &yan.id, T0).await.unwrap();
+    store.accept_contact(&yan.id, &zed.id, T0).await.unwrap();
+    store.request_contact(&zed.id, &xia.id, T0).await.unwrap();
+    store.block(&xia.id, &zed.id, T0).await.unwrap();
+
+    store.delete_user(&zed.id).await.unwrap();
+    assert_eq!(store.user(&zed.id).await.unwrap(), None);
+    assert_eq!(
+        store.user_by_email("zed@deletion.test").await.unwrap(),
+        None
+    );
+    assert_eq!(store.session("zed-session", T0).await.unwrap(), None);
+    assert_eq!(
+        store.meeting(&zeds.id).await.unwrap(),
+        None,
+        "the meetings Zed hosted go"
+    );
+    assert_eq!(store.meeting_by_room("del-zeds").await.unwrap(), None);
+    assert!(store.invitees(&yans.id).await.unwrap().is_empty());
+    assert!(store.contacts(&yan.id, ALL).await.unwrap().is_empty());
+    assert!(store
+        .contact_requests(&xia.id)
+        .await
+        .unwrap()
+        .incoming
+        .is_empty());
+    assert!(store.blocked(&xia.id).await.unwrap().is_empty());
+    let history = store.history(&yan.id, ALL).await.unwrap();
+    assert_eq!(history.len(), 1, "Zed's meeting left Yan's history with it");
+    let rows = &history[0].attendance;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].user_id.as_deref(), rows[0].name.as_str()),
+        (None, "Deleted account")
+    );
+    assert_err!(store.delete_user(&zed.id).await, StoreError::NotFound);
+    // The address is free again.
+    new_user(store, "zed@deletion.test", "Zed again").await;
+}
+
 async fn failed_writes_change_nothing(store: &dyn Store) {
     let host = new_user(store, "host@atomic.test", "Host").await;
     let guest = new_user(store, "guest@atomic.test", "Guest").await;

@@ -1,6 +1,6 @@
-// Account view (/app/account): who is signed in, password change, log-out.
+// Account view (/app/account): who is signed in, password change, log-out, account deletion.
 
-import { changePassword, logout } from '../api.js';
+import { changePassword, deleteAccount, logout } from '../api.js';
 import { $, clearFormErrors, h, showFormError, toast } from '../dom.js';
 
 export const nav = 'account';
@@ -50,5 +50,36 @@ export async function render(root, ctx) {
         h('dt', {}, 'Name'), h('dd', { id: 'account-name' }, ctx.me.display_name),
         h('dt', {}, 'Email'), h('dd', { id: 'account-email' }, ctx.me.email)),
       out),
-    form);
+    form,
+    deletionForm(ctx));
+}
+
+/** Deleting the account: the password again, then a last confirmation. */
+function deletionForm(ctx) {
+  const form = h('form', { id: 'delete-account-form', class: 'card form', novalidate: true },
+    h('h2', {}, 'Delete account'),
+    h('p', { class: 'hint' }, 'Your account, your sign-ins, the meetings you host, your invitations, contacts and blocks are deleted for good. Where you attended someone else\'s meeting, their history keeps the time but not your name.'),
+    h('label', { class: 'field-label', for: 'delete-password' }, 'Password'),
+    h('input', { id: 'delete-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true }),
+    h('p', { class: 'field-error', 'data-for': 'password' }),
+    h('button', { id: 'delete-account', class: 'danger', type: 'submit' }, 'Delete my account'),
+    h('p', { class: 'form-error', role: 'alert' }));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const password = $('#delete-password', form).value;
+    if (!password) return showFormError(form, { field: 'password', message: 'Enter your password to confirm.' });
+    clearFormErrors(form);
+    if (!window.confirm('Delete your account and everything in it? This cannot be undone.')) return;
+    const button = $('#delete-account', form);
+    button.disabled = true;
+    try {
+      await deleteAccount(password);
+      ctx.events.stop();
+      location.assign('/?deleted=1');
+    } catch (err) {
+      showFormError(form, err.code === 'wrong_password' ? { field: 'password', message: err.message } : err);
+      button.disabled = false;
+    }
+  });
+  return form;
 }

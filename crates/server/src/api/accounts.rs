@@ -174,6 +174,14 @@ pub struct PasswordChange {
     new_password: String,
 }
 
+/// The password again, to confirm deleting the account.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDeletion {
+    #[schema(max_length = 256)]
+    password: String,
+}
+
 /// A new session: the user, and the session secret for `Authorization: Bearer` (the web
 /// app uses the cookie set alongside instead).
 #[derive(Serialize, ToSchema)]
@@ -292,12 +300,17 @@ pub async fn login(
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, auth: Authed) -> Result<Response, ApiError> {
     state.store.delete_session(&auth.session_hash).await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
+    Ok(signed_out(StatusCode::NO_CONTENT))
+}
+
+/// A response that clears the session cookie.
+fn signed_out(status: StatusCode) -> Response {
+    let mut response = status.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("stoa_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
     );
-    Ok(response)
+    response
 }
 
 /// The signed-in user.
@@ -349,6 +362,31 @@ pub async fn change_password(
         .set_password(&auth.user.id, &hash, &auth.session_hash)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the signed-in account and what is theirs (see `Store::delete_user`), after
+/// checking the password again; the session cookie is cleared.
+#[utoipa::path(delete, path = "/api/v1/me", tag = "accounts", request_body = AccountDeletion,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, description = "wrong password", body = ErrorBody),
+              (status = 503, description = "busy: too many passwords being checked; retry", body = ErrorBody)))]
+pub async fn delete_account(
+    State(state): State<AppState>,
+    auth: Authed,
+    JsonBody(req): JsonBody<AccountDeletion>,
+) -> Result<Response, ApiError> {
+    if req.password.len() > 256
+        || !verify_password(&state, req.password, auth.user.password_hash.clone()).await?
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the password is wrong",
+        ));
+    }
+    state.store.delete_user(&auth.user.id).await?;
+    tracing::info!(target: "stoa::audit", actor = %auth.user.id, "account deleted");
+    Ok(signed_out(StatusCode::NO_CONTENT))
 }
 
 async fn start_session(

@@ -36,7 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/signup", post(a::signup))
         .route("/api/v1/auth/login", post(a::login))
         .route("/api/v1/auth/logout", post(a::logout))
-        .route("/api/v1/me", get(a::me))
+        .route("/api/v1/me", get(a::me).delete(a::delete_account))
         .route("/api/v1/session", get(a::session))
         .route("/api/v1/me/password", put(a::change_password))
         .route("/api/v1/meetings", post(m::create).get(m::list))
@@ -84,7 +84,7 @@ pub fn router() -> Router<AppState> {
     info(title = "Stoa API", description = "Accounts, meetings, contacts and presence of a Stoa server. Signaling inside a call is described in docs/signaling.md."),
     paths(
         accounts::signup, accounts::login, accounts::logout, accounts::me, accounts::session,
-        accounts::change_password,
+        accounts::change_password, accounts::delete_account,
         meetings::create, meetings::list, meetings::detail, meetings::update, meetings::cancel,
         meetings::calendar, meetings::history, meetings::join_room,
         contacts::search, contacts::list, contacts::remove, contacts::call, contacts::requests,
