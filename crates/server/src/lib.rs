@@ -12,7 +12,6 @@ pub mod guard;
 pub mod http;
 pub mod ice;
 pub mod listener;
-pub mod loadtest;
 pub mod lobby;
 pub mod media;
 pub mod metrics;

@@ -102,8 +102,8 @@ struct LoadTestArgs {
     /// Receivers lay out video like a screen would and report the sizes, so the server
     /// forwards fitting layers: speaker (one large, five thumbnails), 3x3 or 4x4; videos
     /// beyond the layout are hidden [default: every video shown, no sizes reported]
-    #[arg(long, value_name = "LAYOUT", value_parser = clap::value_parser!(stoa::loadtest::VideoLayout), conflicts_with = "whip")]
-    video_layout: Option<stoa::loadtest::VideoLayout>,
+    #[arg(long, value_name = "LAYOUT", value_parser = clap::value_parser!(stoa_loadtest::VideoLayout), conflicts_with = "whip")]
+    video_layout: Option<stoa_loadtest::VideoLayout>,
 }
 
 #[derive(clap::Args)]
@@ -158,7 +158,7 @@ fn load_test(args: LoadTestArgs) -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     let room = match args.room {
         Some(room) => room,
-        None => match runtime.block_on(stoa::loadtest::new_meeting(&args.url)) {
+        None => match runtime.block_on(stoa_loadtest::new_meeting(&args.url)) {
             Ok(room) => {
                 eprintln!("room: {room}");
                 room
@@ -169,7 +169,7 @@ fn load_test(args: LoadTestArgs) -> ExitCode {
             }
         },
     };
-    let mut cfg = stoa::loadtest::Config::new(args.url, room);
+    let mut cfg = stoa_loadtest::Config::new(args.url, room);
     cfg.publishers = args.publishers;
     cfg.subscribers = args.subscribers;
     cfg.duration = args.duration;
@@ -178,14 +178,14 @@ fn load_test(args: LoadTestArgs) -> ExitCode {
     cfg.connect_timeout = args.connect_timeout;
     cfg.progress = true;
     if args.whip {
-        cfg.transport = stoa::loadtest::Transport::WhipWhep;
+        cfg.transport = stoa_loadtest::Transport::WhipWhep;
     }
     cfg.token = args.token;
     cfg.whip_url = args.whip_url;
     cfg.whep_url = args.whep_url;
     cfg.simulcast = args.simulcast;
     cfg.video_layout = args.video_layout;
-    let report = match runtime.block_on(stoa::loadtest::run(&cfg)) {
+    let report = match runtime.block_on(stoa_loadtest::run(&cfg)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -201,7 +201,7 @@ fn load_test(args: LoadTestArgs) -> ExitCode {
             }
         }
     } else {
-        print!("{}", stoa::loadtest::stats::render_table(&report));
+        print!("{}", stoa_loadtest::stats::render_table(&report));
     }
     if report.errors > 0 || report.tracks_received < report.tracks_expected {
         ExitCode::FAILURE

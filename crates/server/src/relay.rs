@@ -518,23 +518,18 @@ pub fn bind(
         Some(four) => four.to_vec(),
         None => vec![t.addr],
     };
-    let mut udp = Vec::new();
-    for addr in &addrs {
+    let (primary, tcp) = bind_primary(addrs[0])?;
+    let mut udp = vec![primary];
+    for addr in &addrs[1..] {
         let socket = std::net::UdpSocket::bind(addr)
             .map_err(|e| format!("cannot bind TURN UDP {addr}: {e}"))?;
-        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
-        enlarge_buffers(&socket);
-        let local = socket.local_addr().map_err(|e| e.to_string())?;
-        udp.push((socket, local));
+        udp.push(turn_udp(socket)?);
     }
     // Port 0 (tests) resolves now, so the core knows its real addresses.
     config.primary = udp[0].1;
     if config.alternate.is_some() {
         config.alternate = Some(udp[3].1);
     }
-    let tcp = std::net::TcpListener::bind(config.primary)
-        .map_err(|e| format!("cannot bind TURN TCP {}: {e}", config.primary))?;
-    tcp.set_nonblocking(true).map_err(|e| e.to_string())?;
     let tls = bind_tls(settings)?;
     config.listen = udp.iter().map(|(_, a)| *a).collect();
     config.listen.extend(
@@ -554,6 +549,35 @@ pub fn bind(
         tls,
         relay_bind_ip,
     })
+}
+
+/// The TURN port over UDP and TCP. With port 0 (tests) the UDP port the system picked may be
+/// taken over TCP (by some connection's local end): then it picks again.
+fn bind_primary(
+    addr: SocketAddr,
+) -> Result<((std::net::UdpSocket, SocketAddr), std::net::TcpListener), String> {
+    let attempts = if addr.port() == 0 { 32 } else { 1 };
+    let mut last = String::new();
+    for _ in 0..attempts {
+        let socket = std::net::UdpSocket::bind(addr)
+            .map_err(|e| format!("cannot bind TURN UDP {addr}: {e}"))?;
+        let udp = turn_udp(socket)?;
+        match std::net::TcpListener::bind(udp.1) {
+            Ok(tcp) => {
+                tcp.set_nonblocking(true).map_err(|e| e.to_string())?;
+                return Ok((udp, tcp));
+            }
+            Err(e) => last = format!("cannot bind TURN TCP {}: {e}", udp.1),
+        }
+    }
+    Err(last)
+}
+
+fn turn_udp(socket: std::net::UdpSocket) -> Result<(std::net::UdpSocket, SocketAddr), String> {
+    socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    enlarge_buffers(&socket);
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    Ok((socket, local))
 }
 
 /// The TLS listener with the configured certificate, or a self-signed one kept in the data dir.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 mod common;
 use common::{counters, start};
-use stoa::loadtest::{new_meeting, run, Config, Transport, VideoLayout};
+use stoa_loadtest::{new_meeting, run, Config, Transport, VideoLayout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_publishers_and_two_subscribers_receive_everything() {

@@ -40,7 +40,7 @@ impl NetPeer {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
         Self {
-            peer: Peer::new(Instant::now(), addr),
+            peer: Peer::new(Instant::now(), addr).unwrap(),
             socket,
             ws: None,
             messages: Vec::new(),
@@ -60,7 +60,7 @@ impl NetPeer {
             .await
             .unwrap();
         me.ws = Some(ws);
-        let offer = me.peer.publish_offer(publish, publish);
+        let offer = me.peer.publish_offer(publish, publish).unwrap();
         me.send(ClientMessage::Offer { sdp: offer }).await;
         me
     }
@@ -84,9 +84,9 @@ impl NetPeer {
             while let Some(Some(Ok(Message::Text(text)))) = ws.next().now_or_never() {
                 let msg: ServerMessage = serde_json::from_str(&text).unwrap();
                 match &msg {
-                    ServerMessage::Answer { sdp } => self.peer.accept_answer(sdp),
+                    ServerMessage::Answer { sdp } => self.peer.accept_answer(sdp).unwrap(),
                     ServerMessage::Offer { sdp } => replies.push(ClientMessage::Answer {
-                        sdp: self.peer.accept_offer(sdp),
+                        sdp: self.peer.accept_offer(sdp).unwrap(),
                     }),
                     _ => {}
                 }
@@ -97,8 +97,8 @@ impl NetPeer {
             self.send(r).await;
         }
         self.peer.handle_timeout(now);
-        self.peer.produce(now);
-        let (transmits, _) = self.peer.poll();
+        self.peer.produce(now).unwrap();
+        let (transmits, _) = self.peer.poll().unwrap();
         for t in transmits {
             let _ = self.socket.send_to(&t.contents, t.destination).await;
         }
@@ -174,7 +174,7 @@ async fn whip_publisher_is_seen_by_a_whep_viewer_and_delete_ends_it() {
     let base = format!("http://{}", server.http_addr);
 
     let mut publisher = NetPeer::new().await;
-    let offer = publisher.peer.publish_offer(true, true);
+    let offer = publisher.peer.publish_offer(true, true).unwrap();
     let res = http
         .post(format!("{base}/whip/live"))
         .bearer_auth(token(&server, "live", "obs", Grants::default()))
@@ -191,10 +191,13 @@ async fn whip_publisher_is_seen_by_a_whep_viewer_and_delete_ends_it() {
     let tag = session.split_once('-').map_or("", |(_, tag)| tag);
     assert_eq!(tag.len(), 32, "an unguessable session id: {session}");
     assert!(res.headers().contains_key("etag"), "{:?}", res.headers());
-    publisher.peer.accept_answer(&res.text().await.unwrap());
+    publisher
+        .peer
+        .accept_answer(&res.text().await.unwrap())
+        .unwrap();
 
     let mut viewer = NetPeer::new().await;
-    let offer = viewer.peer.view_offer(1, 1);
+    let offer = viewer.peer.view_offer(1, 1).unwrap();
     let viewer_token = token(
         &server,
         "live",
@@ -214,7 +217,10 @@ async fn whip_publisher_is_seen_by_a_whep_viewer_and_delete_ends_it() {
         .unwrap();
     assert_eq!(res.status(), 201);
     let whep_location = res.headers()["location"].to_str().unwrap().to_string();
-    viewer.peer.accept_answer(&res.text().await.unwrap());
+    viewer
+        .peer
+        .accept_answer(&res.text().await.unwrap())
+        .unwrap();
 
     let ok = run_until(
         &mut [&mut publisher, &mut viewer],
@@ -816,7 +822,7 @@ async fn whip_refusals_are_clear_and_harmless() {
     let base = format!("http://{}", server.http_addr);
     let obs = token(&server, "live", "obs", Grants::default());
     let mut publisher = NetPeer::new().await;
-    let offer = publisher.peer.publish_offer(true, true);
+    let offer = publisher.peer.publish_offer(true, true).unwrap();
     let res = post_offer(&base, "/whip/live", &obs, &offer).await;
     assert_eq!(res.status(), 201);
     let location = res.headers()["location"].to_str().unwrap().to_string();
@@ -876,7 +882,7 @@ async fn whip_refusals_are_clear_and_harmless() {
 
     // PCMU only: nothing the server can forward.
     let mut pcmu_peer = NetPeer::new().await;
-    let audio_offer = pcmu_peer.peer.publish_offer(true, false);
+    let audio_offer = pcmu_peer.peer.publish_offer(true, false).unwrap();
     let pcmu: String = audio_offer
         .lines()
         .filter(|l| {
@@ -984,7 +990,7 @@ async fn whip_patch_restarts_ice_and_cors_admits_configured_origins() {
         .contains_key("access-control-allow-origin"));
 
     let mut publisher = NetPeer::new().await;
-    let offer = publisher.peer.publish_offer(true, true);
+    let offer = publisher.peer.publish_offer(true, true).unwrap();
     let res = http
         .post(format!("{base}/whip/live"))
         .bearer_auth(&obs)
@@ -1004,7 +1010,7 @@ async fn whip_patch_restarts_ice_and_cors_admits_configured_origins() {
     let location = h["location"].to_str().unwrap().to_string();
     let etag = h["etag"].to_str().unwrap().to_string();
     let answer = res.text().await.unwrap();
-    publisher.peer.accept_answer(&answer);
+    publisher.peer.accept_answer(&answer).unwrap();
     let ok = run_until(&mut [&mut publisher], Duration::from_secs(10), |ps| {
         ps[0].peer.connected
     })
@@ -1044,7 +1050,8 @@ async fn whip_patch_restarts_ice_and_cors_admits_configured_origins() {
     );
     let restart_offer = publisher
         .peer
-        .restart_ice(publisher.socket.local_addr().unwrap());
+        .restart_ice(publisher.socket.local_addr().unwrap())
+        .unwrap();
     drop(old_socket);
     let line = |sdp: &str, name: &str| {
         sdp.lines()
@@ -1077,7 +1084,7 @@ async fn whip_patch_restarts_ice_and_cors_admits_configured_origins() {
             &ufrag["a=ice-ufrag:".len()..],
         )
         .replace(&line(&answer, "a=ice-pwd:"), &pwd);
-    publisher.peer.accept_answer(&restarted_answer);
+    publisher.peer.accept_answer(&restarted_answer).unwrap();
     let before = counters(&server, "live").await["participants"][0]["packets_in"]
         .as_u64()
         .unwrap();
@@ -1099,11 +1106,19 @@ async fn whip_patch_restarts_ice_and_cors_admits_configured_origins() {
 async fn every_port_in_use_is_reported_at_once_with_its_flag() {
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let turn = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // TURN takes its port over UDP and TCP: hold both, so no other test's connection has the
+    // TCP twin of a free UDP port (it would be reported too).
+    let turn = (0..100)
+        .find_map(|_| {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let tcp = std::net::TcpListener::bind(udp.local_addr().unwrap()).ok()?;
+            Some((udp, tcp))
+        })
+        .expect("a port free over UDP and TCP");
     let mut settings = common::settings();
     settings.http_addr = http.local_addr().unwrap();
     settings.media_udp_addr = media.local_addr().unwrap();
-    settings.turn.addr = turn.local_addr().unwrap();
+    settings.turn.addr = turn.0.local_addr().unwrap();
     let err = match stoa::start(&settings).await {
         Ok(_) => panic!("started on ports in use"),
         Err(e) => e,
@@ -1124,7 +1139,11 @@ async fn every_port_in_use_is_reported_at_once_with_its_flag() {
         !err.contains("--media-tcp-addr"),
         "only what is taken: {err}"
     );
-    assert_eq!(err.lines().count(), 4, "one heading and three ports: {err}");
+    assert_eq!(
+        err.lines().count(),
+        5,
+        "one heading and four ports (TURN's over UDP and TCP): {err}"
+    );
 
     drop((http, media, turn));
     let running = common::start_with(&settings).await;

@@ -187,8 +187,8 @@ proptest! {
     #[test]
     fn mutated_offers_are_answered_or_refused(edits in proptest::collection::vec(edit(), 1..6)) {
         let now = std::time::Instant::now();
-        let mut peer = stoa_testkit::Peer::new(now, "10.0.1.1:5000".parse().unwrap());
-        let offer = apply(&peer.publish_offer(true, true), &edits);
+        let mut peer = stoa_testkit::Peer::new(now, "10.0.1.1:5000".parse().unwrap()).unwrap();
+        let offer = apply(&peer.publish_offer(true, true).unwrap(), &edits);
         let mut sfu = stoa_sfu::Sfu::new(stoa_sfu::SfuConfig::default());
         let id = sfu.join(now, stoa_sfu::JoinRequest {
             room: stoa_proto::RoomName::new("fuzz").unwrap(),

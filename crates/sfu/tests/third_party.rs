@@ -85,8 +85,8 @@ fn answers_binding_requests_without_priority_if_their_integrity_holds() {
     let now = Instant::now();
     let mut sfu = sfu();
     let id = join(&mut sfu, now, ParticipantKind::Whip);
-    let mut peer = Peer::new(now, CLIENT.parse().unwrap());
-    let offer = peer.publish_offer(true, true);
+    let mut peer = Peer::new(now, CLIENT.parse().unwrap()).unwrap();
+    let offer = peer.publish_offer(true, true).unwrap();
     let answer = sfu.accept_offer(now, id, &offer).expect("offer accepted");
     let username = format!(
         "{}:{}",
@@ -119,8 +119,8 @@ fn accepts_opus_without_a_channel_count() {
     let now = Instant::now();
     let mut sfu = sfu();
     let id = join(&mut sfu, now, ParticipantKind::Whep);
-    let mut peer = Peer::new(now, CLIENT.parse().unwrap());
-    let offer = peer.view_offer(1, 1);
+    let mut peer = Peer::new(now, CLIENT.parse().unwrap()).unwrap();
+    let offer = peer.view_offer(1, 1).unwrap();
     assert!(offer.contains("opus/48000/2"));
     let offer = offer.replace("opus/48000/2", "opus/48000");
     let answer = sfu.accept_offer(now, id, &offer).expect("offer accepted");
@@ -136,8 +136,8 @@ fn accepts_opus_without_a_channel_count() {
 fn refuses_an_offer_without_a_supported_codec() {
     let now = Instant::now();
     let mut sfu = sfu();
-    let mut peer = Peer::new(now, CLIENT.parse().unwrap());
-    let offer = peer.publish_offer(true, false);
+    let mut peer = Peer::new(now, CLIENT.parse().unwrap()).unwrap();
+    let offer = peer.publish_offer(true, false).unwrap();
     let pcmu_only = offer
         .lines()
         .filter(|l| !l.starts_with("a=rtpmap:") && !l.starts_with("a=fmtp:"))
@@ -189,10 +189,10 @@ fn a_whep_answer_puts_one_publishers_tracks_in_one_stream() {
             ice_servers: Vec::new(),
         },
     );
-    let mut player = Peer::new(sim.now, "10.0.2.1:5000".parse().unwrap());
+    let mut player = Peer::new(sim.now, "10.0.2.1:5000".parse().unwrap()).unwrap();
     let answer = sim
         .sfu
-        .accept_offer(sim.now, viewer, &player.view_offer(2, 2))
+        .accept_offer(sim.now, viewer, &player.view_offer(2, 2).unwrap())
         .expect("WHEP offer accepted");
     let streams: Vec<&str> = answer
         .lines()
@@ -202,7 +202,7 @@ fn a_whep_answer_puts_one_publishers_tracks_in_one_stream() {
     // Audio, audio, video, video: the first publisher's pair, then the second's.
     let (a, b) = (sim.id(first).to_string(), sim.id(second).to_string());
     assert_eq!(streams, [&a, &b, &a, &b], "{answer}");
-    player.accept_answer(&answer);
+    player.accept_answer(&answer).unwrap();
 }
 
 #[test]

@@ -13,7 +13,7 @@ use stoa_sfu::{CloseReason, Datagram, JoinRequest, Output, ParticipantKind, Sfu,
 use str0m::net::Protocol;
 use str0m::Candidate;
 
-use crate::Peer;
+use crate::{Peer, PeerError};
 
 /// One direction of a peer's link.
 #[derive(Debug, Clone, Copy)]
@@ -140,13 +140,13 @@ impl SfuSim {
         identity: &str,
         kind: ParticipantKind,
         grants: Grants,
-        new_peer: fn(Instant, SocketAddr) -> Peer,
+        new_peer: fn(Instant, SocketAddr) -> Result<Peer, PeerError>,
     ) -> usize {
         let index = self.clients.len();
         let addr: SocketAddr = format!("10.0.1.{}:5000", index + 1)
             .parse()
             .expect("valid address");
-        let peer = new_peer(self.now, addr);
+        let peer = new_peer(self.now, addr).expect("a peer on a simulated address");
         let req = JoinRequest {
             room: RoomName::new(room).expect("valid room"),
             identity: identity.into(),
@@ -175,7 +175,10 @@ impl SfuSim {
     /// An interactive participant (like the web app) that publishes audio and video.
     pub fn add_publisher(&mut self, room: &str, identity: &str) -> usize {
         let i = self.join(room, identity, ParticipantKind::Interactive);
-        let offer = self.clients[i].peer.publish_offer(true, true);
+        let offer = self.clients[i]
+            .peer
+            .publish_offer(true, true)
+            .expect("an offer");
         self.client_message(i, ClientMessage::Offer { sdp: offer });
         i
     }
@@ -190,7 +193,10 @@ impl SfuSim {
     ) -> usize {
         let i = self.join(room, identity, ParticipantKind::Interactive);
         self.clients[i].peer.layers = layers;
-        let offer = self.clients[i].peer.publish_offer(true, true);
+        let offer = self.clients[i]
+            .peer
+            .publish_offer(true, true)
+            .expect("an offer");
         self.client_message(i, ClientMessage::Offer { sdp: offer });
         i
     }
@@ -208,7 +214,10 @@ impl SfuSim {
             grants,
             Peer::new,
         );
-        let offer = self.clients[i].peer.publish_offer(true, true);
+        let offer = self.clients[i]
+            .peer
+            .publish_offer(true, true)
+            .expect("an offer");
         self.client_message(i, ClientMessage::Offer { sdp: offer });
         i
     }
@@ -216,7 +225,10 @@ impl SfuSim {
     /// An interactive participant that publishes nothing.
     pub fn add_listener(&mut self, room: &str, identity: &str) -> usize {
         let i = self.join(room, identity, ParticipantKind::Interactive);
-        let offer = self.clients[i].peer.publish_offer(false, false);
+        let offer = self.clients[i]
+            .peer
+            .publish_offer(false, false)
+            .expect("an offer");
         self.client_message(i, ClientMessage::Offer { sdp: offer });
         i
     }
@@ -226,7 +238,10 @@ impl SfuSim {
     pub fn add_remb_listener(&mut self, room: &str, identity: &str) -> usize {
         let kind = ParticipantKind::Interactive;
         let i = self.join_with(room, identity, kind, Grants::default(), Peer::without_twcc);
-        let offer = self.clients[i].peer.publish_offer(false, false);
+        let offer = self.clients[i]
+            .peer
+            .publish_offer(false, false)
+            .expect("an offer");
         self.client_message(i, ClientMessage::Offer { sdp: offer });
         i
     }
@@ -240,12 +255,18 @@ impl SfuSim {
         video: usize,
     ) -> usize {
         let i = self.join(room, identity, ParticipantKind::Whep);
-        let offer = self.clients[i].peer.view_offer(audio, video);
+        let offer = self.clients[i]
+            .peer
+            .view_offer(audio, video)
+            .expect("an offer");
         let answer = self
             .sfu
             .accept_offer(self.now, self.clients[i].id, &offer)
             .expect("WHEP offer accepted");
-        self.clients[i].peer.accept_answer(&answer);
+        self.clients[i]
+            .peer
+            .accept_answer(&answer)
+            .expect("the SFU's answer applies");
         self.pump_outputs();
         i
     }
@@ -274,7 +295,10 @@ impl SfuSim {
 
     /// The peer's network changes: new address, ICE restart through signaling.
     pub fn change_network(&mut self, i: usize, new_addr: SocketAddr) {
-        let offer = self.clients[i].peer.restart_ice(new_addr);
+        let offer = self.clients[i]
+            .peer
+            .restart_ice(new_addr)
+            .expect("an ICE restart offer");
         self.client_message(i, ClientMessage::Offer { sdp: offer });
     }
 
@@ -372,8 +396,8 @@ impl SfuSim {
             if self.clients[i].next_timeout <= now {
                 self.clients[i].peer.handle_timeout(now);
             }
-            self.clients[i].peer.produce(now);
-            let (transmits, next) = self.clients[i].peer.poll();
+            self.clients[i].peer.produce(now).expect("media written");
+            let (transmits, next) = self.clients[i].peer.poll().expect("the peer keeps working");
             self.clients[i].next_timeout = next;
             for t in transmits {
                 self.send(i, None, t.source, t.contents.to_vec());
@@ -442,9 +466,15 @@ impl SfuSim {
                         continue;
                     }
                     match &message {
-                        ServerMessage::Answer { sdp } => self.clients[i].peer.accept_answer(sdp),
+                        ServerMessage::Answer { sdp } => self.clients[i]
+                            .peer
+                            .accept_answer(sdp)
+                            .expect("the SFU's answer applies"),
                         ServerMessage::Offer { sdp } => {
-                            let answer = self.clients[i].peer.accept_offer(sdp);
+                            let answer = self.clients[i]
+                                .peer
+                                .accept_offer(sdp)
+                                .expect("the SFU's offer applies");
                             let id = self.clients[i].id;
                             if let Err(e) = self.sfu.handle_message(
                                 self.now,

@@ -1,4 +1,4 @@
-//! `stoa load-test`: simulated participants (str0m peers from `stoa-testkit` with real ICE,
+//! `stoa load-test`: simulated participants (str0m peers from `stoa-client` with real ICE,
 //! DTLS-SRTP and RTP over UDP) join a room, publish synthetic Opus/VP8 and measure what they
 //! receive. They join through Stoa's guest endpoint and WebSocket signaling, or over WHIP
 //! (publishers) and WHEP (subscribers), which also loads other WHIP/WHEP servers.
@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use stoa_client::Peer;
 use stoa_proto::{ClientMessage, RoomName, ServerMessage};
-use stoa_testkit::Peer;
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -374,10 +374,16 @@ async fn participant(
             return result;
         }
     };
-    let mut peer = Peer::new(t0, addr);
+    let mut peer = match Peer::new(t0, addr) {
+        Ok(p) => p,
+        Err(e) => {
+            result.errors.push(format!("{name}: {e}"));
+            return result;
+        }
+    };
     peer.wall_clock_stamps = true;
     if shared.simulcast && publisher {
-        peer.layers = stoa_testkit::default_layers();
+        peer.layers = stoa_client::default_layers();
     }
     let mut session = Session {
         shared,
@@ -413,7 +419,7 @@ fn collect(
     let mut tracks = HashSet::new();
     let mut first_frame: Option<Instant> = None;
     // One received track per m-line: WHEP slots may share a stream id.
-    let shown = |r: &&stoa_testkit::Received| r.frames > 0 && !hidden.contains(&r.track_id);
+    let shown = |r: &&stoa_client::Received| r.frames > 0 && !hidden.contains(&r.track_id);
     for (mid, r) in peer.received.iter().filter(|(_, r)| shown(r)) {
         tracks.insert(*mid);
         result.packets_received += r.packets;
@@ -490,10 +496,12 @@ impl Session<'_> {
                 next_ping = now + PING_EVERY;
             }
             self.peer.handle_timeout(now);
-            self.peer.produce(now);
+            self.peer
+                .produce(now)
+                .map_err(|e| format!("sending media: {e}"))?;
             let (transmits, timeout) = self
                 .peer
-                .try_poll()
+                .poll()
                 .map_err(|e| format!("WebRTC failure: {e}"))?;
             for t in transmits {
                 // Send errors (e.g. ICMP unreachable echoes) show up as missing media.
@@ -550,7 +558,7 @@ impl Session<'_> {
     async fn open_whip_whep(&mut self, token: String) -> Result<(), String> {
         let (endpoint, offer) = if self.publisher {
             let sdp = self.peer.publish_offer(true, !self.shared.audio_only);
-            (&self.shared.whip_url, sdp)
+            (&self.shared.whip_url, sdp.map_err(|e| e.to_string())?)
         } else {
             let videos = if self.shared.audio_only {
                 0
@@ -558,7 +566,7 @@ impl Session<'_> {
                 self.shared.publishers
             };
             let sdp = self.peer.view_offer(self.shared.publishers, videos);
-            (&self.shared.whep_url, sdp)
+            (&self.shared.whep_url, sdp.map_err(|e| e.to_string())?)
         };
         let res = self
             .shared
@@ -585,7 +593,9 @@ impl Session<'_> {
             return Err(format!("POST {endpoint}: HTTP {status}: {answer}"));
         }
         self.resource = location.map(|l| (l, token));
-        self.peer.try_accept_answer(&answer)
+        self.peer
+            .accept_answer(&answer)
+            .map_err(|e| format!("the answer to POST {endpoint}: {e}"))
     }
 
     /// Leaves: `leave` over signaling, or `DELETE` of the WHIP/WHEP session.
@@ -647,6 +657,7 @@ impl Session<'_> {
         } else {
             self.peer.publish_offer(false, false)
         };
+        let sdp = sdp.map_err(|e| format!("our offer: {e}"))?;
         self.send(ClientMessage::Offer { sdp }).await
     }
 
@@ -687,12 +698,18 @@ impl Session<'_> {
         let msg: ServerMessage = serde_json::from_str(text)
             .map_err(|e| format!("unreadable server message ({e}): {text}"))?;
         match msg {
-            ServerMessage::Answer { sdp } => self.peer.try_accept_answer(&sdp)?,
+            ServerMessage::Answer { sdp } => self
+                .peer
+                .accept_answer(&sdp)
+                .map_err(|e| format!("the server's answer: {e}"))?,
             ServerMessage::Offer { sdp } => {
                 // Polite peer: the server ignored our outstanding offer, so roll it back,
                 // answer, and offer again.
                 let ours_was_pending = self.peer.offer_pending();
-                let answer = self.peer.try_accept_offer(&sdp)?;
+                let answer = self
+                    .peer
+                    .accept_offer(&sdp)
+                    .map_err(|e| format!("the server's offer: {e}"))?;
                 self.send(ClientMessage::Answer { sdp: answer }).await?;
                 if ours_was_pending {
                     self.offer().await?;

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, CodecConfig};
-use str0m::media::{Direction, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
@@ -118,7 +120,7 @@ fn wall_nanos() -> u64 {
 
 /// Reads a send time stamped by [`Peer::wall_clock_stamps`] (bytes 12..20, u64
 /// little-endian nanoseconds since the Unix epoch).
-pub fn stamped_send_time(data: &[u8]) -> Option<u64> {
+fn stamped_send_time(data: &[u8]) -> Option<u64> {
     let bytes: [u8; 8] = data.get(STAMP)?.try_into().ok()?;
     Some(u64::from_le_bytes(bytes))
 }
@@ -175,11 +177,30 @@ pub struct Peer {
     pub record_frames: bool,
 }
 
+/// What can go wrong in a peer: the server's SDP, or str0m refusing what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("unreadable SDP: {0}")]
+    BadSdp(String),
+    #[error("an answer arrived with no offer outstanding")]
+    NoOfferOutstanding,
+    #[error("nothing to offer")]
+    NothingToOffer,
+    #[error("{0} cannot be a host candidate")]
+    BadAddress(SocketAddr),
+    #[error(transparent)]
+    Rtc(#[from] str0m::RtcError),
+}
+
+fn host_candidate(addr: SocketAddr) -> Result<Candidate, PeerError> {
+    Candidate::host(addr, "udp").map_err(|_| PeerError::BadAddress(addr))
+}
+
 const AUDIO_FRAME: Duration = Duration::from_millis(20);
 const VIDEO_FRAME: Duration = Duration::from_millis(33);
 
 impl Peer {
-    pub fn new(now: Instant, addr: SocketAddr) -> Self {
+    pub fn new(now: Instant, addr: SocketAddr) -> Result<Self, PeerError> {
         let config = Rtc::builder()
             .clear_codecs()
             .enable_opus(true, false)
@@ -190,7 +211,7 @@ impl Peer {
     /// A peer that does not negotiate transport-wide congestion control (no `transport-cc`
     /// feedback, no transport sequence numbers), like a client that reports its bandwidth
     /// with REMB instead ([`Peer::send_remb`]).
-    pub fn without_twcc(now: Instant, addr: SocketAddr) -> Self {
+    pub fn without_twcc(now: Instant, addr: SocketAddr) -> Result<Self, PeerError> {
         let mut extensions = ExtensionMap::empty();
         for (id, ext) in ExtensionMap::standard().iter() {
             if *ext != Extension::TransportSequenceNumber {
@@ -211,10 +232,10 @@ impl Peer {
         Self::with_config(now, addr, config)
     }
 
-    fn with_config(now: Instant, addr: SocketAddr, config: RtcConfig) -> Self {
+    fn with_config(now: Instant, addr: SocketAddr, config: RtcConfig) -> Result<Self, PeerError> {
         let mut rtc = config.build(now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a valid host candidate"));
-        Self {
+        rtc.add_local_candidate(host_candidate(addr)?);
+        Ok(Self {
             rtc,
             addr,
             received: HashMap::new(),
@@ -235,7 +256,7 @@ impl Peer {
             audio_level: -127,
             layers: Vec::new(),
             record_frames: false,
-        }
+        })
     }
 
     /// When the next media frame is due, if this peer publishes and is connected.
@@ -251,41 +272,13 @@ impl Peer {
         }
     }
 
-    /// Like [`Peer::accept_answer`], but an unusable answer is an error instead of a panic.
-    pub fn try_accept_answer(&mut self, sdp: &str) -> Result<(), String> {
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| format!("bad answer: {e}"))?;
-        let pending = self
-            .pending
-            .take()
-            .ok_or_else(|| "an answer arrived with no offer outstanding".to_string())?;
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| format!("the answer does not apply: {e}"))
-    }
-
-    /// Like [`Peer::accept_offer`], but an unusable offer is an error instead of a panic.
-    pub fn try_accept_offer(&mut self, sdp: &str) -> Result<String, String> {
-        self.pending = None;
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| format!("bad offer: {e}"))?;
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| format!("the offer does not apply: {e}"))?;
-        for m in self.rtc_receiving_mids() {
-            self.received.entry(m.0).or_default().kind = Some(m.1);
-        }
-        Ok(answer.to_sdp_string())
-    }
-
     /// Whether an offer of ours awaits its answer.
     pub fn offer_pending(&self) -> bool {
         self.pending.is_some()
     }
 
     /// The first offer: sendonly audio and/or video (simulcast if [`Peer::layers`] is set).
-    pub fn publish_offer(&mut self, audio: bool, video: bool) -> String {
+    pub fn publish_offer(&mut self, audio: bool, video: bool) -> Result<String, PeerError> {
         let simulcast = (!self.layers.is_empty()).then(|| {
             let mut s = Simulcast::new();
             for l in &self.layers {
@@ -305,13 +298,13 @@ impl Peer {
         if !audio && !video {
             api.add_channel("stoa".into());
         }
-        let (offer, pending) = api.apply().expect("a change was made");
+        let (offer, pending) = api.apply().ok_or(PeerError::NothingToOffer)?;
         self.pending = Some(pending);
-        offer.to_sdp_string()
+        Ok(offer.to_sdp_string())
     }
 
     /// A receive-only offer (WHEP style).
-    pub fn view_offer(&mut self, audio: usize, video: usize) -> String {
+    pub fn view_offer(&mut self, audio: usize, video: usize) -> Result<String, PeerError> {
         let mut api = self.rtc.sdp_api();
         let mut mids = Vec::new();
         for _ in 0..audio {
@@ -326,50 +319,46 @@ impl Peer {
                 MediaKind::Video,
             ));
         }
-        let (offer, pending) = api.apply().expect("a change was made");
+        let (offer, pending) = api.apply().ok_or(PeerError::NothingToOffer)?;
         self.pending = Some(pending);
         for (mid, kind) in mids {
             self.received.entry(mid).or_default().kind = Some(kind);
         }
-        offer.to_sdp_string()
+        Ok(offer.to_sdp_string())
     }
 
     /// Moves to a new address (a network change) and returns an ICE-restart offer.
-    pub fn restart_ice(&mut self, new_addr: SocketAddr) -> String {
-        let old = Candidate::host(self.addr, "udp").expect("a valid host candidate");
+    pub fn restart_ice(&mut self, new_addr: SocketAddr) -> Result<String, PeerError> {
+        let new = host_candidate(new_addr)?;
+        let old = host_candidate(self.addr)?;
         self.rtc.direct_api().invalidate_candidate(&old);
         self.addr = new_addr;
-        self.rtc
-            .add_local_candidate(Candidate::host(new_addr, "udp").expect("a valid host candidate"));
+        self.rtc.add_local_candidate(new);
         let mut api = self.rtc.sdp_api();
         api.ice_restart(true);
-        let (offer, pending) = api.apply().expect("an ICE restart is a change");
+        let (offer, pending) = api.apply().ok_or(PeerError::NothingToOffer)?;
         self.pending = Some(pending);
-        offer.to_sdp_string()
+        Ok(offer.to_sdp_string())
     }
 
-    pub fn accept_answer(&mut self, sdp: &str) {
-        let answer = SdpAnswer::from_sdp_string(sdp).expect("the server's answer parses");
-        let pending = self.pending.take().expect("an offer was outstanding");
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .expect("the server's answer applies");
+    /// Applies the server's answer to our outstanding offer.
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<(), PeerError> {
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        let pending = self.pending.take().ok_or(PeerError::NoOfferOutstanding)?;
+        self.rtc.sdp_api().accept_answer(pending, answer)?;
+        Ok(())
     }
 
     /// Answers a server offer (rolling back our own offer, like a polite browser).
-    pub fn accept_offer(&mut self, sdp: &str) -> String {
+    pub fn accept_offer(&mut self, sdp: &str) -> Result<String, PeerError> {
         self.pending = None;
-        let offer = SdpOffer::from_sdp_string(sdp).expect("the server's offer parses");
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .expect("the server's offer applies");
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        let answer = self.rtc.sdp_api().accept_offer(offer)?;
         for m in self.rtc_receiving_mids() {
             self.received.entry(m.0).or_default().kind = Some(m.1);
         }
-        answer.to_sdp_string()
+        Ok(answer.to_sdp_string())
     }
 
     fn rtc_receiving_mids(&self) -> Vec<(Mid, MediaKind)> {
@@ -380,9 +369,9 @@ impl Peer {
     }
 
     /// Writes media that is due at `now`.
-    pub fn produce(&mut self, now: Instant) {
+    pub fn produce(&mut self, now: Instant) -> Result<(), PeerError> {
         if !self.connected {
-            return;
+            return Ok(());
         }
         if let Some(mid) = self.audio_mid {
             while self.next_audio <= now {
@@ -398,7 +387,7 @@ impl Peer {
                     now,
                     MediaTime::from_micros(t.as_micros() as u64),
                     frame,
-                );
+                )?;
                 self.next_audio += AUDIO_FRAME;
             }
         }
@@ -408,25 +397,32 @@ impl Peer {
                     self.next_video.duration_since(self.start).as_micros() as u64,
                 );
                 if self.layers.is_empty() {
-                    self.produce_plain_video(mid, now, time);
+                    self.produce_plain_video(mid, now, time)?;
                 } else {
-                    self.produce_layers(mid, now, time);
+                    self.produce_layers(mid, now, time)?;
                 }
                 self.next_video += VIDEO_FRAME;
             }
         }
+        Ok(())
     }
 
-    fn produce_plain_video(&mut self, mid: Mid, now: Instant, time: MediaTime) {
+    fn produce_plain_video(
+        &mut self,
+        mid: Mid,
+        now: Instant,
+        time: MediaTime,
+    ) -> Result<(), PeerError> {
         let key = self.keyframe_requested || self.frame_count.is_multiple_of(self.keyframe_every);
         self.keyframe_requested = false;
         // 2500 bytes span 3 packets.
         let frame = video_frame(key, 2500, (640, 360), 0, self.wall_clock_stamps);
-        self.write(mid, None, Codec::Vp8, now, time, frame);
+        self.write(mid, None, Codec::Vp8, now, time, frame)?;
         self.frame_count += 1;
+        Ok(())
     }
 
-    fn produce_layers(&mut self, mid: Mid, now: Instant, time: MediaTime) {
+    fn produce_layers(&mut self, mid: Mid, now: Instant, time: MediaTime) -> Result<(), PeerError> {
         for i in 0..self.layers.len() {
             let l = &mut self.layers[i];
             if !l.active {
@@ -437,9 +433,10 @@ impl Peer {
             l.frames += 1;
             let frame = video_frame(key, l.frame_bytes, l.size, i as u8, self.wall_clock_stamps);
             let rid = l.rid;
-            self.write(mid, Some(rid), Codec::Vp8, now, time, frame);
+            self.write(mid, Some(rid), Codec::Vp8, now, time, frame)?;
         }
         self.frame_count += 1;
+        Ok(())
     }
 
     /// Sends exactly the listed simulcast layers (as the web client does on `layers`); a
@@ -462,9 +459,9 @@ impl Peer {
         now: Instant,
         time: MediaTime,
         data: Vec<u8>,
-    ) {
+    ) -> Result<(), PeerError> {
         let Some(mut writer) = self.rtc.writer(mid) else {
-            return;
+            return Ok(());
         };
         if let Some(rid) = rid {
             writer = writer.rid(rid);
@@ -474,23 +471,21 @@ impl Peer {
             .find(|p| p.spec().codec == codec)
             .map(|p| p.pt())
         else {
-            return;
+            return Ok(());
         };
         let writer = if codec == Codec::Opus {
             writer.audio_level(self.audio_level, self.audio_level > -50)
         } else {
             writer
         };
-        let clock = if codec == Codec::Opus { 48_000 } else { 90_000 };
-        let rtp_time = MediaTime::new(
-            time.numer() * clock / 1_000_000,
-            str0m::media::Frequency::from_nonzero(
-                std::num::NonZeroU32::new(clock as u32).expect("non-zero clock rate"),
-            ),
-        );
-        writer
-            .write(pt, now, rtp_time, data)
-            .expect("writing a frame succeeds");
+        let clock = if codec == Codec::Opus {
+            Frequency::FORTY_EIGHT_KHZ
+        } else {
+            Frequency::NINETY_KHZ
+        };
+        let rtp_time = MediaTime::new(time.numer() * clock.get() as u64 / 1_000_000, clock);
+        writer.write(pt, now, rtp_time, data)?;
+        Ok(())
     }
 
     /// Sends a REMB (receiver-estimated maximum bitrate) report of `bps` about every video
@@ -524,15 +519,7 @@ impl Peer {
     }
 
     /// Polls until str0m waits; returns datagrams to send and the next deadline.
-    pub fn poll(&mut self) -> (Vec<Transmit>, Instant) {
-        match self.try_poll() {
-            Ok(r) => r,
-            Err(e) => panic!("test peer failed: {e}"),
-        }
-    }
-
-    /// Like [`Peer::poll`], but a str0m failure is an error instead of a panic.
-    pub fn try_poll(&mut self) -> Result<(Vec<Transmit>, Instant), str0m::RtcError> {
+    pub fn poll(&mut self) -> Result<(Vec<Transmit>, Instant), PeerError> {
         let mut out = Vec::new();
         loop {
             match self.rtc.poll_output()? {
