@@ -60,6 +60,22 @@ test('three people: everyone decodes two videos; a screen share and a chat messa
   const log = await a.page.locator('#chat-log').innerText();
   assert.ok(log.includes('hello from Ben'), `chat log shows the message: ${log}`);
 
+  // Ben changes his name in the People panel: the others' tiles and his chat use the new one.
+  const benId = await b.eval(() => window.stoa.me.pid);
+  await b.page.click('#people-button');
+  await b.page.fill('#rename-input', 'Benjamin');
+  await b.page.click('#rename-button');
+  await b.waitFor(() => window.stoa.me.name === 'Benjamin', null, 10000, 'his own new name');
+  for (const p of [a, c]) {
+    await p.waitFor((id) => document.querySelector(`.tile[data-participant="${id}"] .name`)?.textContent === 'Benjamin', benId, 10000, 'Ben\'s tile renamed');
+  }
+  assert.ok(await b.eval(() => !!document.querySelector('#people-list')?.textContent.includes('Benjamin (You)')));
+  await b.page.click('#chat-button');
+  await b.page.fill('#chat-input', 'renamed');
+  await b.page.click('#chat-send');
+  const renamed = await a.waitFor(() => window.stoa.chat.find((m) => m.text === 'renamed'), null, 10000, 'the chat message after renaming');
+  assert.equal(renamed.name, 'Benjamin');
+
   // Cat leaves; the others see her tile go within a few seconds.
   const catId = await c.eval(() => window.stoa.me.pid);
   for (const p of [a, b]) {

@@ -33,6 +33,7 @@ const S = {
   room: roomFromLocation(),
   state: 'prejoin',
   name: '',
+  renamedTo: '',                         // a name chosen in the call, kept across reconnections
   account: null,                         // the signed-in user (GET /api/v1/me), or null: a guest
   me: null,
   grants: { publish: true, subscribe: true, publish_data: true, room_admin: false },
@@ -219,6 +220,22 @@ async function stopScreenShare() {
   await S.call?.removeTrack('screen'); // direction → inactive, renegotiates, `publish` drops it
 }
 
+/** Changes the name others see, for this call (a guest's next visit remembers it too). */
+function rename(name) {
+  name = String(name ?? '').trim().slice(0, 64);
+  if (!name || name === S.me?.name) return false;
+  if (S.state !== 'joined' || !S.sig?.send({ type: 'rename', name })) {
+    ui.toast('Not connected: your name was not changed.', 'error');
+    return false;
+  }
+  S.renamedTo = name;
+  if (!S.account) {
+    S.name = name;
+    store.set('name', name);
+  }
+  return true;
+}
+
 function sendChat(text) {
   text = String(text ?? '');
   if (!text.trim() || text.length > 4000) return false;
@@ -271,6 +288,9 @@ async function connect(gen) {
   await S.mediaReady;
   check();
   onJoined(joined);
+  // A name chosen in the call outlives a reconnection (a signed-in person's token carries
+  // the account's name).
+  if (S.renamedTo && S.renamedTo !== S.me.name) sig.send({ type: 'rename', name: S.renamedTo });
   startCall(sig, joined.ice_servers);
   sig.listen(onMessage);
   setState('joined');
@@ -302,6 +322,7 @@ async function runSession(reconnecting) {
 
 function onJoined(j) {
   S.me = normParticipant(j.you);
+  ui.setName(S.me.name);
   S.grants = { ...S.grants, ...j.grants };
   S.isHost = !!S.grants.room_admin;
   S.lobby = [];
@@ -466,6 +487,20 @@ function onMessage(m) {
       if (!known) ui.toast(`${p.name} joined`);
       break;
     }
+    case 'participant_renamed': {
+      const id = pid(m.id);
+      if (id === S.me?.pid) {
+        S.me.name = m.name;
+        ui.setName(m.name);
+        break;
+      }
+      const p = S.participants.get(id);
+      if (p && p.name !== m.name) {
+        ui.toast(`${p.name} is now ${m.name}`);
+        p.name = m.name;
+      }
+      break;
+    }
     case 'participant_left': {
       const id = pid(m.id);
       const p = S.participants.get(id);
@@ -616,6 +651,7 @@ window.stoa = {
   get diagnostics() { return figures(); },
   join: (name) => (S.state === 'prejoin' ? join(String(name || 'Guest')) : undefined),
   sendChat,
+  rename,
   toggleMic,
   toggleCam,
   startScreenShare,
@@ -644,6 +680,7 @@ async function init() {
     onLeave: leave,
     onRejoin: rejoin,
     onChat: sendChat,
+    onRename: rename,
     onDevice,
     onAdmit: admit,
     onDeny: deny,

@@ -84,6 +84,12 @@ export function initUi(h) {
       toast('Copy the link from the address bar', 'error');
     }
   };
+  $('#rename-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = $('#rename-input').value.trim();
+    if (!name) return toast('Type the name others should see.', 'error');
+    h.onRename(name);
+  });
   $('#chat-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const input = $('#chat-input');
@@ -203,6 +209,7 @@ export function setJoinError(text) { $('#join-error').textContent = text || ''; 
 
 export function setName(name) {
   $('#join-name').value = name;
+  if (document.activeElement !== $('#rename-input')) $('#rename-input').value = name;
   setAvatar($('#preview-avatar'), name);
   setAvatar($('#self-view .avatar'), name);
 }

@@ -1,4 +1,4 @@
-//! Identifiers: validated room names and participant ids.
+//! Identifiers and names: validated room names, participant ids and display names.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -110,5 +110,66 @@ mod tests {
         let id = ParticipantId(42);
         assert_eq!(id.to_string().parse::<ParticipantId>(), Ok(id));
         assert!("42".parse::<ParticipantId>().is_err());
+    }
+}
+
+/// The most characters a display name may have.
+pub const DISPLAY_NAME_MAX: usize = 64;
+
+/// Why a string is not a valid display name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayNameError {
+    /// Empty once trimmed, or longer than [`DISPLAY_NAME_MAX`] characters.
+    Length,
+    ControlCharacter,
+    MoreThanOneLine,
+}
+
+impl fmt::Display for DisplayNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Length => write!(f, "must be 1 to {DISPLAY_NAME_MAX} characters"),
+            Self::ControlCharacter => write!(f, "must not contain control characters"),
+            Self::MoreThanOneLine => write!(f, "must be one line"),
+        }
+    }
+}
+
+impl std::error::Error for DisplayNameError {}
+
+/// A person's name as others see it in a call and in the app: trimmed, one line of 1 to
+/// [`DISPLAY_NAME_MAX`] characters (counted before trimming too), no control characters.
+pub fn display_name(raw: &str) -> Result<String, DisplayNameError> {
+    let value = raw.trim();
+    if value.is_empty() || raw.chars().count() > DISPLAY_NAME_MAX {
+        return Err(DisplayNameError::Length);
+    }
+    if value.contains('\n') || value.contains('\t') {
+        return Err(DisplayNameError::MoreThanOneLine);
+    }
+    if value.chars().any(char::is_control) {
+        return Err(DisplayNameError::ControlCharacter);
+    }
+    Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod display_name_tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_one_trimmed_line() {
+        assert_eq!(display_name("  Ann Archer "), Ok("Ann Archer".into()));
+        assert_eq!(display_name(&"é".repeat(64)), Ok("é".repeat(64)));
+        assert_eq!(display_name(&"é".repeat(65)), Err(DisplayNameError::Length));
+        assert_eq!(display_name("   "), Err(DisplayNameError::Length));
+        assert_eq!(
+            display_name("Ann\nBob"),
+            Err(DisplayNameError::MoreThanOneLine)
+        );
+        assert_eq!(
+            display_name("Ann\u{7}"),
+            Err(DisplayNameError::ControlCharacter)
+        );
     }
 }

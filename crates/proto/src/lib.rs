@@ -8,7 +8,9 @@
 mod ids;
 mod signal;
 
-pub use ids::{ParticipantId, RoomName, RoomNameError};
+pub use ids::{
+    display_name, DisplayNameError, ParticipantId, RoomName, RoomNameError, DISPLAY_NAME_MAX,
+};
 pub use signal::{
     ChatMessage, ClientMessage, ErrorCode, Grants, IceServer, LobbyEntry, ParticipantInfo,
     PublishedTrack, ServerMessage, TrackInfo, TrackKind, TrackSource, PROTOCOL_VERSION,

@@ -124,6 +124,10 @@ pub enum ClientMessage {
     Chat {
         text: String,
     },
+    /// Changes the name others see for this participant (1 to 64 characters, one line).
+    Rename {
+        name: String,
+    },
     /// Host (room-admin): mutes another participant's microphone. They may unmute.
     MuteParticipant {
         participant: ParticipantId,
@@ -200,6 +204,11 @@ pub enum ServerMessage {
     },
     ParticipantLeft {
         id: ParticipantId,
+    },
+    /// A participant changed its name (sent to everyone, the participant included).
+    ParticipantRenamed {
+        id: ParticipantId,
+        name: String,
     },
     /// A track appeared or changed (mute state, source).
     TrackPublished {

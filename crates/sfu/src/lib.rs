@@ -727,6 +727,14 @@ impl Sfu {
                 self.broadcast(&room, None, ServerMessage::Chat { message });
                 Ok(())
             }
+            ClientMessage::Rename { name } => {
+                let name = stoa_proto::display_name(&name)
+                    .map_err(|e| SfuError::BadRequest(format!("name {e}")))?;
+                p.name.clone_from(&name);
+                let room = p.room.clone();
+                self.broadcast(&room, None, ServerMessage::ParticipantRenamed { id, name });
+                Ok(())
+            }
             ClientMessage::MuteParticipant { participant } => self.mute_by_host(id, participant),
             ClientMessage::RemoveParticipant { participant } => {
                 self.remove_by_host(now, id, participant)

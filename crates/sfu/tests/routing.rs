@@ -307,6 +307,48 @@ fn bad_signaling_gets_errors_and_the_session_stays_usable() {
 }
 
 #[test]
+fn a_participant_renames_itself_and_everyone_sees_the_new_name() {
+    let mut sim = SfuSim::new();
+    let a = sim.add_publisher("room", "alice");
+    let b = sim.add_publisher("room", "bob");
+    sim.run(Duration::from_millis(500));
+    let renamed = |sim: &SfuSim, i: usize, want: &str| {
+        sim.messages(i)
+            .iter()
+            .any(|m| matches!(m, ServerMessage::ParticipantRenamed { name, .. } if name == want))
+    };
+    for bad in ["", "   ", "two\nlines", &"x".repeat(65)] {
+        sim.client_message(a, ClientMessage::Rename { name: bad.into() });
+    }
+    let refused = sim
+        .messages(a)
+        .iter()
+        .filter(|m| {
+            matches!(
+                m,
+                ServerMessage::Error {
+                    code: ErrorCode::BadMessage,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(refused, 4, "{:?}", sim.messages(a));
+    sim.client_message(
+        a,
+        ClientMessage::Rename {
+            name: "  Alice A. ".into(),
+        },
+    );
+    assert!(renamed(&sim, a, "Alice A.") && renamed(&sim, b, "Alice A."));
+    sim.client_message(a, ClientMessage::Chat { text: "hi".into() });
+    assert!(sim
+        .messages(b)
+        .iter()
+        .any(|m| matches!(m, ServerMessage::Chat { message } if message.name == "Alice A.")));
+}
+
+#[test]
 fn garbage_datagrams_are_counted_not_fatal() {
     let mut sim = SfuSim::new();
     let a = sim.add_publisher("room", "alice");

@@ -65,8 +65,9 @@ pub fn line(field: &str, raw: &str, min: usize, max: usize) -> Result<String, Ap
     Ok(value)
 }
 
+/// A display name by the rules of [`stoa_proto::display_name`], which calls share.
 pub fn display_name(field: &str, raw: &str) -> Result<String, ApiError> {
-    line(field, raw, 1, 64)
+    stoa_proto::display_name(raw).map_err(|e| ApiError::field(field, format!("{field} {e}")))
 }
 
 /// An id of ours: 1 to 64 URL-safe characters (anything else cannot exist).
