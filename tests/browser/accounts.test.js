@@ -387,11 +387,16 @@ test('whoever makes a meeting signed out is its host; others who open the link a
   await creator.page.click('#new-meeting');
   await creator.page.waitForURL(/\/m\//);
   const room = new URL(creator.page.url()).pathname.split('/').pop();
+  // Before joining: nobody is there yet, and the microphone's meter moves.
+  await creator.page.waitForSelector('#prejoin-people:text("No one else is here yet")');
+  await creator.waitFor(() => Number(document.querySelector('#mic-meter').getAttribute('aria-valuenow')) > 0, null, 10000, 'the microphone meter to move');
   await creator.page.fill('#join-name', 'Cora');
   await joinFromPrejoin(creator);
   assert.equal(await creator.eval(() => window.stoa.isHost), true);
-  const guest = await user(server, 'Guest', `/m/${room}?name=Gus&autojoin=1`);
-  await guest.waitFor(() => window.stoa?.state === 'joined', null, 20000, 'the guest joined');
+  // Someone opening the link sees who is in the call before joining.
+  const guest = await user(server, 'Guest', `/m/${room}?name=Gus`);
+  await guest.page.waitForSelector('#prejoin-people:text("Cora is in the call")', { timeout: 10000 });
+  await joinFromPrejoin(guest);
   assert.equal(await guest.eval(() => window.stoa.isHost), false);
   await creator.waitFor(() => window.stoa.participants.size === 1, null, 15000, "the guest in the host's view");
 });

@@ -123,6 +123,8 @@ export const joinRoom = (room, name, hostKey) => post(`/rooms/${enc(room)}/join`
   ...(name ? { name } : {}),
   ...(hostKey ? { host_key: hostKey } : {}),
 });
+/** Who is in the call now (`{count, names}`), as the screen before joining shows it. */
+export const roomPeople = (room) => get(`/rooms/${enc(room)}/people`, { timeoutMs: 5000 });
 /** The server's statistics of a call; `token` must be the host's (room-admin) access token. */
 export const roomStats = (room, token) => get(`/rooms/${enc(room)}/stats`, { token, timeoutMs: 5000 });
 

@@ -12,6 +12,7 @@ import { deviceOf, listDevices, openCam, openLocal, openMic, openScreen } from '
 import { Signaling, SignalError, pid } from './signaling.js';
 import { SizeReporter } from './sizes.js';
 import { startNotices } from './notices.js';
+import { meterMicrophone, showWhoIsIn } from './prejoin.js';
 import * as ui from './ui.js';
 
 const RETRY_WINDOW_MS = 30000;   // keep trying to (re)connect this long
@@ -712,6 +713,8 @@ async function init() {
 
   refreshLocal();
   S.mediaReady = acquireMedia();
+  const beforeJoining = () => S.state === 'prejoin';
+  meterMicrophone(document.getElementById('mic-meter'), () => S.mic, beforeJoining);
   S.account = await getMe().catch(() => null);
   if (S.account) {
     // Rings reach a signed-in person here too; a caller hears when their call is declined.
@@ -727,6 +730,7 @@ async function init() {
     join(name || 'Guest');
   } else {
     setState('prejoin');
+    showWhoIsIn(S.room, document.getElementById('prejoin-people'), beforeJoining);
     document.getElementById(S.account ? 'join-button' : 'join-name').focus();
   }
 }

@@ -702,8 +702,24 @@ async fn guest_tokens_only_for_meetings_and_signed_ad_hoc_rooms() {
     let mut tampered = room.clone();
     tampered.pop();
     tampered.push(if room.ends_with('a') { 'b' } else { 'a' });
-    let (s, b) = join(tampered, json!({"name": "Mallory"})).await;
+    let (s, b) = join(tampered.clone(), json!({"name": "Mallory"})).await;
     assert_error(s, &b, 404, "no_such_meeting");
+
+    // Who is in the call, before joining: the same rooms as guest tokens.
+    let people = |room: String| {
+        let path = format!("/api/v1/rooms/{room}/people");
+        async move { api.call(None, Method::GET, &path, None).await }
+    };
+    for room in ["standup".to_string(), tampered] {
+        let (s, b) = people(room).await;
+        assert_error(s, &b, 404, "no_such_meeting");
+    }
+    let (s, b) = people(room.clone()).await;
+    assert_eq!((s.as_u16(), b), (200, json!({"count": 0, "names": []})));
+    let (_, gus) = join(room.clone(), json!({"name": "Gus"})).await;
+    let _ws = signal_join(api, gus["token"].as_str().unwrap()).await;
+    let (_, b) = people(room.clone()).await;
+    assert_eq!(b, json!({"count": 1, "names": ["Gus"]}));
 }
 
 #[tokio::test]
@@ -1281,6 +1297,7 @@ async fn every_user_endpoint_refuses_anonymous_requests() {
         "post /api/v1/auth/login",
         "post /api/v1/meetings",
         "post /api/v1/rooms/{room}/join",
+        "get /api/v1/rooms/{room}/people",
     ];
     let mut checked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {

@@ -161,6 +161,18 @@ pub struct JoinOut {
     host: bool,
 }
 
+/// Who is in a call, for the screen before joining it.
+#[derive(Serialize, ToSchema)]
+pub struct PeopleOut {
+    /// People in the call now (WHEP viewers, who are not seen, not counted).
+    count: usize,
+    /// The names of the first few of them, in join order.
+    names: Vec<String>,
+}
+
+/// How many names [`room_people`] shows.
+const PEOPLE_SHOWN: usize = 6;
+
 pub fn rfc3339(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -448,14 +460,13 @@ pub async fn join_room(
             ));
         }
     }
-    let meeting = state.store.meeting_by_room(room.as_str()).await?;
+    let meeting = guest_meeting(&state, &room).await?;
     let host = match &meeting {
         Some(m) => auth.as_ref().is_some_and(|a| a.user.id == m.host_id),
-        None if state.keys.is_signed_room(room.as_str()) => input
+        None => input
             .host_key
             .as_deref()
             .is_some_and(|key| state.keys.is_host_key(&room, key)),
-        None => return Err(no_such_meeting()),
     };
     let grants = Grants {
         room_admin: host,
@@ -472,6 +483,59 @@ pub async fn join_room(
         name,
         host,
     }))
+}
+
+/// Who is in the call of a meeting link now, for anyone the meeting would let in (lobby
+/// meetings included): the same rooms and refusals as [`join_room`].
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/people", tag = "meetings",
+    security((), ("bearer" = []), ("session_cookie" = [])),
+    params(("room" = String, Path, description = "room name from the meeting link")),
+    responses((status = 200, body = PeopleOut), (status = 400, body = ErrorBody),
+              (status = 401, description = "sign_in_required", body = ErrorBody),
+              (status = 403, description = "meeting_locked", body = ErrorBody),
+              (status = 404, description = "no_such_meeting", body = ErrorBody),
+              (status = 410, description = "meeting_cancelled", body = ErrorBody)))]
+pub async fn room_people(
+    State(state): State<AppState>,
+    MaybeAuthed(auth): MaybeAuthed,
+    Path(room): Path<String>,
+) -> Result<Json<PeopleOut>, ApiError> {
+    let room = RoomName::new(room)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))?;
+    let meeting = guest_meeting(&state, &room).await?;
+    let (identity, host) = match (&auth, &meeting) {
+        (Some(a), m) => (
+            user_identity(&a.user.id),
+            m.as_ref().is_some_and(|m| m.host_id == a.user.id),
+        ),
+        (None, _) => ("guest".to_string(), false),
+    };
+    let grants = Grants {
+        room_admin: host,
+        ..Grants::default()
+    };
+    door::check_meeting(meeting, &identity, &grants)?;
+    let (report, _) = state.media.report(room).await;
+    let names: Vec<String> = report
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.kind.is_visible())
+        .map(|p| p.name)
+        .collect();
+    Ok(Json(PeopleOut {
+        count: names.len(),
+        names: names.into_iter().take(PEOPLE_SHOWN).collect(),
+    }))
+}
+
+/// The stored meeting of a room a guest may be given a token for (`None`: an ad-hoc room
+/// this server made); `no_such_meeting` for any other room.
+async fn guest_meeting(state: &AppState, room: &RoomName) -> Result<Option<Meeting>, ApiError> {
+    match state.store.meeting_by_room(room.as_str()).await? {
+        Some(m) => Ok(Some(m)),
+        None if state.keys.is_signed_room(room.as_str()) => Ok(None),
+        None => Err(no_such_meeting()),
+    }
 }
 
 /// A room that is neither a stored meeting nor an ad-hoc room made by this server (rooms of

@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/meetings/{id}/decline", post(c::decline_call))
         .route("/api/v1/history", get(m::history))
         .route("/api/v1/rooms/{room}/join", post(m::join_room))
+        .route("/api/v1/rooms/{room}/people", get(m::room_people))
         .route("/api/v1/rooms/{room}/stats", get(stats::room_stats))
         .route(
             "/api/v1/rooms/{room}/limits",
@@ -86,7 +87,7 @@ pub fn router() -> Router<AppState> {
         accounts::signup, accounts::login, accounts::logout, accounts::me, accounts::session,
         accounts::change_password, accounts::delete_account,
         meetings::create, meetings::list, meetings::detail, meetings::update, meetings::cancel,
-        meetings::calendar, meetings::history, meetings::join_room,
+        meetings::calendar, meetings::history, meetings::join_room, meetings::room_people,
         contacts::search, contacts::list, contacts::remove, contacts::call, contacts::requests,
         contacts::request, contacts::withdraw, contacts::accept, contacts::decline,
         contacts::decline_call,
