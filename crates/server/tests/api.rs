@@ -1392,13 +1392,14 @@ async fn the_openapi_document_describes_every_route() {
         "/api/v1/meetings/{id}/calendar.ics",
         "/api/v1/contacts/{user_id}/call",
         "/api/v1/rooms/{room}/join",
+        "/api/v1/rooms/{room}/people",
         "/api/v1/history",
         "/api/v1/rooms/{room}/limits",
         "/api/v1/rooms/{room}/participants/{participant}/limits",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 25, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 26, "{:?}", paths.keys().collect::<Vec<_>>());
 }
 
 type Socket =
