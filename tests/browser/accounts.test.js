@@ -201,7 +201,7 @@ test('lobby: the host admits a guest who waited', async () => {
   }
 });
 
-test('the host mutes a participant, locks the meeting and removes the participant', async () => {
+test('the host mutes a participant, makes them a host (who locks the meeting), and removes them', async () => {
   const server = await start();
   const host = await user(server, 'Host', '/signup');
   await signUp(host, 'Mia Moderator', 'mia@example.com');
@@ -231,8 +231,18 @@ test('the host mutes a participant, locks the meeting and removes the participan
   assert.equal(await pat.eval(() => window.stoa.toggleMic()), true);
   await host.waitFor((id) => window.stoa.participants.get(id)?.tracks.find((t) => t.kind === 'audio')?.muted === false, patId, 10000, 'Pat unmuted');
 
-  // Lock: everyone sees the badge; a newcomer is turned away.
-  await host.page.click('#lock-button');
+  // The host makes Pat a host too (from the People panel, after a confirmation): she gets the
+  // host's controls, and it is her lock that closes the meeting.
+  await host.page.click('#people-button');
+  const promoted = new Promise((resolve) => host.page.once('dialog', (d) => { resolve(d.message()); d.accept(); }));
+  await host.page.click(`#people-list [data-participant="${patId}"] .host-make-host`);
+  assert.match(await promoted, /^Make Pat a host\?/);
+  await pat.waitFor(() => window.stoa.isHost === true, null, 10000, 'Pat made a host');
+  await pat.page.waitForSelector('#lock-button:visible');
+  assert.match(await pat.page.textContent('#toasts'), /You are now a host/);
+
+  // Lock (by Pat, now a host): everyone sees the badge; a newcomer is turned away.
+  await pat.page.click('#lock-button');
   for (const p of [host, pat]) await p.page.waitForSelector('#locked-badge:visible', { timeout: 10000 });
   assert.equal(await pat.eval(() => window.stoa.locked), true);
   const late = await openParticipant(server, room, 'Late');

@@ -540,6 +540,14 @@ function onMessage(m) {
       ui.renderLobby(S.lobby);
       return;
     }
+    case 'grants': {
+      const wasHost = S.isHost;
+      S.grants = { ...S.grants, ...m.grants };
+      S.isHost = !!S.grants.room_admin;
+      ui.setHost(S.isHost);
+      if (S.isHost && !wasHost) ui.toast('You are now a host of this meeting');
+      break;
+    }
     case 'locked':
       S.locked = !!m.locked;
       ui.setLocked(S.locked);
@@ -594,6 +602,15 @@ function hostAct(type, id) {
 }
 const muteParticipant = (id) => hostAct('mute_participant', id);
 const removeParticipant = (id) => hostAct('remove_participant', id);
+const makeHost = (id) => {
+  const sent = hostAct('make_host', id);
+  const p = S.participants.get(pid(id));
+  if (sent && p) {
+    p.host = true;
+    render();
+  }
+  return sent;
+};
 
 // ---- stats: a first-frame fallback ---------------------------------------------------------
 
@@ -664,6 +681,7 @@ window.stoa = {
   deny,
   muteParticipant,
   removeParticipant,
+  makeHost,
   setLocked,
   endMeeting,
   stats: () => (S.call ? S.call.stats() : Promise.resolve(null)),
@@ -687,6 +705,7 @@ async function init() {
     onDeny: deny,
     onHostMute: muteParticipant,
     onHostRemove: removeParticipant,
+    onMakeHost: makeHost,
     onToggleLock: () => setLocked(!S.locked),
     onEndMeeting: endMeeting,
   });

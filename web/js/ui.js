@@ -68,11 +68,15 @@ export function initUi(h) {
   // Host buttons on tiles and in the people list carry their participant in an ancestor.
   for (const box of [$('#grid'), $('#people-list')]) {
     box.addEventListener('click', (e) => {
-      const b = e.target.closest('.host-mute, .host-remove');
+      const b = e.target.closest('.host-mute, .host-remove, .host-make-host');
       const id = b?.closest('[data-participant]')?.dataset.participant;
       if (!id) return;
       if (b.classList.contains('host-mute')) return h.onHostMute(id);
       const name = b.closest('[data-participant]').querySelector('.name, .person-name')?.textContent || 'this person';
+      if (b.classList.contains('host-make-host')) {
+        if (confirm(`Make ${name} a host? They will be able to admit, mute and remove people, lock and end the meeting.`)) h.onMakeHost(id);
+        return;
+      }
       if (confirm(`Remove ${name} from the meeting? They will not be able to come back by themselves.`)) h.onHostRemove(id);
     });
   }
@@ -513,7 +517,7 @@ export function setFollow(on) {
 
 function renderPeople(participants, me) {
   const list = $('#people-list');
-  const row = (name, id, micOff, you) => {
+  const row = (name, id, micOff, you, isHost = false) => {
     const li = el('li', 'person');
     const av = el('div', 'avatar small');
     setAvatar(av, name, id);
@@ -525,6 +529,12 @@ function renderPeople(participants, me) {
       li.dataset.participant = id;
       const host = hostButtons();
       host.querySelector('.host-mute').disabled = micOff;
+      const promote = el('button', 'icon-button host-make-host');
+      promote.type = 'button';
+      promote.title = 'Make a host';
+      promote.innerHTML = icon('makeHost');
+      promote.hidden = isHost;
+      host.prepend(promote);
       li.append(host);
     }
     return li;
@@ -532,7 +542,7 @@ function renderPeople(participants, me) {
   const rows = [row(me?.name || 'You', me?.id || 'me', !!me?.micOff, true)];
   for (const p of participants.values()) {
     const mic = p.tracks.find((x) => x.kind === 'audio' && x.source !== 'screen');
-    rows.push(row(p.name, p.pid, !mic || mic.muted, false));
+    rows.push(row(p.name, p.pid, !mic || mic.muted, false, p.host));
   }
   list.replaceChildren(...rows);
 }

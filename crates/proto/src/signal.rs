@@ -128,6 +128,10 @@ pub enum ClientMessage {
     Rename {
         name: String,
     },
+    /// Host (room-admin): makes another participant a host too, for this call.
+    MakeHost {
+        participant: ParticipantId,
+    },
     /// Host (room-admin): mutes another participant's microphone. They may unmute.
     MuteParticipant {
         participant: ParticipantId,
@@ -241,6 +245,10 @@ pub enum ServerMessage {
     /// changes, and to a participant that joins while someone speaks.
     ActiveSpeaker {
         participant: Option<ParticipantId>,
+    },
+    /// This participant's grants changed during the call (a host made it a host too).
+    Grants {
+        grants: Grants,
     },
     /// The meeting was locked or unlocked by a host.
     Locked {

@@ -144,6 +144,23 @@ impl Lobbies {
         key
     }
 
+    /// A call session became a host during the call: it gets the lobby list, and those
+    /// waiting hear that a host is there if none was.
+    pub fn make_host(&self, room: &str, key: u64) {
+        self.with_door(room, |door| {
+            let first_host = !door.has_host();
+            let list = door.waiting_list();
+            let Some(member) = door.members.iter_mut().find(|m| m.0 == key) else {
+                return;
+            };
+            member.2 = true;
+            let _ = member.1.send(list);
+            if first_host {
+                door.tell_waiters();
+            }
+        });
+    }
+
     pub fn depart(&self, room: &str, key: u64) {
         self.with_door(room, |door| {
             let had_host = door.has_host();
@@ -216,6 +233,32 @@ mod tests {
         lobbies.depart("r", host);
         lobbies.depart("r", guest);
         assert!(lobbies.rooms.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_participant_made_host_sees_the_lobby_and_the_lobby_hears_of_it() {
+        let lobbies = Lobbies::default();
+        let (guest_tx, mut guest_rx) = mpsc::unbounded_channel();
+        let guest = lobbies.attend("r", guest_tx, false);
+        let (ann_tx, mut ann_rx) = mpsc::unbounded_channel();
+        let (id, mut decision) = lobbies.wait("r", "Ann", ann_tx);
+        assert_eq!(
+            ann_rx.try_recv(),
+            Ok(ServerMessage::LobbyHost { present: false })
+        );
+        assert!(guest_rx.try_recv().is_err(), "not a host: no lobby list");
+        lobbies.make_host("r", guest);
+        match guest_rx.try_recv() {
+            Ok(ServerMessage::LobbyUpdate { waiting }) => assert_eq!(waiting[0].name, "Ann"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            ann_rx.try_recv(),
+            Ok(ServerMessage::LobbyHost { present: true })
+        );
+        assert!(lobbies.decide("r", &id, true));
+        assert_eq!(decision.try_recv(), Ok(true));
+        lobbies.depart("r", guest);
     }
 
     #[test]

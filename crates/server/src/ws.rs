@@ -61,7 +61,7 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
     };
     let room = req.room.to_string();
     let identity = req.identity.clone();
-    let is_host = req.grants.room_admin;
+    let mut is_host = req.grants.room_admin;
     let user_id = identity_user(&req.identity).map(String::from);
     let name = req.name.clone();
     let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
@@ -105,7 +105,7 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
                             Err((code, text)) => { send(&mut socket, &ServerMessage::error(code, text)).await; }
                         }
                     }
-                    Ok(message @ (ClientMessage::MuteParticipant { .. } | ClientMessage::RemoveParticipant { .. })) => {
+                    Ok(message @ (ClientMessage::MuteParticipant { .. } | ClientMessage::RemoveParticipant { .. } | ClientMessage::MakeHost { .. })) => {
                         // The SFU checks the host right and refuses others; record what hosts asked.
                         if is_host {
                             audit(&identity, &room, audit_action(&message));
@@ -121,6 +121,11 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
             event = events.recv() => match event {
                 Some(message) => {
                     let fatal = matches!(message, ServerMessage::Error { fatal: true, .. });
+                    // A host made this participant a host: it now sees the lobby and decides.
+                    if matches!(message, ServerMessage::Grants { grants } if grants.room_admin && !is_host) {
+                        is_host = true;
+                        state.lobbies.make_host(&room, door_key);
+                    }
                     if !send(&mut socket, &message).await || fatal {
                         break;
                     }
@@ -235,6 +240,7 @@ fn audit_action(message: &ClientMessage) -> String {
         ClientMessage::EndMeeting => "end the meeting for everyone".into(),
         ClientMessage::MuteParticipant { .. } => format!("mute: {}", compact(message)),
         ClientMessage::RemoveParticipant { .. } => format!("remove: {}", compact(message)),
+        ClientMessage::MakeHost { .. } => format!("make host: {}", compact(message)),
         _ => compact(message),
     }
 }

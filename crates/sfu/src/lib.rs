@@ -736,6 +736,7 @@ impl Sfu {
                 Ok(())
             }
             ClientMessage::MuteParticipant { participant } => self.mute_by_host(id, participant),
+            ClientMessage::MakeHost { participant } => self.make_host(id, participant),
             ClientMessage::RemoveParticipant { participant } => {
                 self.remove_by_host(now, id, participant)
             }

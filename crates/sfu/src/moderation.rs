@@ -1,11 +1,11 @@
-//! Host powers inside a call: muting and removing another participant of the room. Only a
-//! participant whose token grants `room_admin` may use them.
+//! Host powers inside a call: muting and removing another participant of the room, and
+//! making another participant a host. Only a participant with `room_admin` may use them.
 
 use std::time::Instant;
 
 use stoa_proto::{ErrorCode, ParticipantId, ServerMessage, TrackKind};
 
-use crate::{CloseReason, Sfu, SfuError};
+use crate::{CloseReason, ParticipantKind, Sfu, SfuError};
 
 impl Sfu {
     /// The room's participant `target`, if `by` may moderate it.
@@ -54,6 +54,32 @@ impl Sfu {
                 kind: TrackKind::Audio,
             },
         );
+        Ok(())
+    }
+
+    /// Gives `target` the host's powers (`room_admin`) for the rest of its session and tells it
+    /// with `grants`.
+    pub(crate) fn make_host(
+        &mut self,
+        by: ParticipantId,
+        target: ParticipantId,
+    ) -> Result<(), SfuError> {
+        self.moderated(by, target)?;
+        let Some(p) = self.participants.get_mut(&target) else {
+            return Err(SfuError::UnknownParticipant);
+        };
+        if p.kind != ParticipantKind::Interactive {
+            return Err(SfuError::BadRequest(
+                "a WHIP or WHEP session cannot be a host".into(),
+            ));
+        }
+        if p.grants.room_admin {
+            return Ok(());
+        }
+        p.grants.room_admin = true;
+        let grants = p.grants;
+        tracing::info!(host = %by, participant = %target, "made a host");
+        self.signal(target, ServerMessage::Grants { grants });
         Ok(())
     }
 

@@ -500,4 +500,39 @@ fn a_host_mutes_and_removes_a_participant_and_others_cannot() {
         .iter()
         .any(|m| matches!(m, ServerMessage::ParticipantLeft { id } if *id == bob_id)));
     assert_eq!(sim.sfu.participant_count(), 2);
+
+    // The host makes Carol a host too: she is told, and may now moderate.
+    let (host_id, carol_id) = (sim.id(host), sim.id(carol));
+    sim.client_message(
+        carol,
+        ClientMessage::MakeHost {
+            participant: host_id,
+        },
+    );
+    assert!(matches!(
+        sim.messages(carol).last(),
+        Some(ServerMessage::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        })
+    ));
+    sim.client_message(
+        host,
+        ClientMessage::MakeHost {
+            participant: carol_id,
+        },
+    );
+    assert!(sim.messages(carol).iter().any(
+        |m| matches!(m, ServerMessage::Grants { grants } if grants.room_admin && grants.subscribe)
+    ));
+    sim.client_message(
+        carol,
+        ClientMessage::MuteParticipant {
+            participant: host_id,
+        },
+    );
+    assert!(sim
+        .messages(host)
+        .iter()
+        .any(|m| matches!(m, ServerMessage::MutedByHost { .. })));
 }
