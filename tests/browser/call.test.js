@@ -35,6 +35,23 @@ test('two browsers see and hear each other through the SFU', async () => {
   // Names are shown on the tiles.
   const names = await alice.page.locator('.tile').allInnerTexts();
   assert.ok(names.some((t) => t.includes('Bob')), `Alice's tiles: ${names}`);
+
+  // Keyboard shortcuts, and their list in the settings dialog.
+  const micOn = () => alice.eval(() => window.stoa.local.micOn);
+  await alice.page.keyboard.press('Control+d');
+  await alice.waitFor(() => window.stoa.local.micOn === false, null, 5000, 'Ctrl+D to turn the microphone off');
+  await alice.page.keyboard.press('Control+d');
+  await alice.waitFor(() => window.stoa.local.micOn === true, null, 5000, 'Ctrl+D to turn it on again');
+  assert.equal(await micOn(), true);
+  const panel = () => alice.eval(() => document.body.dataset.panel);
+  const before = await panel(); // wide windows open with the chat shown
+  await alice.page.keyboard.press('Control+Alt+c');
+  assert.equal(await panel(), before === 'chat' ? '' : 'chat', 'Ctrl+Alt+C toggles the chat');
+  await alice.page.keyboard.press('Control+Alt+p');
+  assert.equal(await panel(), 'people', 'Ctrl+Alt+P shows the people');
+  await alice.page.keyboard.press('Shift+Slash');
+  await alice.page.waitForSelector('#settings[open] #shortcuts');
+  assert.match(await alice.page.textContent('#shortcuts'), /Ctrl \+ D\s*Turn the microphone on or off/);
 });
 
 test('three people: everyone decodes two videos; a screen share and a chat message reach the others; leaving is seen', async () => {

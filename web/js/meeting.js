@@ -457,6 +457,28 @@ function leave() {
   ui.showLeft('You left the meeting');
 }
 
+/**
+ * The keyboard shortcuts (listed in the settings dialog, as in Meet): Ctrl/⌘+D microphone,
+ * Ctrl/⌘+E camera, Ctrl/⌘+Alt+C chat, Ctrl/⌘+Alt+P people, "?" the list itself.
+ */
+function onShortcut(e) {
+  if (S.state !== 'prejoin' && S.state !== 'joined') return;
+  const k = e.key.toLowerCase();
+  const typing = e.target instanceof HTMLElement && e.target.matches('input, textarea, select, [contenteditable]');
+  if (k === '?' && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
+    e.preventDefault();
+    ui.showSettings();
+    return;
+  }
+  if (!(e.ctrlKey || e.metaKey) || e.shiftKey) return;
+  const action = e.altKey
+    ? { c: () => ui.togglePanel('chat'), p: () => ui.togglePanel('people') }[e.code === 'KeyC' ? 'c' : e.code === 'KeyP' ? 'p' : k]
+    : { d: toggleMic, e: toggleCam }[k];
+  if (!action || (e.altKey && S.state !== 'joined')) return;
+  e.preventDefault();
+  action();
+}
+
 function rejoin() {
   if (S.state !== 'left' && S.state !== 'denied') return;
   S.mediaReady = acquireMedia();
@@ -720,15 +742,7 @@ async function init() {
   ui.onFirstFrame((t) => { if (S.timings.firstRemoteFrame == null) S.timings.firstRemoteFrame = t; });
   navigator.mediaDevices?.addEventListener?.('devicechange', refreshDevices);
   window.addEventListener('pagehide', () => S.sig?.send({ type: 'leave' }));
-  // Meet's shortcuts: Ctrl/⌘+D microphone, Ctrl/⌘+E camera.
-  window.addEventListener('keydown', (e) => {
-    if (!(e.ctrlKey || e.metaKey) || e.altKey || e.shiftKey) return;
-    const k = e.key.toLowerCase();
-    if (k !== 'd' && k !== 'e') return;
-    if (S.state !== 'prejoin' && S.state !== 'joined') return;
-    e.preventDefault();
-    if (k === 'd') toggleMic(); else toggleCam();
-  });
+  window.addEventListener('keydown', onShortcut);
 
   refreshLocal();
   S.mediaReady = acquireMedia();

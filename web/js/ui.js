@@ -48,7 +48,7 @@ export function initUi(h) {
   $('#stop-presenting').onclick = () => h.onToggleScreen();
   $('#leave-button').onclick = () => h.onLeave();
   $('#rejoin-button').onclick = () => h.onRejoin();
-  $('#settings-button').onclick = () => $('#settings').showModal?.();
+  $('#settings-button').onclick = showSettings;
   $('#chat-button').onclick = () => togglePanel('chat');
   $('#people-button').onclick = () => togglePanel('people');
   $('#panel-close').onclick = () => togglePanel(null);
@@ -274,7 +274,12 @@ export function fillDevices(lists, current) {
 let panel = null;
 let unread = 0;
 
-function togglePanel(name, force = false) {
+export function showSettings() {
+  if (!$('#settings').open) $('#settings').showModal?.();
+}
+
+/** Opens the side panel `name` ('chat', 'people'), or closes it if open (`force`: opens). */
+export function togglePanel(name, force = false) {
   panel = !force && panel === name ? null : name;
   document.body.dataset.panel = panel || '';
   for (const b of document.querySelectorAll('[data-panel]')) b.setAttribute('aria-selected', String(b.dataset.panel === panel));

@@ -23,10 +23,44 @@ pub enum StoreError {
     /// A uniqueness or state rule: e.g. the email is taken, the request already exists.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The database URL names no database the store can open.
+    #[error("unsupported database URL {0:?}: expected sqlite:PATH or postgres://…")]
+    UnsupportedUrl(String),
+    /// The database failed or refused: connection, I/O, a rule not mapped to the above.
     #[error("database error: {0}")]
-    Backend(#[from] sqlx::Error),
+    Backend(BackendError),
+    /// Bringing the schema up to date failed at start-up.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(BackendError),
+}
+
+/// A failure of the database underneath, opaque so that users of the store do not depend on
+/// its driver; its message and source chain are kept for the logs.
+#[derive(Debug)]
+pub struct BackendError(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Backend(BackendError(Box::new(e)))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(BackendError(Box::new(e)))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -83,10 +83,9 @@ impl Backend {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Backend::Postgres)
         } else {
-            Err(sqlx::Error::Configuration(
-                "unsupported database URL: expected sqlite:PATH or postgres://…".into(),
-            )
-            .into())
+            // Only the scheme: the rest may hold a password.
+            let scheme = url.split(':').next().unwrap_or_default();
+            Err(StoreError::UnsupportedUrl(format!("{scheme}:…")))
         }
     }
 
@@ -109,7 +108,7 @@ pub struct SqlStore {
 ///
 /// `sqlite://PATH` or `sqlite:PATH` opens a SQLite file, creating it if missing unless
 /// the URL sets a `mode`; `postgres://…` or `postgresql://…` a PostgreSQL database. Any
-/// other scheme is a [`StoreError::Backend`] configuration error.
+/// other scheme is [`StoreError::UnsupportedUrl`].
 pub async fn connect(url: &str) -> Result<SqlStore> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of_url(url)?;

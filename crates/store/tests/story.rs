@@ -128,7 +128,7 @@ async fn sqlite_file_survives_a_restart() {
 async fn rejects_an_unknown_url_scheme() {
     assert_err!(
         connect("mysql://localhost/stoa").await,
-        StoreError::Backend(sqlx::Error::Configuration(_))
+        StoreError::UnsupportedUrl(_)
     );
 }
 
