@@ -27,6 +27,10 @@ test('signed-out pages log no failed request; a bad link is a page, not JSON', a
   }
   assert.deepEqual(failed, [], 'no request of a signed-out page fails');
   assert.deepEqual(u.logs.filter((l) => / error: /.test(l)), [], 'nothing logged as an error');
+  // A link to no meeting says so before anyone clicks Join.
+  await u.page.goto(`${server.base}/m/some-room`);
+  await u.page.waitForSelector('#prejoin-people.refused');
+  assert.match(await u.page.textContent('#prejoin-people'), /^There is no meeting at this link\./);
 
   for (const [path, title] of [['/nope', 'Page not found'], ['/m/<script>', 'This is not a meeting link'], ['/m/<script>alert(1)</script>', 'Page not found']]) {
     const res = await u.page.goto(`${server.base}${path}`);

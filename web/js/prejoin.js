@@ -2,7 +2,7 @@
 // asked again every few seconds) and a level meter of the microphone, so people can check it
 // before others hear them. Both stop once the person joins.
 
-import { roomPeople } from './api.js';
+import { roomPeople, sentence } from './api.js';
 
 const PEOPLE_EVERY_MS = 5000;
 
@@ -16,14 +16,16 @@ export function peopleText({ count, names }) {
 }
 
 /**
- * Shows who is in the call in `el` while `active()` holds. A refusal (a cancelled or locked
- * meeting, a wrong link) is left for joining to explain; the line stays empty then.
+ * Shows who is in the call in `el` while `active()` holds, or what joining would be refused
+ * for (a wrong link, a cancelled or locked meeting), so nobody clicks Join to find out.
  */
 export function showWhoIsIn(room, el, active) {
   const tick = async () => {
     if (!active()) return;
     try {
-      el.textContent = peopleText(await roomPeople(room));
+      const people = await roomPeople(room);
+      el.textContent = people.refusal ? sentence(people.refusal.message) : peopleText(people);
+      el.classList.toggle('refused', !!people.refusal);
     } catch {
       el.textContent = '';
     }

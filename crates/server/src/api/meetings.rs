@@ -161,13 +161,18 @@ pub struct JoinOut {
     host: bool,
 }
 
-/// Who is in a call, for the screen before joining it.
+/// Who is in a call, for the screen before joining it, or why joining would be refused.
 #[derive(Serialize, ToSchema)]
 pub struct PeopleOut {
-    /// People in the call now (WHEP viewers, who are not seen, not counted).
+    /// People in the call now (WHEP viewers, who are not seen, not counted); 0 when refused.
     count: usize,
     /// The names of the first few of them, in join order.
     names: Vec<String>,
+    /// Why `POST /rooms/{room}/join` would refuse this person now (`no_such_meeting`,
+    /// `meeting_cancelled`, `meeting_locked`, `sign_in_required`), with its message; absent
+    /// when they may join (waiting in a lobby counts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<ErrorBody>,
 }
 
 /// How many names [`room_people`] shows.
@@ -486,15 +491,13 @@ pub async fn join_room(
 }
 
 /// Who is in the call of a meeting link now, for anyone the meeting would let in (lobby
-/// meetings included): the same rooms and refusals as [`join_room`].
+/// meetings included); for anyone else, which refusal [`join_room`] would give. A refusal is
+/// part of the answer, not an error status: the page before joining asks this of every link
+/// it is opened on, a mistyped one included, and says at once what joining would say.
 #[utoipa::path(get, path = "/api/v1/rooms/{room}/people", tag = "meetings",
     security((), ("bearer" = []), ("session_cookie" = [])),
     params(("room" = String, Path, description = "room name from the meeting link")),
-    responses((status = 200, body = PeopleOut), (status = 400, body = ErrorBody),
-              (status = 401, description = "sign_in_required", body = ErrorBody),
-              (status = 403, description = "meeting_locked", body = ErrorBody),
-              (status = 404, description = "no_such_meeting", body = ErrorBody),
-              (status = 410, description = "meeting_cancelled", body = ErrorBody)))]
+    responses((status = 200, body = PeopleOut), (status = 400, description = "invalid_room", body = ErrorBody)))]
 pub async fn room_people(
     State(state): State<AppState>,
     MaybeAuthed(auth): MaybeAuthed,
@@ -502,7 +505,16 @@ pub async fn room_people(
 ) -> Result<Json<PeopleOut>, ApiError> {
     let room = RoomName::new(room)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))?;
-    let meeting = guest_meeting(&state, &room).await?;
+    let refused = |e: ApiError| PeopleOut {
+        count: 0,
+        names: Vec::new(),
+        refusal: Some(e.body),
+    };
+    let meeting = match guest_meeting(&state, &room).await {
+        Ok(m) => m,
+        Err(e) if e.status.is_client_error() => return Ok(Json(refused(e))),
+        Err(e) => return Err(e),
+    };
     let (identity, host) = match (&auth, &meeting) {
         (Some(a), m) => (
             user_identity(&a.user.id),
@@ -514,7 +526,9 @@ pub async fn room_people(
         room_admin: host,
         ..Grants::default()
     };
-    door::check_meeting(meeting, &identity, &grants)?;
+    if let Err(e) = door::check_meeting(meeting, &identity, &grants) {
+        return Ok(Json(refused(e)));
+    }
     let (report, _) = state.media.report(room).await;
     let names: Vec<String> = report
         .unwrap_or_default()
@@ -525,6 +539,7 @@ pub async fn room_people(
     Ok(Json(PeopleOut {
         count: names.len(),
         names: names.into_iter().take(PEOPLE_SHOWN).collect(),
+        refusal: None,
     }))
 }
 
