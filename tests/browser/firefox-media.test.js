@@ -128,7 +128,15 @@ test('Firefox shares its screen to Chromium; a third person joins and leaves; ch
   const back = await fay.eval(() => window.stoa.me.pid);
   await carl.waitFor((id) => window.stoa.participants.has(id), back, 15000, 'Fay back');
   await moreFrames(fay, await framesIn(fay), 30, 'Firefox to decode Carl after rejoining');
-  await moreFrames(carl, await framesIn(carl), 30, 'Chromium to decode Firefox after it rejoined');
+  await moreFrames(carl, await framesIn(carl), 30, 'Chromium to decode Firefox after it rejoined').catch(async (e) => {
+    // What each side saw, for the failure report.
+    const carlId = await carl.eval(() => window.stoa.me.pid);
+    const report = await fetch(`${session.server.base}/api/v1/rooms/ff-call/stats`, { headers: { authorization: `Bearer ${session.server.token('ff-call', 'diag', ['--admin'])}` } }).then((r) => r.json()).catch(() => null);
+    const sub = report?.participants.find((p) => `p${p.id}` === carlId);
+    const inbound = (await carl.stats()).inbound.map((x) => `${x.kind} mid ${x.mid} ${x.trackIdentifier}: ${x.framesDecoded ?? '-'} frames, ${x.packetsReceived} packets`);
+    const sent = (await fay.stats()).outbound.map((x) => `${x.kind} ${x.rid ?? ''} ${x.active === false ? 'off' : 'on'}: ${x.packetsSent} packets`);
+    throw new Error(`${e.message}\nChromium receives: ${JSON.stringify(inbound)}\nserver to Chromium: ${JSON.stringify(sub?.received)}\nFirefox sends: ${JSON.stringify(sent)}\nChromium logs: ${JSON.stringify(carl.logs.slice(-20))}`);
+  });
 
   const trouble = fay.logs.filter((l) => /error|offering|answering|rolling back/i.test(l));
   assert.deepEqual(trouble, [], 'Firefox logged no negotiation errors');
