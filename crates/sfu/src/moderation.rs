@@ -5,11 +5,16 @@ use std::time::Instant;
 
 use stoa_proto::{ErrorCode, ParticipantId, ServerMessage, TrackKind};
 
+use crate::participant::Participant;
 use crate::{CloseReason, ParticipantKind, Sfu, SfuError};
 
 impl Sfu {
     /// The room's participant `target`, if `by` may moderate it.
-    fn moderated(&self, by: ParticipantId, target: ParticipantId) -> Result<(), SfuError> {
+    fn moderated(
+        &mut self,
+        by: ParticipantId,
+        target: ParticipantId,
+    ) -> Result<&mut Participant, SfuError> {
         let host = self
             .participants
             .get(&by)
@@ -17,8 +22,9 @@ impl Sfu {
         if !host.grants.room_admin {
             return Err(SfuError::Forbidden("only a host can do this"));
         }
-        match self.participants.get(&target) {
-            Some(t) if t.room == host.room => Ok(()),
+        let room = host.room.clone();
+        match self.participants.get_mut(&target) {
+            Some(t) if t.room == room => Ok(t),
             _ => Err(SfuError::BadRequest(format!(
                 "{target} is not in this meeting"
             ))),
@@ -31,10 +37,7 @@ impl Sfu {
         by: ParticipantId,
         target: ParticipantId,
     ) -> Result<(), SfuError> {
-        self.moderated(by, target)?;
-        let Some(p) = self.participants.get_mut(&target) else {
-            return Err(SfuError::UnknownParticipant);
-        };
+        let p = self.moderated(by, target)?;
         let mut changed = Vec::new();
         for track in p.up.iter_mut().filter(|t| t.kind == TrackKind::Audio) {
             track.host_muted = true;
@@ -64,10 +67,7 @@ impl Sfu {
         by: ParticipantId,
         target: ParticipantId,
     ) -> Result<(), SfuError> {
-        self.moderated(by, target)?;
-        let Some(p) = self.participants.get_mut(&target) else {
-            return Err(SfuError::UnknownParticipant);
-        };
+        let p = self.moderated(by, target)?;
         if p.kind != ParticipantKind::Interactive {
             return Err(SfuError::BadRequest(
                 "a WHIP or WHEP session cannot be a host".into(),

@@ -342,26 +342,37 @@ pub async fn change_password(
     JsonBody(req): JsonBody<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     password("new_password", &req.new_password)?;
-    if req.current_password.len() > 256
-        || !verify_password(
-            &state,
-            req.current_password,
-            auth.user.password_hash.clone(),
-        )
-        .await?
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "wrong_password",
-            "the current password is wrong",
-        ));
-    }
+    confirm_password(
+        &state,
+        &auth,
+        req.current_password,
+        "the current password is wrong",
+    )
+    .await?;
     let hash = hash_password(&state, req.new_password).await?;
     state
         .store
         .set_password(&auth.user.id, &hash, &auth.session_hash)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user's password given again, before a change that needs it; `403
+/// wrong_password` (with `refusal` as its message) otherwise.
+async fn confirm_password(
+    state: &AppState,
+    auth: &Authed,
+    given: String,
+    refusal: &'static str,
+) -> Result<(), ApiError> {
+    if given.len() > 256 || !verify_password(state, given, auth.user.password_hash.clone()).await? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            refusal,
+        ));
+    }
+    Ok(())
 }
 
 /// Deletes the signed-in account and what is theirs (see `Store::delete_user`), after
@@ -375,15 +386,7 @@ pub async fn delete_account(
     auth: Authed,
     JsonBody(req): JsonBody<AccountDeletion>,
 ) -> Result<Response, ApiError> {
-    if req.password.len() > 256
-        || !verify_password(&state, req.password, auth.user.password_hash.clone()).await?
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "wrong_password",
-            "the password is wrong",
-        ));
-    }
+    confirm_password(&state, &auth, req.password, "the password is wrong").await?;
     state.store.delete_user(&auth.user.id).await?;
     tracing::info!(target: "stoa::audit", actor = %auth.user.id, "account deleted");
     Ok(signed_out(StatusCode::NO_CONTENT))

@@ -515,13 +515,13 @@ pub async fn room_people(
         Err(e) if e.status.is_client_error() => return Ok(Json(refused(e))),
         Err(e) => return Err(e),
     };
-    let (identity, host) = match (&auth, &meeting) {
-        (Some(a), m) => (
-            user_identity(&a.user.id),
-            m.as_ref().is_some_and(|m| m.host_id == a.user.id),
-        ),
-        (None, _) => ("guest".to_string(), false),
-    };
+    let identity = auth
+        .as_ref()
+        .map_or("guest".into(), |a| user_identity(&a.user.id));
+    let host = auth
+        .as_ref()
+        .zip(meeting.as_ref())
+        .is_some_and(|(a, m)| m.host_id == a.user.id);
     let grants = Grants {
         room_admin: host,
         ..Grants::default()
