@@ -60,12 +60,25 @@ test('three people: everyone decodes two videos; a screen share and a chat messa
   people.push(a, b, c);
   for (const p of [a, b, c]) await waitForRemoteMedia(p, { videos: 2 });
 
+  // Ben keeps the call in a picture-in-picture window: someone's camera at first.
+  const pipTrack = () => document.querySelector('#pip-video')?.srcObject?.getVideoTracks()[0]?.id;
+  await b.page.click('#pip-button');
+  await b.waitFor(() => document.pictureInPictureElement?.id === 'pip-video', null, 10000, 'the picture-in-picture window');
+  const cameras = await b.eval(() => [...document.querySelectorAll('.tile:not(.screen) video')].map((v) => v.srcObject?.getVideoTracks()[0]?.id));
+  assert.ok(cameras.includes(await b.eval(pipTrack)), 'picture-in-picture shows a camera');
+
   // Ann shares her screen (a user gesture is needed for getDisplayMedia).
   await a.page.click('#screen-button');
   for (const p of [b, c]) {
     await p.waitFor(() => document.querySelectorAll('.tile.screen video').length > 0, null, 15000, 'a screen-share tile');
     await waitForRemoteMedia(p, { videos: 3, frames: 10 });
   }
+  // The window follows the presentation without another click, and plays it.
+  await b.waitFor(() => {
+    const screen = document.querySelector('.tile.screen video').srcObject?.getVideoTracks()[0];
+    const v = document.querySelector('#pip-video');
+    return screen && v.srcObject?.getVideoTracks()[0] === screen && v.videoWidth > 0 && !v.paused && document.pictureInPictureElement === v;
+  }, null, 10000, 'the presented screen in picture-in-picture');
 
   // Ben writes in the chat; everyone gets it with his name.
   await b.page.fill('#chat-input', 'hello from Ben');
@@ -80,6 +93,12 @@ test('three people: everyone decodes two videos; a screen share and a chat messa
   // Ben changes his name in the People panel: the others' tiles and his chat use the new one.
   const benId = await b.eval(() => window.stoa.me.pid);
   await b.page.click('#people-button');
+  // The People panel offers the meeting's link, one click to copy.
+  assert.match(await b.page.locator('#people-view .meeting-link').innerText(), /\/m\/e2e-three$/);
+  await b.context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await b.page.click('#people-view .copy-link');
+  await b.waitFor(() => document.querySelector('#toasts')?.textContent.includes('Meeting link copied'), null, 5000, 'word that the link was copied');
+  assert.match(await b.eval(() => navigator.clipboard.readText()), /\/m\/e2e-three$/);
   await b.page.fill('#rename-input', 'Benjamin');
   await b.page.click('#rename-button');
   await b.waitFor(() => window.stoa.me.name === 'Benjamin', null, 10000, 'his own new name');

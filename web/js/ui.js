@@ -5,6 +5,7 @@
 // networking (the diagnostics panel is diagnostics.js).
 
 import { icon, fillIcons } from './icons.js';
+import { initPip, refreshPip, closePip } from './pip.js';
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, cls, text) => {
@@ -23,7 +24,7 @@ export function initUi(h) {
   handlers = h;
   fillIcons();
   for (const e of document.querySelectorAll('.room-name')) e.textContent = h.room;
-  $('#meeting-link').textContent = location.origin + location.pathname;
+  for (const e of document.querySelectorAll('.meeting-link')) e.textContent = meetingLink();
 
   $('#join-form').addEventListener('submit', (e) => {
     e.preventDefault();
@@ -57,6 +58,7 @@ export function initUi(h) {
   $('#end-button').onclick = () => {
     if (confirm('End the meeting for everyone? Everyone in it, and everyone waiting to join, will have to leave.')) h.onEndMeeting();
   };
+  initPip($('#pip-button'), pipTrack, () => toast('Nobody has their camera on yet.'));
   $('#follow-button').onclick = () => setFollow(!$('#gallery').classList.contains('follow'));
   $('#lobby-panel').addEventListener('click', (e) => {
     const b = e.target.closest('button');
@@ -80,14 +82,7 @@ export function initUi(h) {
       if (confirm(`Remove ${name} from the meeting? They will not be able to come back by themselves.`)) h.onHostRemove(id);
     });
   }
-  $('#copy-link').onclick = async () => {
-    try {
-      await navigator.clipboard.writeText($('#meeting-link').textContent);
-      toast('Link copied');
-    } catch {
-      toast('Copy the link from the address bar', 'error');
-    }
-  };
+  for (const b of document.querySelectorAll('.copy-link')) b.onclick = copyMeetingLink;
   $('#rename-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const name = $('#rename-input').value.trim();
@@ -114,6 +109,18 @@ export function initUi(h) {
 }
 
 /** Called with performance.now() when the first remote video frame is shown. */
+/** The link that brings others into this meeting (the page's own address, without query). */
+function meetingLink() { return location.origin + location.pathname; }
+
+async function copyMeetingLink() {
+  try {
+    await navigator.clipboard.writeText(meetingLink());
+    toast('Meeting link copied');
+  } catch {
+    toast(`Copy the link from the address bar: ${meetingLink()}`, 'error');
+  }
+}
+
 export function onFirstFrame(cb) { firstFrameCb = cb; }
 
 // ---- screens ---------------------------------------------------------------------------
@@ -131,6 +138,7 @@ export function setState(state, detail) {
   $('#overlay-text').textContent = detail || OVERLAY_TEXT[state] || '';
   $('#join-button').disabled = state === 'joining';
   if (state !== 'joined') { setHost(false); renderLobby([]); }
+  if (ENDED.has(state)) closePip();
 }
 
 /**
@@ -473,6 +481,7 @@ export function renderMedia(participants, remote, me) {
   gallery.classList.toggle('alone', participants.size === 0);
   $('#people-count').textContent = String(participants.size + 1);
   layout();
+  refreshPip();
 }
 
 let audioToast = null;
@@ -501,6 +510,18 @@ export function setActiveSpeaker(active, me) {
   if (active && active !== me) speaker.followed = active;
   applySpeaker();
   layout();
+  refreshPip();
+}
+
+/** What picture-in-picture shows: a presented screen, else the last person heard, else anyone's camera. */
+function pipTrack() {
+  const showing = (t) => t && !t.classList.contains('video-off') && t.querySelector('video').srcObject?.getVideoTracks()[0];
+  const all = [...tiles.values()];
+  for (const t of [...all.filter((x) => x.classList.contains('screen')), tiles.get(speaker.followed), ...all]) {
+    const track = showing(t);
+    if (track) return track;
+  }
+  return null;
 }
 
 function applySpeaker() {
