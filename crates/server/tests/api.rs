@@ -366,6 +366,36 @@ async fn meetings_invitations_calendar_and_authorization() {
             json!({"recurrence": "hourly", "start_at": "2026-12-01T10:00:00+01:00"}),
             "recurrence",
         ),
+        (
+            json!({"recurrence": "monthly", "start_at": "2026-12-01T10:00:00+01:00",
+                   "recurrence_count": 3, "recurrence_until": "2027-03-31"}),
+            "recurrence_until",
+        ),
+        (
+            json!({"recurrence": "weekly", "start_at": "2026-12-01T10:00:00+01:00",
+                   "time_zone": "Europe/Berlin", "recurrence_until": "2026-11-30"}),
+            "recurrence_until",
+        ),
+        (
+            json!({"recurrence": "weekly", "start_at": "2026-12-01T10:00:00+01:00",
+                   "recurrence_until": "2027-02-30"}),
+            "recurrence_until",
+        ),
+        (
+            json!({"recurrence": "weekly", "start_at": "2026-12-01T10:00:00+01:00",
+                   "skipped_occurrences": ["2026-12-02T10:00:00+01:00"]}),
+            "skipped_occurrences",
+        ),
+        (
+            json!({"start_at": "2026-12-01T10:00:00+01:00",
+                   "skipped_occurrences": ["2026-12-01T10:00:00+01:00"]}),
+            "skipped_occurrences",
+        ),
+        (
+            json!({"recurrence": "daily", "start_at": "2026-12-01T10:00:00Z",
+                   "skipped_occurrences": vec!["2026-12-02T10:00:00Z"; 101]}),
+            "skipped_occurrences",
+        ),
         (json!({"invitees": [bob.id]}), "invitees"),
         (json!({"invitees": ["../etc"]}), "invitees"),
     ] {
@@ -574,6 +604,110 @@ async fn meetings_invitations_calendar_and_authorization() {
             .await;
         assert_eq!(s, 400, "{q}");
     }
+}
+
+#[tokio::test]
+async fn monthly_meetings_with_an_end_date_and_skipped_occurrences() {
+    let server = common::start().await;
+    let api = Api::new(&server);
+    let ann = api.signup("ann@example.org", "Ann").await;
+
+    // On the 31st at 18:00 in Berlin until 31 August 2027: January, March, May, July, August.
+    let (s, m) = api
+        .call(
+            Some(&ann),
+            Method::POST,
+            "/api/v1/meetings",
+            Some(json!({
+                "title": "Month end", "start_at": "2027-01-31T18:00:00+01:00",
+                "time_zone": "Europe/Berlin", "recurrence": "monthly",
+                "recurrence_until": "2027-08-31",
+                "skipped_occurrences": ["2027-03-31T18:00:00+02:00", "2027-01-31T17:00:00Z",
+                                        "2027-01-31T18:00:00+01:00"],
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{m}");
+    assert_eq!(
+        (
+            &m["recurrence"],
+            &m["recurrence_until"],
+            &m["recurrence_count"]
+        ),
+        (&json!("monthly"), &json!("2027-08-31"), &Value::Null)
+    );
+    assert_eq!(
+        m["skipped_occurrences"],
+        json!(["2027-01-31T17:00:00Z", "2027-03-31T16:00:00Z"]),
+        "sorted, in UTC, without duplicates"
+    );
+    let path = format!("/api/v1/meetings/{}", m["id"].as_str().unwrap());
+    let patch = |body: Value| api.call(Some(&ann), Method::PATCH, &path, Some(body));
+
+    // February has no 31st, and no occurrence there.
+    let (s, b) = patch(json!({"skipped_occurrences": ["2027-02-28T18:00:00+01:00"]})).await;
+    assert_eq!(
+        (s.as_u16(), b["field"].as_str()),
+        (400, Some("skipped_occurrences")),
+        "{b}"
+    );
+
+    let res = api
+        .http
+        .get(format!("{}{path}/calendar.ics", api.base))
+        .bearer_auth(&ann.token)
+        .send()
+        .await
+        .unwrap();
+    let ics = res.text().await.unwrap().replace("\r\n ", "");
+    for needle in [
+        "DTSTART;TZID=Europe/Berlin:20270131T180000\r\n",
+        // The last second of 31 August in Berlin (CEST), in UTC.
+        "RRULE:FREQ=MONTHLY;UNTIL=20270831T215959Z\r\n",
+        "EXDATE;TZID=Europe/Berlin:20270131T180000\r\n",
+        "EXDATE;TZID=Europe/Berlin:20270331T180000\r\n",
+    ] {
+        assert!(ics.contains(needle), "{needle} missing in {ics}");
+    }
+
+    // A count replaces the end date; both at once is refused.
+    let (s, b) = patch(json!({"recurrence_count": 2, "recurrence_until": "2027-05-31"})).await;
+    assert_eq!(
+        (s.as_u16(), b["field"].as_str()),
+        (400, Some("recurrence_until")),
+        "{b}"
+    );
+    let (s, m) = patch(json!({"recurrence_count": 2})).await;
+    assert_eq!(s, 200, "{m}");
+    assert_eq!(
+        (&m["recurrence_count"], &m["recurrence_until"]),
+        (&json!(2), &Value::Null)
+    );
+    assert_eq!(m["skipped_occurrences"].as_array().unwrap().len(), 2);
+
+    // Changing the series drops the skipped instants that are no longer occurrences.
+    let (_, m) = patch(json!({"recurrence_count": 1})).await;
+    assert_eq!(m["skipped_occurrences"], json!(["2027-01-31T17:00:00Z"]));
+    let (_, m) = patch(json!({"start_at": "2027-02-01T18:00:00+01:00"})).await;
+    assert_eq!(m["skipped_occurrences"], json!([]));
+
+    // `null` ends the series by neither; no recurrence clears the rest.
+    let (_, m) =
+        patch(json!({"recurrence_count": null, "skipped_occurrences": ["2027-03-01T17:00:00Z"]}))
+            .await;
+    assert_eq!(
+        (&m["recurrence_count"], &m["skipped_occurrences"]),
+        (&Value::Null, &json!(["2027-03-01T17:00:00Z"]))
+    );
+    let (_, m) = patch(json!({"recurrence": "none"})).await;
+    assert_eq!(
+        (
+            &m["recurrence"],
+            &m["skipped_occurrences"],
+            &m["recurrence_until"]
+        ),
+        (&json!("none"), &json!([]), &Value::Null)
+    );
 }
 
 /// WHIP and WHEP pass the same door as the WebSocket: lobby, lock and cancellation refuse them.

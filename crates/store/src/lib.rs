@@ -112,6 +112,9 @@ pub enum Recurrence {
     None,
     Daily,
     Weekly,
+    /// The same day of the month; months without that day (the 31st, February 30) have no
+    /// occurrence, as with RFC 5545's `FREQ=MONTHLY`.
+    Monthly,
 }
 
 impl Recurrence {
@@ -120,6 +123,7 @@ impl Recurrence {
             Recurrence::None => "none",
             Recurrence::Daily => "daily",
             Recurrence::Weekly => "weekly",
+            Recurrence::Monthly => "monthly",
         }
     }
 
@@ -128,6 +132,7 @@ impl Recurrence {
             "none" => Some(Recurrence::None),
             "daily" => Some(Recurrence::Daily),
             "weekly" => Some(Recurrence::Weekly),
+            "monthly" => Some(Recurrence::Monthly),
             _ => None,
         }
     }
@@ -144,8 +149,15 @@ pub struct MeetingDraft {
     pub time_zone: String,
     pub duration_min: i64,
     pub recurrence: Recurrence,
-    /// Number of occurrences for a recurring meeting; `None` = no end.
+    /// Number of occurrences for a recurring meeting (skipped ones count); `None` = no end
+    /// by count.
     pub recurrence_count: Option<i64>,
+    /// The last day of a recurring meeting, `YYYY-MM-DD` in `time_zone`, inclusive; `None` =
+    /// no end date.
+    pub recurrence_until: Option<String>,
+    /// Start instants of occurrences that do not take place. The store keeps them sorted and
+    /// without duplicates, in a table of their own.
+    pub skipped_occurrences: Vec<Millis>,
     /// Guests without an account may not join.
     pub require_sign_in: bool,
     /// Joiners wait until the host admits them.
@@ -237,7 +249,7 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_sessions(&self, now: Millis) -> Result<u64>;
 
     // ---- meetings
-    /// Inserts the meeting and its invitations in one transaction.
+    /// Inserts the meeting, its skipped occurrences and its invitations in one transaction.
     /// `Conflict("room_taken")` when the room name exists; `NotFound` if the host or an
     /// invitee does not exist. Nothing is written when it fails.
     async fn create_meeting(
@@ -250,8 +262,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Meeting>;
     async fn meeting(&self, id: &str) -> Result<Option<Meeting>>;
     async fn meeting_by_room(&self, room: &str) -> Result<Option<Meeting>>;
-    /// Replaces the draft and, when `invitees` is `Some`, the invitation list, in one
-    /// transaction. `NotFound` if there is no such meeting or an invitee does not exist.
+    /// Replaces the draft (skipped occurrences included) and, when `invitees` is `Some`, the
+    /// invitation list, in one transaction. `NotFound` if there is no such meeting or an invitee does not exist.
     async fn update_meeting(
         &self,
         id: &str,

@@ -1,9 +1,11 @@
 //! [`SqlStore`]: the one [`Store`] implementation, over sqlx's `Any` driver, for SQLite
 //! and PostgreSQL alike.
 //!
-//! This module owns the connection pool, the schema migrations (`migrations/`, portable
-//! SQL that both backends run) and every SQL statement. What keeps one set of statements
-//! valid on both backends:
+//! This module owns the connection pool, the schema migrations and every SQL statement.
+//! Migrations live in `migrations/sqlite` and `migrations/postgres`: their 0001 is the same
+//! portable file (byte for byte, so databases made before the split keep their checksums);
+//! later ones differ where the backends do, e.g. SQLite must rebuild a table to change a
+//! CHECK. What keeps one set of statements valid on both backends:
 //! - `$n` placeholders, which SQLite accepts as well as PostgreSQL;
 //! - integers, flags (0/1) and Unix-ms times are BIGINT, everything else TEXT: the `Any`
 //!   driver decodes few types, and `i64` and `String` are the ones both share;
@@ -26,7 +28,8 @@ use crate::{
     Recurrence, RequestOutcome, Result, Session, Store, StoreError, User, UserSummary,
 };
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Run on every new SQLite connection: wait for locks instead of failing at once, enforce
 /// foreign keys, and let readers work alongside the writer.
@@ -54,8 +57,8 @@ macro_rules! summary_columns {
 macro_rules! meeting_columns {
     () => {
         "m.id, m.room, m.host_id, m.title, m.description, m.start_at, m.time_zone, \
-         m.duration_min, m.recurrence, m.recurrence_count, m.require_sign_in, m.lobby, \
-         m.locked, m.cancelled, m.created_at, m.updated_at"
+         m.duration_min, m.recurrence, m.recurrence_count, m.recurrence_until, \
+         m.require_sign_in, m.lobby, m.locked, m.cancelled, m.created_at, m.updated_at"
     };
 }
 macro_rules! attendance_columns {
@@ -115,6 +118,7 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
     let pool = match backend {
         Backend::Sqlite => {
             create_private(url)?;
+            migrate_sqlite(&with_create_mode(url)).await?;
             AnyPoolOptions::new()
                 .after_connect(|conn, _| {
                     Box::pin(async move {
@@ -129,8 +133,31 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
         }
         Backend::Postgres => AnyPoolOptions::new().connect(url).await?,
     };
-    MIGRATOR.run(&pool).await?;
+    if backend == Backend::Postgres {
+        POSTGRES_MIGRATOR.run(&pool).await?;
+    }
     Ok(SqlStore { pool, backend })
+}
+
+/// Brings a SQLite schema up to date over a connection of its own with foreign keys off, as
+/// SQLite's procedure for rebuilding a table requires: dropping the old table would otherwise
+/// delete every row that references it. sqlx runs each migration in a transaction, where the
+/// pragma cannot change, so the connection is opened with it off; the store's own connections
+/// never are.
+async fn migrate_sqlite(url: &str) -> Result<()> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA foreign_keys = OFF").await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?;
+    let migrated = SQLITE_MIGRATOR.run(&pool).await;
+    pool.close().await;
+    Ok(migrated?)
 }
 
 /// Creates a missing SQLite file readable by its owner only (SQLite gives its journal files
@@ -189,14 +216,13 @@ impl SqlStore {
         &self,
         meetings: &[Meeting],
     ) -> Result<HashMap<String, Vec<Attendance>>> {
-        let placeholders: Vec<String> = (1..=meetings.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
             concat!(
                 "SELECT ",
                 attendance_columns!(),
                 " FROM attendance a WHERE a.meeting_id IN ({}) ORDER BY a.joined_at, a.id"
             ),
-            placeholders.join(", ")
+            placeholders(meetings.len())
         );
         let rows = meetings
             .iter()
@@ -212,6 +238,47 @@ impl SqlStore {
                 .push(row);
         }
         Ok(by_meeting)
+    }
+
+    /// The meetings of `query`, each with its skipped occurrences.
+    async fn meetings<'q>(&self, query: Query<'q, Any, AnyArguments<'q>>) -> Result<Vec<Meeting>> {
+        let mut meetings = query.try_map(meeting_from).fetch_all(&self.pool).await?;
+        self.attach_skips(&mut meetings).await?;
+        Ok(meetings)
+    }
+
+    /// The meeting of `query`, if any, with its skipped occurrences.
+    async fn one_meeting<'q>(
+        &self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<Option<Meeting>> {
+        Ok(self.meetings(query).await?.pop())
+    }
+
+    /// Fills in each meeting's skipped occurrences, in order, with one query for all of them.
+    async fn attach_skips(&self, meetings: &mut [Meeting]) -> Result<()> {
+        if meetings.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT meeting_id, start_at FROM skipped_occurrences WHERE meeting_id IN ({}) \
+             ORDER BY start_at",
+            placeholders(meetings.len())
+        );
+        let rows: Vec<(String, Millis)> = meetings
+            .iter()
+            .fold(sqlx::query(&sql), |query, meeting| query.bind(&meeting.id))
+            .try_map(|row: AnyRow| Ok((row.try_get("meeting_id")?, row.try_get("start_at")?)))
+            .fetch_all(&self.pool)
+            .await?;
+        for meeting in meetings.iter_mut() {
+            meeting.draft.skipped_occurrences = rows
+                .iter()
+                .filter(|(id, _)| *id == meeting.id)
+                .map(|(_, at)| *at)
+                .collect();
+        }
+        Ok(())
     }
 }
 
@@ -262,6 +329,8 @@ fn meeting_from(row: AnyRow) -> sqlx::Result<Meeting> {
             duration_min: row.try_get("duration_min")?,
             recurrence,
             recurrence_count: row.try_get("recurrence_count")?,
+            recurrence_until: row.try_get("recurrence_until")?,
+            skipped_occurrences: Vec::new(),
             require_sign_in: flag(&row, "require_sign_in")?,
             lobby: flag(&row, "lobby")?,
         },
@@ -289,6 +358,14 @@ fn flag(row: &AnyRow, column: &str) -> sqlx::Result<bool> {
 }
 
 // ---- helpers
+
+/// `$1, $2, …, $n`, for an `IN (…)` list.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A random 128-bit id as 32 lower-case hex digits.
 fn new_id() -> String {
@@ -340,7 +417,8 @@ fn taken(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     }
 }
 
-/// Binds `draft`'s fields as `$1`–`$9`, in the order the meeting statements name them.
+/// Binds `draft`'s columns as `$1`–`$10`, in the order the meeting statements name them
+/// (its skipped occurrences live in their own table: [`replace_skips`]).
 fn bind_draft<'q>(
     query: Query<'q, Any, AnyArguments<'q>>,
     draft: &'q MeetingDraft,
@@ -355,6 +433,30 @@ fn bind_draft<'q>(
         .bind(draft.recurrence_count)
         .bind(i64::from(draft.require_sign_in))
         .bind(i64::from(draft.lobby))
+        .bind(draft.recurrence_until.as_deref())
+}
+
+/// Sorted, without duplicates: how the store keeps skipped occurrences.
+fn normalized(mut skips: Vec<Millis>) -> Vec<Millis> {
+    skips.sort_unstable();
+    skips.dedup();
+    skips
+}
+
+/// Makes `skips` the meeting's skipped occurrences.
+async fn replace_skips(conn: &mut AnyConnection, meeting_id: &str, skips: &[Millis]) -> Result<()> {
+    sqlx::query("DELETE FROM skipped_occurrences WHERE meeting_id = $1")
+        .bind(meeting_id)
+        .execute(&mut *conn)
+        .await?;
+    for start_at in skips {
+        sqlx::query("INSERT INTO skipped_occurrences (meeting_id, start_at) VALUES ($1, $2)")
+            .bind(meeting_id)
+            .bind(start_at)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn insert_invitations(
@@ -578,10 +680,11 @@ impl Store for SqlStore {
         &self,
         host_id: &str,
         room: &str,
-        draft: MeetingDraft,
+        mut draft: MeetingDraft,
         invitees: &[String],
         now: Millis,
     ) -> Result<Meeting> {
+        draft.skipped_occurrences = normalized(draft.skipped_occurrences);
         let meeting = Meeting {
             id: new_id(),
             room: room.to_owned(),
@@ -596,9 +699,9 @@ impl Store for SqlStore {
         bind_draft(
             sqlx::query(
                 "INSERT INTO meetings (title, description, start_at, time_zone, duration_min, \
-                 recurrence, recurrence_count, require_sign_in, lobby, \
+                 recurrence, recurrence_count, require_sign_in, lobby, recurrence_until, \
                  id, room, host_id, locked, cancelled, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, 0, $13, $13)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, $14, $14)",
             ),
             &meeting.draft,
         )
@@ -609,45 +712,44 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(taken("room_taken"))?;
+        replace_skips(&mut tx, &meeting.id, &meeting.draft.skipped_occurrences).await?;
         insert_invitations(&mut tx, &meeting.id, invitees).await?;
         tx.commit().await?;
         Ok(meeting)
     }
 
     async fn meeting(&self, id: &str) -> Result<Option<Meeting>> {
-        Ok(sqlx::query(MEETING_BY_ID)
-            .bind(id)
-            .try_map(meeting_from)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.one_meeting(sqlx::query(MEETING_BY_ID).bind(id)).await
     }
 
     async fn meeting_by_room(&self, room: &str) -> Result<Option<Meeting>> {
-        Ok(sqlx::query(concat!(
-            "SELECT ",
-            meeting_columns!(),
-            " FROM meetings m WHERE m.room = $1"
-        ))
-        .bind(room)
-        .try_map(meeting_from)
-        .fetch_optional(&self.pool)
-        .await?)
+        self.one_meeting(
+            sqlx::query(concat!(
+                "SELECT ",
+                meeting_columns!(),
+                " FROM meetings m WHERE m.room = $1"
+            ))
+            .bind(room),
+        )
+        .await
     }
 
     async fn update_meeting(
         &self,
         id: &str,
-        draft: MeetingDraft,
+        mut draft: MeetingDraft,
         invitees: Option<&[String]>,
         now: Millis,
     ) -> Result<Meeting> {
+        draft.skipped_occurrences = normalized(draft.skipped_occurrences);
         let mut tx = self.pool.begin().await?;
         matched(
             bind_draft(
                 sqlx::query(
                     "UPDATE meetings SET title = $1, description = $2, start_at = $3, \
                      time_zone = $4, duration_min = $5, recurrence = $6, recurrence_count = $7, \
-                     require_sign_in = $8, lobby = $9, updated_at = $10 WHERE id = $11",
+                     require_sign_in = $8, lobby = $9, recurrence_until = $10, updated_at = $11 \
+                     WHERE id = $12",
                 ),
                 &draft,
             )
@@ -656,6 +758,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?,
         )?;
+        replace_skips(&mut tx, id, &draft.skipped_occurrences).await?;
         if let Some(invitees) = invitees {
             sqlx::query("DELETE FROM invitations WHERE meeting_id = $1")
                 .bind(id)
@@ -663,12 +766,13 @@ impl Store for SqlStore {
                 .await?;
             insert_invitations(&mut tx, id, invitees).await?;
         }
-        let meeting = sqlx::query(MEETING_BY_ID)
+        let mut meeting = sqlx::query(MEETING_BY_ID)
             .bind(id)
             .try_map(meeting_from)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
+        meeting.draft.skipped_occurrences = draft.skipped_occurrences;
         Ok(meeting)
     }
 
@@ -694,21 +798,21 @@ impl Store for SqlStore {
     }
 
     async fn meetings_for(&self, user_id: &str, page: Page) -> Result<Vec<Meeting>> {
-        Ok(sqlx::query(concat!(
-            "SELECT ",
-            meeting_columns!(),
-            " FROM meetings m
+        self.meetings(
+            sqlx::query(concat!(
+                "SELECT ",
+                meeting_columns!(),
+                " FROM meetings m
             WHERE m.host_id = $1
                OR EXISTS (SELECT 1 FROM invitations i WHERE i.meeting_id = m.id AND i.user_id = $1)
             ORDER BY COALESCE(m.start_at, m.created_at) DESC, m.id
             LIMIT $2 OFFSET $3"
-        ))
-        .bind(user_id)
-        .bind(page.limit)
-        .bind(page.offset)
-        .try_map(meeting_from)
-        .fetch_all(&self.pool)
-        .await?)
+            ))
+            .bind(user_id)
+            .bind(page.limit)
+            .bind(page.offset),
+        )
+        .await
     }
 
     async fn invitees(&self, meeting_id: &str) -> Result<Vec<UserSummary>> {
@@ -779,10 +883,12 @@ impl Store for SqlStore {
     }
 
     async fn history(&self, user_id: &str, page: Page) -> Result<Vec<PastMeeting>> {
-        let meetings = sqlx::query(concat!(
-            "SELECT ",
-            meeting_columns!(),
-            " FROM meetings m
+        let meetings = self
+            .meetings(
+                sqlx::query(concat!(
+                    "SELECT ",
+                    meeting_columns!(),
+                    " FROM meetings m
             WHERE EXISTS (SELECT 1 FROM attendance a WHERE a.meeting_id = m.id)
               AND (m.host_id = $1
                    OR EXISTS (SELECT 1 FROM invitations i
@@ -792,13 +898,12 @@ impl Store for SqlStore {
             ORDER BY (SELECT MAX(a.joined_at) FROM attendance a WHERE a.meeting_id = m.id) DESC,
                      m.id
             LIMIT $2 OFFSET $3"
-        ))
-        .bind(user_id)
-        .bind(page.limit)
-        .bind(page.offset)
-        .try_map(meeting_from)
-        .fetch_all(&self.pool)
-        .await?;
+                ))
+                .bind(user_id)
+                .bind(page.limit)
+                .bind(page.offset),
+            )
+            .await?;
         if meetings.is_empty() {
             return Ok(Vec::new());
         }

@@ -138,6 +138,7 @@ async fn story(store: &dyn Store) {
     users_and_sessions(store).await;
     search(store).await;
     meetings(store).await;
+    recurrence_ends_and_skips(store).await;
     attendance(store).await;
     contacts(store).await;
     blocks(store).await;
@@ -323,6 +324,8 @@ async fn meetings(store: &dyn Store) {
         duration_min: 45,
         recurrence: Recurrence::Weekly,
         recurrence_count: Some(4),
+        recurrence_until: None,
+        skipped_occurrences: Vec::new(),
         require_sign_in: true,
         lobby: false,
     };
@@ -485,6 +488,80 @@ async fn meetings(store: &dyn Store) {
         store.cancel_meeting("no-such-meeting", T0).await,
         StoreError::NotFound
     );
+}
+
+async fn recurrence_ends_and_skips(store: &dyn Store) {
+    let host = new_user(store, "host@recurrence.test", "Host").await;
+    let guest = new_user(store, "guest@recurrence.test", "Guest").await;
+    let day = 86_400_000;
+    let monthly = MeetingDraft {
+        recurrence: Recurrence::Monthly,
+        recurrence_until: Some("2027-03-31".into()),
+        skipped_occurrences: vec![T0 + 60 * day, T0 + 30 * day, T0 + 60 * day],
+        ..draft("Monthly review", Some(T0))
+    };
+    let m = store
+        .create_meeting(
+            &host.id,
+            "monthly-room",
+            monthly.clone(),
+            std::slice::from_ref(&guest.id),
+            T0,
+        )
+        .await
+        .unwrap();
+    let kept = MeetingDraft {
+        skipped_occurrences: vec![T0 + 30 * day, T0 + 60 * day],
+        ..monthly
+    };
+    assert_eq!(m.draft, kept, "skips are kept sorted, without duplicates");
+    assert_eq!(store.meeting(&m.id).await.unwrap(), Some(m.clone()));
+    assert_eq!(
+        store.meeting_by_room("monthly-room").await.unwrap(),
+        Some(m.clone())
+    );
+    let listed = store.meetings_for(&guest.id, ALL).await.unwrap();
+    assert_eq!(
+        listed,
+        std::slice::from_ref(&m),
+        "lists carry the skips too"
+    );
+
+    // Updating replaces the skips; an empty list clears them.
+    let fewer = MeetingDraft {
+        recurrence_until: None,
+        recurrence_count: Some(12),
+        skipped_occurrences: vec![T0 + 90 * day],
+        ..kept.clone()
+    };
+    let updated = store
+        .update_meeting(&m.id, fewer.clone(), None, T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(updated.draft, fewer);
+    assert_eq!(store.meeting(&m.id).await.unwrap(), Some(updated));
+    let none = MeetingDraft {
+        skipped_occurrences: Vec::new(),
+        ..fewer
+    };
+    store
+        .update_meeting(&m.id, none.clone(), None, T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!(store.meeting(&m.id).await.unwrap().unwrap().draft, none);
+
+    // History shows a meeting's skips as well.
+    store
+        .update_meeting(&m.id, kept.clone(), None, T0 + 3)
+        .await
+        .unwrap();
+    let stay = store
+        .record_join(&m.id, Some(&guest.id), "Guest", T0 + 4)
+        .await
+        .unwrap();
+    store.record_leave(&stay, T0 + 5).await.unwrap();
+    let past = store.history(&guest.id, ALL).await.unwrap();
+    assert_eq!(past[0].meeting.draft, kept);
 }
 
 async fn attendance(store: &dyn Store) {
@@ -932,12 +1009,18 @@ async fn failed_writes_change_nothing(store: &dyn Store) {
     assert!(store.meetings_for(&host.id, ALL).await.unwrap().is_empty());
     assert!(store.meetings_for(&guest.id, ALL).await.unwrap().is_empty());
 
-    // The room is free, and a failed update keeps the draft and the invitations.
+    // The room is free, and a failed update keeps the draft, its skipped occurrences and the
+    // invitations.
+    let kept = MeetingDraft {
+        recurrence: Recurrence::Daily,
+        skipped_occurrences: vec![T0 + 86_400_000],
+        ..draft("Kept", Some(T0))
+    };
     let meeting = store
         .create_meeting(
             &host.id,
             "atomic-room",
-            draft("Kept", None),
+            kept,
             std::slice::from_ref(&guest.id),
             T0,
         )
@@ -1006,6 +1089,8 @@ fn draft(title: &str, start_at: Option<Millis>) -> MeetingDraft {
         duration_min: 30,
         recurrence: Recurrence::None,
         recurrence_count: None,
+        recurrence_until: None,
+        skipped_occurrences: Vec::new(),
         require_sign_in: false,
         lobby: false,
     }

@@ -1,7 +1,7 @@
-//! A meeting as an iCalendar file (RFC 5545): one `VEVENT`, with an `RRULE` for recurring
-//! meetings anchored in the meeting's time zone, and a `VTIMEZONE` describing that zone's
-//! offset changes over the meeting's span so calendar programs keep the local time across
-//! daylight-saving changes.
+//! A meeting as an iCalendar file (RFC 5545): one `VEVENT`, with an `RRULE` (and an `EXDATE`
+//! per skipped occurrence) for recurring meetings anchored in the meeting's time zone, and a
+//! `VTIMEZONE` describing that zone's offset changes over the meeting's span so calendar
+//! programs keep the local time across daylight-saving changes.
 
 use std::fmt::Write;
 use std::str::FromStr;
@@ -11,6 +11,8 @@ use chrono::{
 };
 use chrono_tz::{OffsetComponents, Tz};
 use stoa_store::{Meeting, Recurrence, User, UserSummary};
+
+use super::recurrence::{End, Series};
 
 /// How far ahead a recurring meeting's zone transitions are listed when it has no end.
 const OPEN_ENDED_YEARS: i64 = 5;
@@ -33,27 +35,24 @@ pub fn render(
         "CALSCALE:GREGORIAN".into(),
         "METHOD:PUBLISH".into(),
     ];
-    let local_zone = tz != Tz::UTC && tz.name() != "Etc/UTC";
-    if local_zone {
-        lines.extend(vtimezone(tz, start, span_end(meeting, start)));
+    let series = Series::of(d);
+    let local_zone = (tz != Tz::UTC && tz.name() != "Etc/UTC").then_some(tz);
+    if local_zone.is_some() {
+        lines.extend(vtimezone(tz, start, span_end(series.as_ref(), start)));
     }
     lines.push("BEGIN:VEVENT".into());
     lines.push(format!("UID:{}@stoa", meeting.id));
     lines.push(format!("DTSTAMP:{}", stamp(utc(now))));
     lines.push(format!("LAST-MODIFIED:{}", stamp(utc(meeting.updated_at))));
-    if local_zone {
-        let local = start.with_timezone(&tz).naive_local();
-        lines.push(format!(
-            "DTSTART;TZID={}:{}",
-            tz.name(),
-            local.format("%Y%m%dT%H%M%S")
-        ));
-    } else {
-        lines.push(format!("DTSTART:{}", stamp(start)));
-    }
+    lines.push(date_time("DTSTART", start, local_zone));
     lines.push(format!("DURATION:PT{}M", d.duration_min));
-    if let Some(rule) = rrule(d.recurrence, d.recurrence_count) {
-        lines.push(rule);
+    if let Some(series) = &series {
+        lines.extend(rrule(d.recurrence, series));
+        lines.extend(
+            d.skipped_occurrences
+                .iter()
+                .map(|at| date_time("EXDATE", utc(*at), local_zone)),
+        );
     }
     lines.push(format!("SUMMARY:{}", escape(&d.title)));
     let description = match d.description.is_empty() {
@@ -100,30 +99,43 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
-fn rrule(recurrence: Recurrence, count: Option<i64>) -> Option<String> {
+/// A DATE-TIME property: local time with the zone's TZID, or UTC for a meeting in UTC.
+fn date_time(name: &str, t: DateTime<Utc>, zone: Option<Tz>) -> String {
+    match zone {
+        Some(tz) => format!(
+            "{name};TZID={}:{}",
+            tz.name(),
+            t.with_timezone(&tz).naive_local().format("%Y%m%dT%H%M%S")
+        ),
+        None => format!("{name}:{}", stamp(t)),
+    }
+}
+
+/// The rule of a recurring meeting. An end date becomes `UNTIL` in UTC (as RFC 5545 requires
+/// with a zoned `DTSTART`): the last second of that day in the meeting's zone.
+fn rrule(recurrence: Recurrence, series: &Series) -> Option<String> {
     let freq = match recurrence {
         Recurrence::None => return None,
         Recurrence::Daily => "DAILY",
         Recurrence::Weekly => "WEEKLY",
+        Recurrence::Monthly => "MONTHLY",
     };
-    Some(match count {
-        Some(n) => format!("RRULE:FREQ={freq};COUNT={n}"),
-        None => format!("RRULE:FREQ={freq}"),
+    Some(match series.end() {
+        End::Never => format!("RRULE:FREQ={freq}"),
+        End::Count(n) => format!("RRULE:FREQ={freq};COUNT={n}"),
+        End::Until(date) => format!("RRULE:FREQ={freq};UNTIL={}", stamp(series.end_of_day(date))),
     })
 }
 
 /// The last instant the meeting occupies, for the zone's transition list.
-fn span_end(meeting: &Meeting, start: DateTime<Utc>) -> DateTime<Utc> {
-    let d = &meeting.draft;
-    let step = match d.recurrence {
-        Recurrence::None => return start + Duration::days(1),
-        Recurrence::Daily => Duration::days(1),
-        Recurrence::Weekly => Duration::weeks(1),
+fn span_end(series: Option<&Series>, start: DateTime<Utc>) -> DateTime<Utc> {
+    let last_start = match series {
+        None => start,
+        Some(series) => series
+            .last_start()
+            .unwrap_or(start + Duration::days(365 * OPEN_ENDED_YEARS)),
     };
-    match d.recurrence_count {
-        Some(n) => start + step * (n as i32),
-        None => start + Duration::days(365 * OPEN_ENDED_YEARS),
-    }
+    last_start + Duration::days(1)
 }
 
 /// A `VTIMEZONE` for the meeting's span `start..end`. A zone whose offset changes follow
@@ -411,6 +423,8 @@ mod tests {
                 duration_min: 30,
                 recurrence,
                 recurrence_count: count,
+                recurrence_until: None,
+                skipped_occurrences: Vec::new(),
                 require_sign_in: false,
                 lobby: false,
             },
@@ -453,6 +467,36 @@ mod tests {
         for line in ics.split("\r\n") {
             assert!(line.len() <= 75, "unfolded line: {line}");
         }
+    }
+
+    #[test]
+    fn monthly_until_a_date_with_skipped_occurrences() {
+        let mut m = meeting("Europe/Berlin", Recurrence::Monthly, None);
+        m.draft.recurrence_until = Some("2027-03-31".into());
+        // 1 January and 1 March 2027, 10:00 in Berlin (CET).
+        m.draft.skipped_occurrences = vec![1_798_794_000_000, 1_803_891_600_000];
+        let ics = render(&m, &host(), &[], "http://h", 0);
+        // The last second of 31 March in Berlin (CEST by then) is 21:59:59 UTC.
+        assert!(
+            ics.contains("RRULE:FREQ=MONTHLY;UNTIL=20270331T215959Z\r\n"),
+            "{ics}"
+        );
+        assert!(ics.contains("EXDATE;TZID=Europe/Berlin:20270101T100000\r\n"));
+        assert!(ics.contains("EXDATE;TZID=Europe/Berlin:20270301T100000\r\n"));
+        assert!(!ics.contains("COUNT="));
+    }
+
+    #[test]
+    fn a_utc_meeting_has_its_end_and_skips_in_utc() {
+        let mut m = meeting("UTC", Recurrence::Daily, None);
+        m.draft.recurrence_until = Some("2026-12-10".into());
+        m.draft.skipped_occurrences = vec![1_796_202_000_000];
+        let ics = render(&m, &host(), &[], "http://h", 0);
+        assert!(
+            ics.contains("RRULE:FREQ=DAILY;UNTIL=20261210T235959Z\r\n"),
+            "{ics}"
+        );
+        assert!(ics.contains("EXDATE:20261202T090000Z\r\n"), "{ics}");
     }
 
     #[test]

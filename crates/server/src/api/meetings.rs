@@ -16,6 +16,7 @@ use stoa_store::{Meeting, MeetingDraft, Recurrence, StoreError};
 use utoipa::ToSchema;
 
 use super::accounts::{Authed, MaybeAuthed};
+use super::recurrence::{self, End, Series};
 use super::validate::{display_name, id, line, text};
 use super::{ics, paged, probe, ErrorBody, JsonBody, ListQuery, OptionalJson, QueryArgs, UserOut};
 use crate::clock::unix_ms;
@@ -26,6 +27,7 @@ use crate::http::{random_room_name, AppState};
 /// How long a room access token from the join endpoint stays valid.
 const JOIN_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 const MAX_INVITEES: usize = 200;
+const MAX_SKIPPED: usize = 100;
 
 /// The fields a host sets when creating a meeting (all optional when editing).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -50,13 +52,26 @@ pub struct MeetingIn {
     #[schema(minimum = 1, maximum = 1440)]
     #[serde(default, deserialize_with = "super::whole_number")]
     duration_minutes: Option<i64>,
-    /// `none`, `daily` or `weekly`; recurring meetings need `start_at`.
-    #[schema(pattern = "^(none|daily|weekly)$")]
+    /// `none`, `daily`, `weekly` or `monthly` (the same day of the month; months without it
+    /// are left out); recurring meetings need `start_at`.
+    #[schema(pattern = "^(none|daily|weekly|monthly)$")]
     recurrence: Option<String>,
-    /// 1 to 1000 occurrences; absent for no end.
+    /// Ends the series after 1 to 1000 occurrences (skipped ones count); `null` for no end by
+    /// count. Not together with `recurrence_until`: giving one replaces the other.
     #[schema(minimum = 1, maximum = 1000)]
-    #[serde(default, deserialize_with = "super::whole_number")]
-    recurrence_count: Option<i64>,
+    #[serde(default, deserialize_with = "super::nullable_whole_number")]
+    recurrence_count: Option<Option<i64>>,
+    /// Ends the series on this date in `time_zone` (`YYYY-MM-DD`, years 2000 to 2199, not
+    /// before the first occurrence): an occurrence that starts on it still takes place. `null`
+    /// for no end date.
+    #[schema(format = Date, pattern = "^2[01][0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[serde(default, deserialize_with = "super::nullable")]
+    recurrence_until: Option<Option<String>>,
+    /// Start instants (RFC 3339, as `start_at`) of occurrences that do not take place; each
+    /// must be an occurrence of the series. Replaces the list; absent keeps it, less any that
+    /// a change of the series leaves no longer an occurrence.
+    #[schema(max_items = 100)]
+    skipped_occurrences: Option<Vec<String>>,
     require_sign_in: Option<bool>,
     lobby: Option<bool>,
     /// Only when editing.
@@ -78,6 +93,11 @@ pub struct MeetingOut {
     duration_minutes: i64,
     recurrence: String,
     recurrence_count: Option<i64>,
+    /// The last day of the series, `YYYY-MM-DD` in `time_zone`, inclusive.
+    #[schema(format = Date)]
+    recurrence_until: Option<String>,
+    /// Start instants of occurrences that do not take place, earliest first.
+    skipped_occurrences: Vec<String>,
     require_sign_in: bool,
     lobby: bool,
     locked: bool,
@@ -639,6 +659,13 @@ pub async fn meeting_out(
         duration_minutes: m.draft.duration_min,
         recurrence: m.draft.recurrence.as_str().to_string(),
         recurrence_count: m.draft.recurrence_count,
+        recurrence_until: m.draft.recurrence_until,
+        skipped_occurrences: m
+            .draft
+            .skipped_occurrences
+            .into_iter()
+            .map(rfc3339)
+            .collect(),
         require_sign_in: m.draft.require_sign_in,
         lobby: m.draft.lobby,
         locked: m.locked,
@@ -660,6 +687,8 @@ pub fn instant_draft() -> MeetingDraft {
         duration_min: 60,
         recurrence: Recurrence::None,
         recurrence_count: None,
+        recurrence_until: None,
+        skipped_occurrences: Vec::new(),
         require_sign_in: false,
         lobby: false,
     }
@@ -675,7 +704,7 @@ fn draft(input: &MeetingIn, base: Option<&MeetingDraft>) -> Result<MeetingDraft,
         d.description = text("description", t, 0, 5000)?;
     }
     if let Some(s) = &input.start_at {
-        d.start_at = Some(start_time(s)?);
+        d.start_at = Some(instant("start_at", s)?);
     }
     if let Some(tz) = &input.time_zone {
         chrono_tz::Tz::from_str(tz).map_err(|_| {
@@ -695,38 +724,125 @@ fn draft(input: &MeetingIn, base: Option<&MeetingDraft>) -> Result<MeetingDraft,
         }
         d.duration_min = n;
     }
-    if let Some(r) = &input.recurrence {
-        d.recurrence = Recurrence::parse(r).ok_or_else(|| {
-            ApiError::field("recurrence", "recurrence must be none, daily or weekly")
-        })?;
-    }
-    if let Some(n) = input.recurrence_count {
-        if !(1..=1000).contains(&n) {
-            return Err(ApiError::field(
-                "recurrence_count",
-                "recurrence_count must be 1 to 1000",
-            ));
-        }
-        d.recurrence_count = Some(n);
-    }
-    if d.recurrence == Recurrence::None {
-        d.recurrence_count = None;
-    } else if d.start_at.is_none() {
-        return Err(ApiError::field(
-            "start_at",
-            "a recurring meeting needs a start time",
-        ));
-    }
+    recurrence(input, &mut d)?;
     d.require_sign_in = input.require_sign_in.unwrap_or(d.require_sign_in);
     d.lobby = input.lobby.unwrap_or(d.lobby);
     Ok(d)
 }
 
-fn start_time(s: &str) -> Result<i64, ApiError> {
+/// The recurrence, its end and its skipped occurrences, checked against the series they make.
+/// Without `skipped_occurrences`, the stored ones that are no longer occurrences are dropped.
+fn recurrence(input: &MeetingIn, d: &mut MeetingDraft) -> Result<(), ApiError> {
+    if let Some(r) = &input.recurrence {
+        d.recurrence = Recurrence::parse(r).ok_or_else(|| {
+            ApiError::field(
+                "recurrence",
+                "recurrence must be none, daily, weekly or monthly",
+            )
+        })?;
+    }
+    series_end(input, d)?;
+    if d.recurrence == Recurrence::None {
+        if input
+            .skipped_occurrences
+            .as_ref()
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(ApiError::field(
+                "skipped_occurrences",
+                "only a recurring meeting has occurrences to skip",
+            ));
+        }
+        d.recurrence_count = None;
+        d.recurrence_until = None;
+        d.skipped_occurrences.clear();
+        return Ok(());
+    }
+    let series = Series::of(d)
+        .ok_or_else(|| ApiError::field("start_at", "a recurring meeting needs a start time"))?;
+    if let End::Until(last) = series.end() {
+        if last < series.first_date() {
+            return Err(ApiError::field(
+                "recurrence_until",
+                "recurrence_until must not be before the first occurrence",
+            ));
+        }
+    }
+    match &input.skipped_occurrences {
+        Some(list) => d.skipped_occurrences = skipped(list, &series)?,
+        None => d.skipped_occurrences.retain(|at| series.is_occurrence(*at)),
+    }
+    Ok(())
+}
+
+/// `recurrence_count` or `recurrence_until`: giving one (not `null`) drops the other.
+fn series_end(input: &MeetingIn, d: &mut MeetingDraft) -> Result<(), ApiError> {
+    if let (Some(Some(_)), Some(Some(_))) = (input.recurrence_count, &input.recurrence_until) {
+        return Err(ApiError::field(
+            "recurrence_until",
+            "give recurrence_count or recurrence_until, not both",
+        ));
+    }
+    if let Some(count) = input.recurrence_count {
+        if count.is_some_and(|n| !(1..=1000).contains(&n)) {
+            return Err(ApiError::field(
+                "recurrence_count",
+                "recurrence_count must be 1 to 1000",
+            ));
+        }
+        d.recurrence_count = count;
+        if count.is_some() {
+            d.recurrence_until = None;
+        }
+    }
+    if let Some(until) = &input.recurrence_until {
+        d.recurrence_until = until.as_deref().map(end_date).transpose()?;
+        if d.recurrence_until.is_some() {
+            d.recurrence_count = None;
+        }
+    }
+    Ok(())
+}
+
+fn end_date(s: &str) -> Result<String, ApiError> {
+    match recurrence::parse_date(s) {
+        Some(date) if (2000..=2199).contains(&date.year()) => Ok(s.to_string()),
+        _ => Err(ApiError::field(
+            "recurrence_until",
+            "recurrence_until must be a date like 2027-03-31, in the years 2000 to 2199",
+        )),
+    }
+}
+
+/// The skipped occurrences as instants; each must be an occurrence of `series`.
+fn skipped(list: &[String], series: &Series) -> Result<Vec<i64>, ApiError> {
+    if list.len() > MAX_SKIPPED {
+        return Err(ApiError::field(
+            "skipped_occurrences",
+            format!("at most {MAX_SKIPPED} skipped occurrences"),
+        ));
+    }
+    list.iter()
+        .map(|s| {
+            let at = instant("skipped_occurrences", s)?;
+            if series.is_occurrence(at) {
+                Ok(at)
+            } else {
+                Err(ApiError::field(
+                    "skipped_occurrences",
+                    format!("{s} is not an occurrence of this meeting"),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// An RFC 3339 time with an offset in the years 2000 to 2199, as Unix ms.
+fn instant(field: &str, s: &str) -> Result<i64, ApiError> {
     let bad = || {
         ApiError::field(
-            "start_at",
-            "start_at must be an RFC 3339 time with an offset, in the years 2000 to 2199",
+            field,
+            format!("{field} must be an RFC 3339 time with an offset, in the years 2000 to 2199"),
         )
     };
     let t = DateTime::parse_from_rfc3339(s).map_err(|_| bad())?;

@@ -8,6 +8,7 @@ pub mod events;
 mod ics;
 pub mod limits;
 pub mod meetings;
+mod recurrence;
 pub mod stats;
 mod validate;
 
@@ -144,18 +145,27 @@ pub fn openapi_document() -> serde_json::Value {
         .map(|tz| tz.name().into())
         .collect();
     zones.push(serde_json::Value::Null);
-    if let Some(tz) = doc
-        .pointer_mut("/components/schemas/MeetingIn/properties/time_zone")
-        .and_then(|p| p.as_object_mut())
-    {
-        tz.insert("enum".into(), zones.into());
-    }
-    if let Some(ids) = doc
-        .pointer_mut("/components/schemas/MeetingIn/properties/invitees/items")
-        .and_then(|p| p.as_object_mut())
-    {
-        ids.insert("pattern".into(), NAME_PATTERN.into());
-    }
+    let meeting_in = "/components/schemas/MeetingIn/properties";
+    extend(
+        &mut doc,
+        &format!("{meeting_in}/time_zone"),
+        serde_json::json!({"enum": zones}),
+    );
+    extend(
+        &mut doc,
+        &format!("{meeting_in}/invitees/items"),
+        serde_json::json!({"pattern": NAME_PATTERN}),
+    );
+    extend(
+        &mut doc,
+        &format!("{meeting_in}/skipped_occurrences/items"),
+        serde_json::json!({"format": "date-time", "pattern": "^2[01][0-9]{2}-"}),
+    );
+    extend(
+        &mut doc,
+        "/components/schemas/MeetingOut/properties/skipped_occurrences/items",
+        serde_json::json!({"format": "date-time"}),
+    );
     let global_security = doc["security"].clone();
     let Some(paths) = doc["paths"].as_object_mut() else {
         return doc;
@@ -205,6 +215,14 @@ pub fn openapi_document() -> serde_json::Value {
         }
     }
     doc
+}
+
+/// Adds `fields` to the schema object at `pointer` in the OpenAPI document.
+fn extend(doc: &mut serde_json::Value, pointer: &str, fields: serde_json::Value) {
+    let target = doc.pointer_mut(pointer).and_then(|p| p.as_object_mut());
+    if let (Some(target), serde_json::Value::Object(fields)) = (target, fields) {
+        target.extend(fields);
+    }
 }
 
 /// A user as other users see them.
@@ -344,6 +362,24 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64
             "{n} is not a whole number in range"
         ))),
     }
+}
+
+/// Like [`whole_number`], telling a field given as `null` (`Some(None)`) from one left out
+/// (`None`, with `#[serde(default)]`).
+pub fn nullable_whole_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<i64>>, D::Error> {
+    whole_number(d).map(Some)
+}
+
+/// A field that may be given as `null` (`Some(None)`) or left out (`None`, with
+/// `#[serde(default)]`).
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Like [`whole_number`], where `null` is no value.
