@@ -52,7 +52,57 @@ test('two browsers see and hear each other through the SFU', async () => {
   await alice.page.keyboard.press('Shift+Slash');
   await alice.page.waitForSelector('#settings[open] #shortcuts');
   assert.match(await alice.page.textContent('#shortcuts'), /Ctrl \+ D\s*Turn the microphone on or off/);
+
+  // Alice blurs her background there. Bob's picture of her loses its fine detail (the fake
+  // camera shows no person, so all of it is background), and gets it back when she stops.
+  const sharp = await detailOfRemoteVideo(bob);
+  await alice.page.click('#blur-toggle');
+  await alice.waitFor(() => window.stoa.local.blur, null, 30000, 'the blur model running');
+  const sent = () => alice.eval(() => {
+    const l = window.stoa.local;
+    return l.sentCam !== l.cam && window.stoa.pc.getSenders().some((s) => s.track === l.sentCam)
+      && document.querySelector('#self-view video').srcObject?.getVideoTracks()[0] === l.sentCam;
+  });
+  assert.ok(await sent(), 'the blurred picture is what is sent and what Alice sees of herself');
+  const blurred = await waitForDetail(bob, (d) => d < sharp * 0.5, `detail below half of ${sharp.toFixed(2)}`);
+  await sleep(2000);
+  const blurFps = (await bob.stats()).inbound.find((x) => x.kind === 'video').framesPerSecond;
+  // The camera off and on again: still blurred.
+  await alice.eval(() => window.stoa.toggleCam());
+  assert.equal(await alice.eval(() => window.stoa.toggleCam()), true);
+  assert.ok(await sent(), 'still blurred after the camera was off');
+  await alice.page.click('#blur-toggle');
+  await alice.waitFor(() => !window.stoa.local.blur && window.stoa.pc.getSenders().some((s) => s.track === window.stoa.local.cam), null, 10000, 'the plain camera sent again');
+  const back = await waitForDetail(bob, (d) => d > sharp * 0.7, `detail back near ${sharp.toFixed(2)}`);
+  console.log(`background blur: detail of the received picture ${sharp.toFixed(2)} plain, ${blurred.toFixed(2)} blurred (${blurFps} fps), ${back.toFixed(2)} after`);
 });
+
+/** Fine detail of the first remote camera's current frame: mean absolute step between neighbouring pixels (green channel). */
+function detailOfRemoteVideo(p) {
+  return p.eval(() => {
+    const v = document.querySelector('.tile:not(.screen) video');
+    const [w, h] = [v.videoWidth, v.videoHeight];
+    const c = document.createElement('canvas');
+    c.width = w;
+    c.height = h;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    g.drawImage(v, 0, 0, w, h);
+    const d = g.getImageData(0, 0, w, h).data;
+    let sum = 0;
+    for (let y = 0; y < h; y++) for (let x = 1; x < w; x++) sum += Math.abs(d[(y * w + x) * 4 + 1] - d[(y * w + x - 1) * 4 + 1]);
+    return sum / (h * (w - 1));
+  });
+}
+
+async function waitForDetail(p, ok, what) {
+  const seen = [];
+  for (const until = Date.now() + 20000; Date.now() < until; await sleep(500)) {
+    const d = await detailOfRemoteVideo(p);
+    seen.push(d.toFixed(2));
+    if (ok(d)) return d;
+  }
+  throw new Error(`received picture: ${what}; measured ${seen.join(' ')}`);
+}
 
 test('three people: everyone decodes two videos; a screen share and a chat message reach the others; leaving is seen', async () => {
   const room = 'e2e-three';

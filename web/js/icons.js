@@ -27,6 +27,7 @@ const PATHS = {
   follow: '<rect x="2.5" y="3.5" width="19" height="11" rx="2"/><rect x="2.5" y="17" width="5" height="3.5" rx="1"/><rect x="9.5" y="17" width="5" height="3.5" rx="1"/><rect x="16.5" y="17" width="5" height="3.5" rx="1"/>',
   stats: '<path d="M4 20V10M10 20V4M16 20v-7M22 20H2"/>',
   endAll: '<path d="M3.2 13.8c4.8-4.6 12.8-4.6 17.6 0l-1.9 2.7-3.7-1.3-.3-2.5a11 11 0 0 0-5.8 0l-.3 2.5-3.7 1.3z" fill="currentColor"/><path d="M9 3.5l6 5M15 3.5l-6 5"/>',
+  blur: '<circle cx="12" cy="9" r="3.5"/><path d="M5.5 20.5a6.5 6.5 0 0 1 13 0"/><path d="M2.5 4.5v.1M2.5 10v.1M2.5 15.5v.1M21.5 4.5v.1M21.5 10v.1M21.5 15.5v.1M7 3v.1M17 3v.1"/>',
   pip: '<rect x="2.5" y="4.5" width="19" height="15" rx="2"/><rect x="12" y="11.5" width="7" height="5.5" rx="1" fill="currentColor"/>',
   refresh: '<path d="M19.5 12a7.5 7.5 0 1 1-2.2-5.3"/><path d="M19.5 4v4.5H15"/>',
 };

@@ -6,6 +6,7 @@
 // the diagnostics panel in diagnostics.js.
 
 import { getMe, joinRoom, roomFromLocation, sentence, socketUrl } from './api.js';
+import { startBlur } from './blur.js';
 import { Call } from './call.js';
 import { figures, initDiagnostics } from './diagnostics.js';
 import { deviceOf, listDevices, openCam, openLocal, openMic, openScreen } from './media.js';
@@ -53,6 +54,9 @@ const S = {
   call: null,
   sizes: null,                           // reports the size received videos are shown at
   mic: null, cam: null, screen: null,   // local tracks, kept across reconnections
+  blur: null,                            // the camera with its background blurred (blur.js), sent instead of `cam`
+  blurWanted: store.get('blur') === '1',
+  blurQueue: Promise.resolve(),          // blur starts and stops, one at a time
   micOn: true,
   camOn: !flag('nocam'),
   stream: new MediaStream(),             // msid of our camera and microphone
@@ -86,12 +90,13 @@ function refreshLocal() {
   ui.setControls({
     micOn: S.micOn && !!S.mic,
     camOn: S.camOn && !!S.cam,
+    blurOn: S.blurWanted,
     sharing: !!S.screen,
     canPublish: S.grants.publish,
     canChat: S.grants.publish_data,
     canShare: !!navigator.mediaDevices?.getDisplayMedia,
   });
-  ui.setLocalVideo(S.cam, S.camOn, S.cam || !S.camOn ? '' : 'Camera is starting…');
+  ui.setLocalVideo(camOut(), S.camOn, S.cam || !S.camOn ? '' : 'Camera is starting…');
   render();
 }
 
@@ -119,6 +124,7 @@ function watchEnded(track, slot, source) {
     if (S[slot] !== track) return;
     if (slot === 'screen') return stopScreenShare();
     S[slot] = null;
+    if (slot === 'cam') syncBlur();
     S.call?.removeTrack(source);
     ui.toast(`Your ${slot === 'mic' ? 'microphone' : 'camera'} stopped.`, 'error');
     refreshLocal();
@@ -136,6 +142,48 @@ async function acquireMedia() {
   if (got.error && (!S.mic || (wantVideo && !S.cam))) ui.toast(mediaErrorText(got.error), 'error', 8000);
   refreshLocal();
   refreshDevices();
+  await syncBlur();
+}
+
+/** The camera as others get it: blurred when the person asked for that. */
+const camOut = () => S.blur?.track || S.cam;
+
+/** Turns background blur on or off (remembered on this device); resolves with whether it is on. */
+async function setBlur(on) {
+  S.blurWanted = !!on;
+  store.set('blur', S.blurWanted ? '1' : '');
+  refreshLocal();
+  await syncBlur();
+  return !!S.blur;
+}
+
+/**
+ * Brings the blur in line with the wish and the camera: starts it (others keep getting the
+ * plain camera until the first blurred frame), points it at a new camera, pauses it while
+ * the camera is off, stops it. Queued, so toggles in quick succession apply in order.
+ */
+function syncBlur() {
+  S.blurQueue = S.blurQueue.then(async () => {
+    if (S.blurWanted && S.cam && !S.blur) {
+      try {
+        S.blur = await startBlur(S.cam);
+      } catch (err) {
+        S.blurWanted = false;
+        store.set('blur', '');
+        ui.toast(`Background blur is not available: ${err?.message || err}.`, 'error');
+      }
+    } else if (S.blur && (!S.blurWanted || !S.cam)) {
+      S.blur.stop();
+      S.blur = null;
+    }
+    if (S.blur) {
+      S.blur.setCamera(S.camOn ? S.cam : null);
+      S.blur.track.enabled = S.camOn;
+    }
+    if (S.call && S.grants.publish && camOut()) await S.call.setTrack('camera', camOut(), S.stream);
+    refreshLocal();
+  });
+  return S.blurQueue;
 }
 
 function stopLocal() {
@@ -143,6 +191,8 @@ function stopLocal() {
     S[slot]?.stop();
     S[slot] = null;
   }
+  S.blur?.stop();
+  S.blur = null;
   refreshLocal();
 }
 
@@ -152,7 +202,8 @@ async function replaceLocal(slot, source, track, on) {
   track.enabled = on;
   S[slot] = track;
   watchEnded(track, slot, source);
-  if (S.call && S.grants.publish) await S.call.setTrack(source, track, S.stream);
+  if (slot === 'cam' && (S.blur || S.blurWanted)) await syncBlur();
+  else if (S.call && S.grants.publish) await S.call.setTrack(source, track, S.stream);
   if (old && old !== track) old.stop();
   refreshLocal();
   refreshDevices();
@@ -189,6 +240,7 @@ async function toggleCam() {
     }
   }
   if (S.cam) S.cam.enabled = S.camOn;
+  if (S.blur) await syncBlur();
   S.call?.setMuted('camera', !S.camOn);
   refreshLocal();
   return S.camOn;
@@ -367,7 +419,7 @@ function startCall(sig, iceServers) {
   if (S.grants.publish) {
     // Added synchronously, so the first offer carries them all.
     if (S.mic) call.setTrack('microphone', S.mic, S.stream);
-    if (S.cam) call.setTrack('camera', S.cam, S.stream);
+    if (camOut()) call.setTrack('camera', camOut(), S.stream);
     if (S.screen) call.setTrack('screen', S.screen, S.screenStream);
   }
   clearInterval(S.statsTimer);
@@ -682,7 +734,7 @@ window.stoa = {
   get grants() { return S.grants; },
   get remoteTracks() { return S.call?.remote || new Map(); },
   get relayOnly() { return flag('relay'); },
-  get local() { return { mic: S.mic, cam: S.cam, screen: S.screen, micOn: S.micOn, camOn: S.camOn }; },
+  get local() { return { mic: S.mic, cam: S.cam, sentCam: camOut(), screen: S.screen, micOn: S.micOn, camOn: S.camOn, blur: !!S.blur }; },
   get account() { return S.account; },
   get isHost() { return S.isHost; },
   get lobby() { return S.lobby; },
@@ -694,6 +746,7 @@ window.stoa = {
   rename,
   toggleMic,
   toggleCam,
+  setBlur,
   startScreenShare,
   stopScreenShare,
   leave,
@@ -717,6 +770,7 @@ async function init() {
     onJoin: join,
     onToggleMic: toggleMic,
     onToggleCam: toggleCam,
+    onToggleBlur: () => setBlur(!S.blurWanted),
     onToggleScreen: () => (S.screen ? stopScreenShare() : startScreenShare()),
     onLeave: leave,
     onRejoin: rejoin,

@@ -43,6 +43,8 @@ export function initUi(h) {
   });
   $('#pre-mic').onclick = () => h.onToggleMic();
   $('#pre-cam').onclick = () => h.onToggleCam();
+  $('#pre-blur').onclick = () => h.onToggleBlur();
+  $('#blur-toggle').onchange = () => h.onToggleBlur();
   $('#mic-button').onclick = () => h.onToggleMic();
   $('#cam-button').onclick = () => h.onToggleCam();
   $('#screen-button').onclick = () => h.onToggleScreen();
@@ -241,6 +243,13 @@ export function setControls(s) {
   };
   btn('#mic-button, #pre-mic', s.micOn, 'mic', 'micOff', 'Turn off microphone', 'Turn on microphone');
   btn('#cam-button, #pre-cam', s.camOn, 'cam', 'camOff', 'Turn off camera', 'Turn on camera');
+  const blur = $('#pre-blur');
+  blur.classList.toggle('active', s.blurOn);
+  blur.setAttribute('aria-pressed', String(s.blurOn));
+  blur.title = s.blurOn ? 'Stop blurring your background' : 'Blur your background';
+  blur.disabled = !s.canPublish;
+  $('#blur-toggle').checked = s.blurOn;
+  $('#blur-toggle').disabled = !s.canPublish;
   const screen = $('#screen-button');
   screen.classList.toggle('active', s.sharing);
   screen.setAttribute('aria-pressed', String(s.sharing));
