@@ -252,13 +252,22 @@ impl Sfu {
                 continue;
             };
             if kind == TrackKind::Audio {
-                audio += track.layers[0].cost(now, 0, 1).max(AUDIO_RESERVE_BPS);
+                // Until measured, an audio track is taken at the reserve (video's assumed
+                // rates would starve the subscriber's video for a second).
+                audio += track.layers[0]
+                    .measured(now)
+                    .unwrap_or(0)
+                    .max(AUDIO_RESERVE_BPS);
                 continue;
             }
+            // Nothing received on any layer yet: nothing to forward, so nothing to probe for.
+            let Some(demand) = demand(now, track, &choice, room, publisher) else {
+                continue;
+            };
             claims.push(Claim {
                 down,
                 source,
-                demand: demand(now, track, &choice, room, publisher),
+                demand,
             });
         }
         Some((claims, audio))
@@ -438,31 +447,36 @@ fn up_track(
 }
 
 /// What a video down-track fed by `track` asks for, given its display size and target, the
-/// room's limits and those of the track's publisher.
+/// room's limits and those of the track's publisher. Layers above the highest one that has
+/// arrived are left out (a publisher may never send them); `None` when none has arrived.
 fn demand(
     now: Instant,
     track: &mut UpTrack,
     choice: &LayerChoice,
     room: RoomLimits,
     publisher: ParticipantLimits,
-) -> Demand {
+) -> Option<Demand> {
     let count = track.layers.len().min(MAX_LAYERS);
+    let arrived = track.layers[..count]
+        .iter()
+        .rposition(|l| l.ssrc.is_some())?
+        + 1;
     let mut costs = [0; MAX_LAYERS];
     let mut sizes = [(0, 0); MAX_LAYERS];
-    for (i, layer) in track.layers.iter_mut().take(count).enumerate() {
+    for (i, layer) in track.layers.iter_mut().take(arrived).enumerate() {
         costs[i] = layer.cost(now, i, count);
         sizes[i] = layer.picture_size(i, count);
     }
-    Demand {
+    Some(Demand {
         costs,
-        layers: count as u8,
-        cap: layer_for_display(choice.display, &sizes[..count]),
+        layers: arrived as u8,
+        cap: layer_for_display(choice.display, &sizes[..arrived]),
         target: choice.target,
         screen: track.source == TrackSource::Screen,
         max_bps: tighter(room.max_video_bitrate_bps, publisher.max_video_bitrate_bps),
         min_bps: room.min_video_bitrate_bps.unwrap_or(0),
         priority: publisher.priority,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -169,9 +169,47 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
+/// The SSRC and payload type of an RTP packet (not RTCP), from its header, which SRTP leaves
+/// in the clear (RFC 3711 §3.1). RTCP is told apart by its packet types (RFC 5761 §4).
+pub fn rtp_ssrc_and_pt(datagram: &[u8]) -> Option<(u32, u8)> {
+    if classify(datagram) != PacketClass::Rtp || datagram.len() < 12 {
+        return None;
+    }
+    let pt = datagram[1] & 0x7F;
+    if (64..=95).contains(&pt) {
+        return None;
+    }
+    let ssrc = u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]);
+    Some((ssrc, pt))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rtp_header_fields_and_rtcp_apart() {
+        let mut rtp = vec![
+            0x80,
+            0x80 | 96,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0xDE,
+            0xAD,
+            0xBE,
+            0xEF,
+            0xFF,
+        ];
+        assert_eq!(rtp_ssrc_and_pt(&rtp), Some((0xDEAD_BEEF, 96)));
+        rtp[1] = 200; // a sender report
+        assert_eq!(rtp_ssrc_and_pt(&rtp), None);
+        assert_eq!(rtp_ssrc_and_pt(&rtp[..11]), None);
+        assert_eq!(rtp_ssrc_and_pt(&[0x16; 20]), None, "DTLS");
+    }
 
     fn binding_request(username: &str) -> Vec<u8> {
         let mut attr = Vec::new();

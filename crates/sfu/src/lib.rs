@@ -444,6 +444,9 @@ impl Sfu {
             return;
         }
         p.last_heard = now;
+        if let Some((ssrc, pt)) = demux::rtp_ssrc_and_pt(datagram.contents) {
+            routing::map_by_payload_type(p, ssrc.into(), pt.into());
+        }
         if let Err(e) = p.rtc.handle_input(input) {
             tracing::debug!(participant = %id, error = %e, "datagram rejected");
             p.counters.dropped += 1;

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::BweKind;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rids};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rids};
+use str0m::rtp::{Extension, ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event, Input, Output as RtcOutput, Rtc};
 
 use stoa_proto::{ParticipantId, ServerMessage, TrackKind, TrackSource};
 
 use crate::keyframe::{starts_keyframe, vp8_keyframe_size, VideoCodec};
-use crate::participant::{DownState, DownTrack, KnownPayload, ParticipantKind, UpTrack};
+use crate::participant::{
+    DownState, DownTrack, KnownPayload, Participant, ParticipantKind, UpTrack,
+};
 use crate::simulcast::{Admit, Layer, MAX_LAYERS, PACKET_OVERHEAD};
 use crate::{CloseReason, Output, Sfu, SfuError, UfragChange};
 
@@ -862,5 +864,32 @@ fn video_codec(params: &str0m::format::PayloadParams) -> Option<VideoCodec> {
         str0m::format::Codec::Vp8 => Some(VideoCodec::Vp8),
         str0m::format::Codec::H264 => Some(VideoCodec::H264),
         _ => None,
+    }
+}
+
+/// Maps an RTP stream str0m cannot place: a publisher whose offer named no SSRC for a track
+/// and whose packets carry no MID (RFC 8843) extension, such as a GStreamer client that
+/// offered before its payloader had an SSRC. When exactly one of its published m-lines
+/// without simulcast and without the MID extension has this payload type and no stream yet,
+/// the SSRC is declared for it before str0m reads the packet.
+pub(crate) fn map_by_payload_type(p: &mut Participant, ssrc: Ssrc, pt: Pt) {
+    if ssrc.is_probe() || p.rtc.direct_api().stream_rx(&ssrc).is_some() {
+        return;
+    }
+    let mut candidates = p.up.iter().map(|t| t.mid).filter(|&mid| {
+        let Some(media) = p.rtc.media(mid) else {
+            return false;
+        };
+        media.remote_pts().contains(&pt)
+            && media.remote_extmap().id_of(Extension::RtpMid).is_none()
+            && !matches!(media.rids_rx(), Rids::Specific(r) if !r.is_empty())
+    });
+    let (Some(mid), None) = (candidates.next(), candidates.next()) else {
+        return;
+    };
+    let mut api = p.rtc.direct_api();
+    if api.stream_rx_by_mid(mid, None).is_none() {
+        tracing::debug!(participant = %p.id, %mid, %ssrc, %pt, "stream without MID mapped by payload type");
+        api.expect_stream_rx(ssrc, None, mid, None);
     }
 }

@@ -125,17 +125,20 @@ impl Layer {
     /// Bitrate this layer costs a subscriber: measured, else last measured, else assumed.
     /// A paused or just resumed layer's window is partial, so its measurement is not used.
     pub fn cost(&mut self, now: Instant, index: usize, count: usize) -> u64 {
+        self.measured(now).unwrap_or_else(|| {
+            let steps = count.saturating_sub(index + 1) as u32;
+            DEFAULT_TOP_BPS / 3u64.pow(steps)
+        })
+    }
+
+    /// Bitrate measured over a full window, else the last one measured, if any.
+    pub fn measured(&mut self, now: Instant) -> Option<u64> {
         let settled = self.active && now >= self.active_since + RATE_WINDOW + BUCKET;
         let measured = self.rate.bps(now);
         if settled && measured > 0 {
             self.known_bps = measured;
-            return measured;
         }
-        if self.known_bps > 0 {
-            return self.known_bps;
-        }
-        let steps = count.saturating_sub(index + 1) as u32;
-        DEFAULT_TOP_BPS / 3u64.pow(steps)
+        (self.known_bps > 0).then_some(self.known_bps)
     }
 
     /// Picture size: from a keyframe, else assumed from the layer's place.

@@ -8,6 +8,7 @@ use stoa_sfu::{
     demux, CloseReason, Datagram, JoinRequest, Output, ParticipantKind, Sfu, SfuConfig, SfuError,
 };
 use stoa_testkit::{Peer, SfuSim};
+use str0m::media::MediaKind;
 use str0m::net::Protocol;
 use str0m::Candidate;
 
@@ -222,5 +223,44 @@ fn a_client_closing_its_session_is_a_close_not_a_failure() {
         sim.closed.contains(&(id, CloseReason::Closed)),
         "{:?}",
         sim.closed
+    );
+}
+
+/// An offer as a GStreamer client makes it before its payloaders have SSRCs: no `a=ssrc`
+/// lines and no MID header extension, so its packets cannot be placed by either.
+fn without_ssrcs_or_mid(offer: String) -> String {
+    offer
+        .lines()
+        .filter(|l| !l.starts_with("a=ssrc") && !l.contains("urn:ietf:params:rtp-hdrext:sdes:mid"))
+        .map(|l| format!("{l}\r\n"))
+        .collect()
+}
+
+#[test]
+fn streams_without_ssrcs_or_mid_are_mapped_by_payload_type() {
+    let mut sim = SfuSim::new();
+    let encoder = sim.add_publisher_offering("room", "encoder", without_ssrcs_or_mid);
+    let viewer = sim.add_listener("room", "viewer");
+    sim.run(Duration::from_secs(4));
+    assert!(sim.peer(encoder).connected);
+    let video = sim.peer(viewer).total_frames(MediaKind::Video);
+    let audio = sim.peer(viewer).total_frames(MediaKind::Audio);
+    assert!(
+        video > 60 && audio > 100,
+        "video {video}, audio {audio} frames"
+    );
+
+    // What the viewer is sent stays near what there is to forward (no padding far above it).
+    let stats = sim.sfu.room_stats(&RoomName::new("room").unwrap()).unwrap();
+    let rate = |id| {
+        let p = stats.participants.iter().find(|p| p.id == id).unwrap();
+        (p.bitrate_in_bps, p.bitrate_out_bps)
+    };
+    let (published, _) = rate(sim.id(encoder));
+    let (_, sent) = rate(sim.id(viewer));
+    eprintln!("published {published} bit/s, sent to the viewer {sent} bit/s");
+    assert!(
+        sent < published * 3 / 2,
+        "sent {sent} for {published} published"
     );
 }

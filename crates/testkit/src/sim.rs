@@ -183,6 +183,23 @@ impl SfuSim {
         i
     }
 
+    /// Like [`SfuSim::add_publisher`], with its offer passed through `edit` first (to play a
+    /// client whose offers differ from str0m's).
+    pub fn add_publisher_offering(
+        &mut self,
+        room: &str,
+        identity: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> usize {
+        let i = self.join(room, identity, ParticipantKind::Interactive);
+        let offer = self.clients[i]
+            .peer
+            .publish_offer(true, true)
+            .expect("an offer");
+        self.client_message(i, ClientMessage::Offer { sdp: edit(offer) });
+        i
+    }
+
     /// Like [`SfuSim::add_publisher`], with its video sent as the given simulcast layers
     /// (see [`crate::default_layers`]).
     pub fn add_simulcast_publisher(
