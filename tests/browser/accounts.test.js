@@ -87,9 +87,10 @@ test('sign up, schedule with .ics, become contacts, see presence, call a contact
   await a.page.selectOption('#mf-zone', 'Europe/Berlin');
   await a.page.selectOption('#mf-duration', '45');
   await a.page.selectOption('#mf-recurrence', 'weekly');
+  await a.page.selectOption('#mf-ends', 'count');
   await a.page.fill('#mf-count', '10');
   await a.page.click('#mf-submit');
-  await a.page.waitForURL(/\/app\/meetings\/[^/]+$/);
+  await a.page.waitForURL(/\/app\/meetings\/(?!new$)[^/]+$/);
   assert.equal(await a.page.textContent('#meeting-title'), 'Weekly sync');
   const meetingId = decodeURIComponent(new URL(a.page.url()).pathname.split('/').pop());
   const meeting = (await pageFetch(a, `/api/v1/meetings/${meetingId}`)).json;
@@ -107,6 +108,42 @@ test('sign up, schedule with .ics, become contacts, see presence, call a contact
   // The meeting is in Alice's upcoming list.
   await a.page.click('nav a[data-nav="meetings"]');
   await a.page.waitForSelector(`#upcoming .meeting-item[data-meeting-id="${meetingId}"]`);
+
+  // A monthly meeting on the 31st at 18:00 in Berlin until May 31: January, March, May.
+  await a.page.click('#schedule-link');
+  await a.page.waitForSelector('#meeting-form');
+  await a.page.fill('#mf-title', 'Month end');
+  await a.page.fill('#mf-date', '2031-01-31');
+  await a.page.fill('#mf-time', '18:00');
+  await a.page.selectOption('#mf-zone', 'Europe/Berlin');
+  await a.page.selectOption('#mf-recurrence', 'monthly');
+  assert.equal(await a.page.isVisible('#mf-until'), false, 'no date before "On a date"');
+  await a.page.selectOption('#mf-ends', 'until');
+  await a.page.fill('#mf-until', '2031-05-31');
+  await a.page.click('#mf-submit');
+  await a.page.waitForURL(/\/app\/meetings\/(?!new$)[^/]+$/);
+  const monthlyId = decodeURIComponent(new URL(a.page.url()).pathname.split('/').pop());
+  const monthly = (await pageFetch(a, `/api/v1/meetings/${monthlyId}`)).json;
+  assert.deepEqual([monthly.recurrence, monthly.recurrence_until, monthly.recurrence_count], ['monthly', '2031-05-31', null]);
+  assert.match(await a.page.textContent('#meeting-when'), /Monthly, until (May 31, 2031|31 May 2031)/);
+  const monthlyIcs = await pageFetch(a, `/api/v1/meetings/${monthlyId}/calendar.ics`);
+  assert.match(monthlyIcs.text, /RRULE:FREQ=MONTHLY;UNTIL=20310531T215959Z/);
+
+  // Alice skips the next one (after a confirmation); the card moves on to March 31, since
+  // February has no 31st.
+  await a.page.click('nav a[data-nav="meetings"]');
+  const card = `#upcoming .meeting-item[data-meeting-id="${monthlyId}"]`;
+  await a.page.waitForSelector(`${card}[data-occurrence="2031-01-31T17:00:00.000Z"] button.skip`);
+  const asked = new Promise((resolve) => a.page.once('dialog', (d) => { resolve(d.message()); d.accept(); }));
+  await a.page.click(`${card} button.skip`);
+  assert.match(await asked, /^Skip "Month end" on /);
+  await a.page.waitForSelector(`${card}[data-occurrence="2031-03-31T16:00:00.000Z"]`);
+  const skipped = (await pageFetch(a, `/api/v1/meetings/${monthlyId}`)).json;
+  assert.deepEqual(skipped.skipped_occurrences, ['2031-01-31T17:00:00Z']);
+  const skippedIcs = await pageFetch(a, `/api/v1/meetings/${monthlyId}/calendar.ics`);
+  assert.match(skippedIcs.text, /EXDATE;TZID=Europe\/Berlin:20310131T180000/);
+  assert.equal(await a.page.isVisible(`#upcoming .meeting-item[data-meeting-id="${meetingId}"] button.skip`), true,
+    'the weekly meeting can be skipped too');
 
   // Alice finds Bob and asks him to be a contact.
   await a.page.click('nav a[data-nav="contacts"]');
@@ -171,7 +208,7 @@ test('lobby: the host admits a guest who waited', async () => {
   await host.page.fill('#mf-title', 'Interviews');
   await host.page.check('#mf-lobby');
   await host.page.click('#mf-submit');
-  await host.page.waitForURL(/\/app\/meetings\/[^/]+$/);
+  await host.page.waitForURL(/\/app\/meetings\/(?!new$)[^/]+$/);
   await host.page.click('#meeting-join');
   await host.page.waitForURL(/\/m\//);
   const room = new URL(host.page.url()).pathname.split('/').pop();

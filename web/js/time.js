@@ -1,5 +1,6 @@
 // Time zones and time formatting for the app pages, with nothing but the browser's Intl:
-// wall-clock time in an IANA zone ↔ instants, meeting occurrences, durations.
+// wall-clock time in an IANA zone ↔ instants, meeting occurrences (stepped through as the
+// server's crates/server/src/api/recurrence.rs does), durations.
 
 /** The viewer's IANA time zone, e.g. "Europe/Berlin". */
 export const viewerZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
@@ -34,15 +35,19 @@ function offsetMs(date, tz) {
   return asUtc - Math.floor(date.getTime() / 1000) * 1000;
 }
 
+const DAY_MS = 86400000;
+
 /**
- * The instant when the clocks in `tz` show the wall time `y-m-d h:min` (months 1-12). A wall
- * time that a DST change skips or repeats gets one of the instants next to it.
+ * The instant when the clocks in `tz` show the wall time `y-m-d h:min:sec` (months 1-12), read
+ * as RFC 5545 and the server read a local time: one that a change of the clocks repeats is its
+ * first instant, one that a change skips is read with the offset from before the change.
  */
-function wallToInstant(y, m, d, hour, min, tz) {
-  const guess = Date.UTC(y, m - 1, d, hour, min);
-  const first = guess - offsetMs(new Date(guess), tz);
-  const second = guess - offsetMs(new Date(first), tz);
-  return new Date(Math.min(first, second));
+function wallToInstant(y, m, d, hour, min, tz, sec = 0) {
+  const wall = Date.UTC(y, m - 1, d, hour, min, sec);
+  const before = wall - offsetMs(new Date(wall - DAY_MS), tz);
+  const after = wall - offsetMs(new Date(wall + DAY_MS), tz);
+  const fits = [before, after].filter((t) => offsetMs(new Date(t), tz) === wall - t);
+  return new Date(fits.length ? Math.min(...fits) : before);
 }
 
 /** `"2026-12-01"` and `"09:30"` (form inputs) in zone `tz` → Date. */
@@ -68,35 +73,73 @@ export function instantToInputs(date, tz) {
   return { date: `${pad(w.year, 4)}-${pad(w.month)}-${pad(w.day)}`, time: `${pad(w.hour)}:${pad(w.minute)}` };
 }
 
-/** The same wall-clock time `days` later in `tz` (a weekly meeting stays at 9:00 across DST). */
-function addDaysInZone(date, days, tz) {
-  const w = wallParts(date, tz);
-  const next = new Date(Date.UTC(w.year, w.month - 1, w.day + days));
-  return wallToInstant(next.getUTCFullYear(), next.getUTCMonth() + 1, next.getUTCDate(), w.hour, w.minute, tz);
+/** No occurrence is looked for from this year on: the server takes dates up to 2199. */
+const HORIZON_YEAR = 2200;
+
+const daysInMonth = (year, month) => new Date(Date.UTC(year, month, 0)).getUTCDate();
+const isoDate = ({ year, month, day }) => `${pad(year, 4)}-${pad(month)}-${pad(day)}`;
+
+/**
+ * The local date of slot `k` of a series whose first date is `first` (the k-th day, week or
+ * month after it), or null for a month without the monthly series' day (the 31st, Feb 30).
+ */
+function slotDate(first, recurrence, k) {
+  if (recurrence === 'monthly') {
+    const d = new Date(Date.UTC(first.year, first.month - 1 + k, 1));
+    const date = { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: first.day };
+    return first.day <= daysInMonth(date.year, date.month) ? date : null;
+  }
+  const d = new Date(Date.UTC(first.year, first.month - 1, first.day + (recurrence === 'daily' ? k : 7 * k)));
+  return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate() };
+}
+
+/** A slot no later than the one holding the first occurrence after instant `t`. */
+function slotBefore(first, recurrence, t) {
+  const days = Math.floor((t - Date.UTC(first.year, first.month - 1, first.day)) / DAY_MS);
+  const k = { daily: days, weekly: Math.floor(days / 7), monthly: Math.floor(days / 31) }[recurrence];
+  return Math.max(0, k - 1);
 }
 
 /**
- * The start of a meeting's current or next occurrence (one that has not ended at `now`), or
- * null when all are over. A meeting without `start_at` (an instant meeting) counts as starting
- * when it was created.
+ * The starts of a recurring meeting's occurrences from a little before `after` on, in order, up
+ * to its `recurrence_count` (skipped ones count) or its `recurrence_until` (a local date,
+ * inclusive), each at the first start's wall-clock time in its zone.
+ */
+function* occurrences(m, after) {
+  const tz = m.time_zone || 'UTC';
+  const w = wallParts(new Date(m.start_at), tz);
+  const first = { year: w.year, month: w.month, day: w.day };
+  const from = slotBefore(first, m.recurrence, after.getTime());
+  let index = 0; // occurrences in the slots before `from`
+  for (let k = 0; k < from; k += 1) if (slotDate(first, m.recurrence, k)) index += 1;
+  for (let k = from; ; k += 1) {
+    const date = slotDate(first, m.recurrence, k);
+    if (!date) continue;
+    if (date.year >= HORIZON_YEAR) return;
+    if (m.recurrence_count != null && index >= m.recurrence_count) return;
+    if (m.recurrence_until && isoDate(date) > m.recurrence_until) return;
+    index += 1;
+    yield wallToInstant(date.year, date.month, date.day, w.hour, w.minute, tz, w.second);
+  }
+}
+
+/**
+ * The start of a meeting's current or next occurrence (one that has not ended at `now` and is
+ * not skipped), or null when all are over. A meeting without `start_at` (an instant meeting)
+ * counts as starting when it was created.
  */
 export function currentOccurrence(m, now = new Date()) {
   const durMs = Math.max(m.duration_minutes || 60, 1) * 60000;
-  let start = new Date(m.start_at || m.created_at);
-  if (start.getTime() + durMs > now.getTime()) return start;
-  if (!m.start_at || m.recurrence === 'none' || !m.recurrence) return null;
-  const step = m.recurrence === 'daily' ? 1 : 7;
-  const count = m.recurrence_count ?? Infinity;
-  // Jump close to now, then walk: DST shifts are at most hours.
-  let n = Math.max(0, Math.floor((now - start) / (step * 86400000)) - 1);
-  if (n >= count) return null;
-  start = addDaysInZone(new Date(m.start_at), n * step, m.time_zone || 'UTC');
-  while (start.getTime() + durMs <= now.getTime()) {
-    n += 1;
-    if (n >= count) return null;
-    start = addDaysInZone(new Date(m.start_at), n * step, m.time_zone || 'UTC');
+  const notOver = (start) => start.getTime() + durMs > now.getTime();
+  if (!m.start_at || !m.recurrence || m.recurrence === 'none') {
+    const start = new Date(m.start_at || m.created_at);
+    return notOver(start) ? start : null;
   }
-  return start;
+  const skipped = new Set((m.skipped_occurrences || []).map((t) => new Date(t).getTime()));
+  for (const start of occurrences(m, new Date(now.getTime() - durMs))) {
+    if (notOver(start) && !skipped.has(start.getTime())) return start;
+  }
+  return null;
 }
 
 /** "Tue, Dec 1, 2026, 10:00 AM" in the viewer's zone (or `tz`). */
@@ -120,9 +163,19 @@ export function fmtDuration(seconds) {
   return h ? `${h} h${min ? ` ${min} min` : ''}` : `${min} min`;
 }
 
-/** "Weekly, 10 times" / "Daily" / "" for a meeting. */
+/** "Mar 31, 2027" for the date "2027-03-31" (a day, in no zone). */
+export function fmtDate(date) {
+  const [y, m, d] = date.split('-').map(Number);
+  return new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', timeZone: 'UTC' })
+    .format(Date.UTC(y, m - 1, d));
+}
+
+const RECURRENCE_NAMES = { daily: 'Daily', weekly: 'Weekly', monthly: 'Monthly' };
+
+/** "Weekly, 10 times" / "Monthly, until Mar 31, 2027" / "Daily" / "" for a meeting. */
 export function fmtRecurrence(m) {
-  if (!m.recurrence || m.recurrence === 'none') return '';
-  const what = m.recurrence === 'daily' ? 'Daily' : 'Weekly';
+  const what = RECURRENCE_NAMES[m.recurrence];
+  if (!what) return '';
+  if (m.recurrence_until) return `${what}, until ${fmtDate(m.recurrence_until)}`;
   return m.recurrence_count ? `${what}, ${m.recurrence_count} times` : what;
 }

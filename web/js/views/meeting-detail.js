@@ -1,6 +1,6 @@
-// Meeting detail (/app/meetings/{id}): when (in the viewer's zone), who is invited, who is in
-// the call now (refreshed every 5 s), Join, the .ics download, and for the host: edit,
-// lock/unlock, cancel.
+// Meeting detail (/app/meetings/{id}): when (in the viewer's zone), skipped occurrences, who
+// is invited, who is in the call now (refreshed every 5 s), Join, the .ics download, and for
+// the host: edit, lock/unlock, cancel.
 
 import { calendarUrl, cancelMeeting, getMeeting, updateMeeting } from '../api.js';
 import { $, busy, h, toast } from '../dom.js';
@@ -66,7 +66,10 @@ export async function render(root, ctx, id) {
       h('dl', {},
         h('dt', {}, 'Host'), h('dd', { id: 'meeting-host' }, m.is_host ? `${m.host.display_name} (you)` : m.host?.display_name),
         h('dt', {}, 'Link'), h('dd', {}, h('code', {}, new URL(m.url, location.origin).href)),
-        h('dt', {}, 'Options'), h('dd', {}, [m.lobby ? 'Lobby' : 'No lobby', m.require_sign_in ? 'sign-in required' : 'guests welcome'].join(', '))),
+        h('dt', {}, 'Options'), h('dd', {}, [m.lobby ? 'Lobby' : 'No lobby', m.require_sign_in ? 'sign-in required' : 'guests welcome'].join(', ')),
+        m.skipped_occurrences?.length > 0 && [
+          h('dt', {}, 'Skipped'),
+          h('dd', { id: 'meeting-skipped' }, m.skipped_occurrences.map((t) => fmtDateTime(t)).join('; '))]),
       h('div', { class: 'actions' },
         open && h('a', { id: 'meeting-join', class: 'primary', href: m.url }, 'Join'),
         open && copyButton,

@@ -1,6 +1,6 @@
 // Schedule form (/app/meetings/new) and edit form (/app/meetings/{id}/edit): title,
-// description, date and time in a chosen time zone, duration, recurrence, sign-in and lobby
-// options, invited contacts.
+// description, date and time in a chosen time zone, duration, recurrence and when it ends
+// (never, after a number of times, on a date), sign-in and lobby options, invited contacts.
 
 import { createMeeting, getMeeting, listContacts, updateMeeting } from '../api.js';
 import { $, $$, clearFormErrors, h, showFormError } from '../dom.js';
@@ -21,6 +21,7 @@ export async function render(root, ctx, id) {
   const at = instantToInputs(start, zone);
   const duration = meeting?.duration_minutes || 30;
   const recurrence = meeting?.recurrence || 'none';
+  const ends = meeting?.recurrence_until ? 'until' : meeting?.recurrence_count ? 'count' : 'never';
   const err = (field) => h('p', { class: 'field-error', 'data-for': field });
   const label = (forId, text) => h('label', { class: 'field-label', for: forId }, text);
 
@@ -47,10 +48,15 @@ export async function render(root, ctx, id) {
           [...new Set([...DURATIONS, duration])].sort((a, b) => a - b).map((d) => h('option', { value: String(d), selected: d === duration }, d < 60 ? `${d} min` : `${d / 60} h`)))),
       h('div', {}, label('mf-recurrence', 'Repeats'),
         h('select', { id: 'mf-recurrence', name: 'recurrence' },
-          [['none', 'Does not repeat'], ['daily', 'Daily'], ['weekly', 'Weekly']].map(([v, t]) => h('option', { value: v, selected: v === recurrence }, t)))),
-      h('div', { id: 'mf-count-field' }, label('mf-count', 'Times (empty: no end)'),
-        h('input', { id: 'mf-count', name: 'recurrence_count', type: 'number', min: 1, max: 1000, value: meeting?.recurrence_count ?? '' }))),
-    err('duration_minutes'), err('recurrence'), err('recurrence_count'),
+          [['none', 'Does not repeat'], ['daily', 'Daily'], ['weekly', 'Weekly'], ['monthly', 'Monthly']].map(([v, t]) => h('option', { value: v, selected: v === recurrence }, t)))),
+      h('div', { id: 'mf-ends-field' }, label('mf-ends', 'Ends'),
+        h('select', { id: 'mf-ends' },
+          [['never', 'Never'], ['count', 'After a number of times'], ['until', 'On a date']].map(([v, t]) => h('option', { value: v, selected: v === ends }, t)))),
+      h('div', { id: 'mf-count-field' }, label('mf-count', 'Times'),
+        h('input', { id: 'mf-count', name: 'recurrence_count', type: 'number', min: 1, max: 1000, value: meeting?.recurrence_count ?? '' })),
+      h('div', { id: 'mf-until-field' }, label('mf-until', 'Last date'),
+        h('input', { id: 'mf-until', name: 'recurrence_until', type: 'date', value: meeting?.recurrence_until ?? '' }))),
+    err('duration_minutes'), err('recurrence'), err('recurrence_count'), err('recurrence_until'), err('skipped_occurrences'),
     h('label', { class: 'check' }, h('input', { id: 'mf-sign-in', name: 'require_sign_in', type: 'checkbox', checked: !!meeting?.require_sign_in }), 'Only people with an account can join'),
     h('label', { class: 'check' }, h('input', { id: 'mf-lobby', name: 'lobby', type: 'checkbox', checked: !!meeting?.lobby }), 'Lobby: I admit people one by one'),
     h('fieldset', { id: 'mf-invitees', class: 'invitees' },
@@ -66,9 +72,16 @@ export async function render(root, ctx, id) {
       h('a', { class: 'button', href: meeting ? `/app/meetings/${encodeURIComponent(meeting.id)}` : '/app/meetings' }, 'Cancel')),
     h('p', { class: 'form-error', role: 'alert' }));
 
-  const syncCount = () => { $('#mf-count-field', form).hidden = $('#mf-recurrence', form).value === 'none'; };
-  $('#mf-recurrence', form).addEventListener('change', syncCount);
-  syncCount();
+  const syncEnds = () => {
+    const repeats = $('#mf-recurrence', form).value !== 'none';
+    const ending = $('#mf-ends', form).value;
+    $('#mf-ends-field', form).hidden = !repeats;
+    $('#mf-count-field', form).hidden = !repeats || ending !== 'count';
+    $('#mf-until-field', form).hidden = !repeats || ending !== 'until';
+  };
+  $('#mf-recurrence', form).addEventListener('change', syncEnds);
+  $('#mf-ends', form).addEventListener('change', syncEnds);
+  syncEnds();
 
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -98,9 +111,15 @@ function readForm(form, meeting) {
   if (!v('#mf-date') || !v('#mf-time')) return { error: { field: 'start_at', message: 'Pick a date and a time.' } };
   const zone = v('#mf-zone');
   const recurrence = v('#mf-recurrence');
+  const ends = recurrence === 'none' ? 'never' : v('#mf-ends');
   const count = v('#mf-count');
-  if (recurrence !== 'none' && count && !(Number(count) >= 1)) {
-    return { error: { field: 'recurrence_count', message: 'Enter how many times, or leave it empty.' } };
+  const until = v('#mf-until');
+  if (ends === 'count' && !(Number(count) >= 1)) {
+    return { error: { field: 'recurrence_count', message: 'Enter how many times.' } };
+  }
+  if (ends === 'until' && !until) return { error: { field: 'recurrence_until', message: 'Pick the last date.' } };
+  if (ends === 'until' && until < v('#mf-date')) {
+    return { error: { field: 'recurrence_until', message: 'The last date cannot be before the first meeting.' } };
   }
   const start = zonedToInstant(v('#mf-date'), v('#mf-time'), zone);
   const end = start.getTime() + Number(v('#mf-duration')) * 60000;
@@ -115,7 +134,8 @@ function readForm(form, meeting) {
     time_zone: zone,
     duration_minutes: Number(v('#mf-duration')),
     recurrence,
-    recurrence_count: recurrence !== 'none' && count ? Number(count) : null,
+    recurrence_count: ends === 'count' ? Number(count) : null,
+    recurrence_until: ends === 'until' ? until : null,
     require_sign_in: $('#mf-sign-in', form).checked,
     lobby: $('#mf-lobby', form).checked,
     invitees: $$('#mf-invitees input:checked', form).map((i) => i.value),

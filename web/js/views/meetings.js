@@ -1,8 +1,9 @@
 // Meetings view (/app/meetings): "New meeting now", a link to the schedule form, and the
-// meetings the user hosts or is invited to, split into upcoming and past.
+// meetings the user hosts or is invited to, split into upcoming (each at its next occurrence,
+// which the host of a recurring one may skip) and past.
 
-import { createMeeting, listHistory, listMeetings } from '../api.js';
-import { $, h, showFormError } from '../dom.js';
+import { createMeeting, listHistory, listMeetings, updateMeeting } from '../api.js';
+import { $, busy, h, showFormError, toast } from '../dom.js';
 import { currentOccurrence, fmtDateTime, fmtRecurrence, fmtTime } from '../time.js';
 
 export const nav = 'meetings';
@@ -50,24 +51,39 @@ export async function render(root, ctx) {
   upcoming.sort((a, b) => a[1] - b[1]);
   past.sort((a, b) => b[1] - a[1]);
   root.append(
-    section('upcoming', 'Upcoming', upcoming, 'Nothing planned. Start a meeting now or schedule one.'),
-    section('past', 'Past', past, 'No past meetings yet.'),
+    section('upcoming', 'Upcoming', upcoming, 'Nothing planned. Start a meeting now or schedule one.', ctx),
+    section('past', 'Past', past, 'No past meetings yet.', ctx),
   );
 }
 
-function section(id, title, rows, empty) {
+function section(id, title, rows, empty, ctx) {
   return h('section', { id, class: 'card' },
     h('h2', {}, title),
     rows.length
-      ? h('ul', { class: 'item-list' }, rows.map(([m, at, over]) => item(m, at, over)))
+      ? h('ul', { class: 'item-list' }, rows.map(([m, at, over]) => item(m, at, over, ctx)))
       : h('p', { class: 'empty' }, empty));
 }
 
+/** The host's "Skip this one" for occurrence `at` of recurring meeting `m`; the list is shown anew. */
+function skipButton(m, at, ctx) {
+  const button = h('button', { class: 'button skip', type: 'button' }, 'Skip this one');
+  button.addEventListener('click', () => {
+    if (!window.confirm(`Skip "${m.title}" on ${fmtDateTime(at)}? The meetings after it stay as they are.`)) return;
+    busy(button, async () => {
+      const skipped = [...(m.skipped_occurrences || []), at.toISOString()];
+      await updateMeeting(m.id, { skipped_occurrences: skipped });
+      toast(`Skipped ${fmtDateTime(at)}`);
+      ctx.navigate('/app/meetings', { replace: true });
+    });
+  });
+  return button;
+}
+
 /** One meeting; `over`: listed under Past, so no Join button. */
-function item(m, at, over = false) {
+function item(m, at, over, ctx) {
   const end = new Date(at.getTime() + (m.duration_minutes || 0) * 60000);
   const when = m.start_at ? `${fmtDateTime(at)} – ${fmtTime(end)}` : `Instant meeting · ${fmtDateTime(m.created_at)}`;
-  return h('li', { class: 'meeting-item', 'data-meeting-id': m.id },
+  return h('li', { class: 'meeting-item', 'data-meeting-id': m.id, 'data-occurrence': at.toISOString() },
     h('div', { class: 'item-main' },
       h('a', { class: 'item-title', href: `/app/meetings/${encodeURIComponent(m.id)}` }, m.title || 'Untitled meeting'),
       h('div', { class: 'item-sub' },
@@ -75,5 +91,6 @@ function item(m, at, over = false) {
         fmtRecurrence(m) && h('span', { class: 'tag' }, fmtRecurrence(m)),
         m.cancelled && h('span', { class: 'tag danger' }, 'Cancelled'),
         !m.is_host && h('span', { class: 'tag' }, `Host: ${m.host?.display_name || '?'}`))),
+    !m.cancelled && !over && m.is_host && m.recurrence !== 'none' && skipButton(m, at, ctx),
     !m.cancelled && !over && h('a', { class: 'button join', href: m.url }, 'Join'));
 }
