@@ -1,13 +1,16 @@
-// Interop with a WHIP client nobody on the project wrote: FFmpeg's `-f whip` muxer (the
+// Interop with WHIP/WHEP clients nobody on the project wrote. FFmpeg's `-f whip` muxer (the
 // static build in the imageio-ffmpeg wheel, installed by scripts/install-test-deps) publishes
 // H.264 + Opus; Chromium plays it over WHEP from a page of another origin (CORS), decodes it
-// and restarts ICE over PATCH; FFmpeg's DELETE on exit ends the session.
+// and restarts ICE over PATCH; FFmpeg's DELETE on exit ends the session. Then Eyevinn's WHIP
+// client and WebRTC player from npm (bundled with esbuild) publish and play from pages of
+// another origin, and end their sessions with DELETE.
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { browserSession, startServer, openUser, sleep } from './lib.js';
 
 const session = browserSession({ afterEach, after });
@@ -54,10 +57,13 @@ function publish(url, token) {
   };
 }
 
+// Pages on localhost use the endpoints on 127.0.0.1: requests of another origin (CORS).
+const port = 8800;
+const viewerOrigin = `http://localhost:${port}`;
+const serverForCors = async () => session.server || startServer(port, { args: ['--cors-origin', viewerOrigin] }).then((s) => (session.server = s));
+
 test('FFmpeg publishes H.264 + Opus over WHIP; Chromium on another origin plays it over WHEP and restarts ICE', async () => {
-  const port = 8800;
-  const viewerOrigin = `http://localhost:${port}`;
-  const server = session.server = await startServer(port, { args: ['--cors-origin', viewerOrigin] });
+  const server = await serverForCors();
   const room = 'e2e-ffmpeg';
   const ffmpeg = publish(`${server.base}/whip/${room}`, server.token(room, 'ffmpeg'));
   try {
@@ -172,4 +178,78 @@ test('FFmpeg publishes H.264 + Opus over WHIP; Chromium on another origin plays 
   assert.ok(deleted, `no DELETE from FFmpeg:\n${ffmpeg.log().slice(-2000)}`);
   const c = await server.counters(room).catch(() => ({ participants: [] }));
   assert.ok(!c.participants.some((x) => x.identity === 'ffmpeg'), JSON.stringify(c));
+});
+
+/** Eyevinn's WHIP client and WebRTC player as one script that sets `window.WHIPClient` and `window.WebRTCPlayer`. */
+async function eyevinnBundle() {
+  const entry = `import { WHIPClient } from '@eyevinn/whip-web-client';
+    import { WebRTCPlayer } from '@eyevinn/webrtc-player';
+    window.WHIPClient = WHIPClient;
+    window.WebRTCPlayer = WebRTCPlayer;`;
+  const out = await build({
+    stdin: { contents: entry, resolveDir: dirname(fileURLToPath(import.meta.url)) },
+    bundle: true, format: 'iife', write: false, logLevel: 'warning',
+  });
+  return out.outputFiles[0].text;
+}
+
+/** Waits until the server logs that `identity`'s session ended by DELETE and no longer lists it. */
+async function endedByDelete(server, room, identity) {
+  const deadline = Date.now() + 10000;
+  const logged = () => server.log().split('\n').some((l) => l.includes('ended by DELETE') && l.includes(identity));
+  while (Date.now() < deadline && !logged()) await sleep(200);
+  assert.ok(logged(), `no DELETE from ${identity}:\n${server.log().slice(-3000)}`);
+  const c = await server.counters(room).catch(() => ({ participants: [] }));
+  assert.ok(!c.participants.some((x) => x.identity === identity), JSON.stringify(c));
+}
+
+test('the Eyevinn WHIP client and WebRTC player (npm), on another origin, publish and play, and end with DELETE', async () => {
+  const server = await serverForCors();
+  const room = 'e2e-eyevinn';
+  const bundle = await eyevinnBundle();
+  const open = async (name) => {
+    const u = await openUser(server, name, null);
+    people.push(u);
+    await u.page.goto(`${viewerOrigin}/healthz`);
+    await u.page.evaluate(bundle);
+    return u;
+  };
+
+  const publisher = await open('Publisher');
+  await publisher.eval(async ({ url, token }) => {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 }, audio: true });
+    window.whip = new window.WHIPClient({ endpoint: url, opts: { authkey: token, iceServers: [] } });
+    await window.whip.ingest(stream);
+  }, { url: `http://127.0.0.1:${port}/whip/${room}`, token: server.token(room, 'eyevinn-publisher') });
+  for (const deadline = Date.now() + 20000; ; await sleep(250)) {
+    const c = await server.counters(room).catch(() => null);
+    const p = c?.participants.find((x) => x.identity === 'eyevinn-publisher');
+    if (p?.connected && p.packets_in > 100) break;
+    assert.ok(Date.now() < deadline, `the WHIP client did not connect: ${JSON.stringify(c)}\n${publisher.logs.slice(-20).join('\n')}`);
+  }
+
+  const viewer = await open('Player');
+  await viewer.eval(async ({ url, token }) => {
+    const video = document.createElement('video');
+    video.muted = true;
+    video.autoplay = true;
+    video.playsInline = true;
+    document.body.append(video);
+    window.player = new window.WebRTCPlayer({ video, type: 'whep', iceServers: [] });
+    await window.player.load(new URL(url), `Bearer ${token}`);
+    window.video = video;
+  }, { url: `http://127.0.0.1:${port}/whep/${room}`, token: server.token(room, 'eyevinn-player', ['--no-publish']) });
+  const seen = await viewer.waitFor(() => {
+    const v = window.video;
+    const frames = v.getVideoPlaybackQuality().totalVideoFrames;
+    const audio = v.srcObject?.getAudioTracks().length || 0;
+    return frames > 30 && v.videoWidth > 0 && audio > 0 && { frames, width: v.videoWidth, audio };
+  }, null, 30000, 'the player showing the WHIP client\'s video, with its audio');
+  assert.ok(seen.width >= 320, JSON.stringify(seen));
+  console.log(`Eyevinn player: ${seen.frames} frames shown, ${seen.width} px wide`);
+
+  await viewer.eval(() => window.player.unload());
+  await endedByDelete(server, room, 'eyevinn-player');
+  await publisher.eval(() => window.whip.destroy());
+  await endedByDelete(server, room, 'eyevinn-publisher');
 });
