@@ -619,7 +619,7 @@ async fn monthly_meetings_with_an_end_date_and_skipped_occurrences() {
             Method::POST,
             "/api/v1/meetings",
             Some(json!({
-                "title": "Month end", "start_at": "2027-01-31T18:00:00+01:00",
+                "title": "Month end", "start_at": "2027-01-31T18:00:00.250+01:00",
                 "time_zone": "Europe/Berlin", "recurrence": "monthly",
                 "recurrence_until": "2027-08-31",
                 "skipped_occurrences": ["2027-03-31T18:00:00+02:00", "2027-01-31T17:00:00Z",
@@ -636,6 +636,7 @@ async fn monthly_meetings_with_an_end_date_and_skipped_occurrences() {
         ),
         (&json!("monthly"), &json!("2027-08-31"), &Value::Null)
     );
+    assert_eq!(m["start_at"], "2027-01-31T17:00:00Z", "to the second");
     assert_eq!(
         m["skipped_occurrences"],
         json!(["2027-01-31T17:00:00Z", "2027-03-31T16:00:00Z"]),

@@ -43,7 +43,8 @@ pub struct MeetingIn {
     /// Up to 5000 characters; no control characters but line breaks and tabs.
     #[schema(max_length = 5000, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$")]
     description: Option<String>,
-    /// RFC 3339 with an offset, in the years 2000 to 2199; absent for an instant meeting.
+    /// RFC 3339 with an offset, in the years 2000 to 2199 (fractions of a second are dropped);
+    /// absent for an instant meeting.
     #[schema(format = DateTime, pattern = "^2[01][0-9]{2}-")]
     start_at: Option<String>,
     /// IANA time zone the meeting recurs in, e.g. `Europe/Berlin`; default `UTC`.
@@ -837,7 +838,8 @@ fn skipped(list: &[String], series: &Series) -> Result<Vec<i64>, ApiError> {
         .collect()
 }
 
-/// An RFC 3339 time with an offset in the years 2000 to 2199, as Unix ms.
+/// An RFC 3339 time with an offset in the years 2000 to 2199, as Unix ms, to the second: answers
+/// show no fractions, and the web app steps through occurrences in whole seconds.
 fn instant(field: &str, s: &str) -> Result<i64, ApiError> {
     let bad = || {
         ApiError::field(
@@ -849,7 +851,7 @@ fn instant(field: &str, s: &str) -> Result<i64, ApiError> {
     if !(2000..=2199).contains(&t.year()) {
         return Err(bad());
     }
-    Ok(t.timestamp_millis())
+    Ok(t.timestamp() * 1000)
 }
 
 /// Checks an invitation list: known ids, no duplicates, each one a contact of the host.
