@@ -179,7 +179,12 @@ impl Sfu {
         }
         // While a queue stands, no padding towards the next layer: it would keep the queue
         // full and cost the lower layer's keyframe its packets.
-        let (minimum, desired) = probe_rates(&demands, &offers, !holding);
+        let (probing, probe_offers): (Vec<Demand>, Vec<Option<u8>>) = demands
+            .iter()
+            .zip(&offers)
+            .map(|(d, &o)| d.for_probing(o))
+            .unzip();
+        let (minimum, desired) = probe_rates(&probing, &probe_offers, !holding);
         let rates = (audio + minimum, audio + desired);
         let ceilings = claims
             .iter()
@@ -260,14 +265,10 @@ impl Sfu {
                     .max(AUDIO_RESERVE_BPS);
                 continue;
             }
-            // Nothing received on any layer yet: nothing to forward, so nothing to probe for.
-            let Some(demand) = demand(now, track, &choice, room, publisher) else {
-                continue;
-            };
             claims.push(Claim {
                 down,
                 source,
-                demand,
+                demand: demand(now, track, &choice, room, publisher),
             });
         }
         Some((claims, audio))
@@ -447,36 +448,32 @@ fn up_track(
 }
 
 /// What a video down-track fed by `track` asks for, given its display size and target, the
-/// room's limits and those of the track's publisher. Layers above the highest one that has
-/// arrived are left out (a publisher may never send them); `None` when none has arrived.
+/// room's limits and those of the track's publisher.
 fn demand(
     now: Instant,
     track: &mut UpTrack,
     choice: &LayerChoice,
     room: RoomLimits,
     publisher: ParticipantLimits,
-) -> Option<Demand> {
+) -> Demand {
     let count = track.layers.len().min(MAX_LAYERS);
-    let arrived = track.layers[..count]
-        .iter()
-        .rposition(|l| l.ssrc.is_some())?
-        + 1;
     let mut costs = [0; MAX_LAYERS];
     let mut sizes = [(0, 0); MAX_LAYERS];
-    for (i, layer) in track.layers.iter_mut().take(arrived).enumerate() {
+    for (i, layer) in track.layers.iter_mut().take(count).enumerate() {
         costs[i] = layer.cost(now, i, count);
         sizes[i] = layer.picture_size(i, count);
     }
-    Some(Demand {
+    Demand {
         costs,
-        layers: arrived as u8,
-        cap: layer_for_display(choice.display, &sizes[..arrived]),
+        layers: count as u8,
+        received: track.layers.iter().any(|l| l.ssrc.is_some()),
+        cap: layer_for_display(choice.display, &sizes[..count]),
         target: choice.target,
         screen: track.source == TrackSource::Screen,
         max_bps: tighter(room.max_video_bitrate_bps, publisher.max_video_bitrate_bps),
         min_bps: room.min_video_bitrate_bps.unwrap_or(0),
         priority: publisher.priority,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -272,6 +272,11 @@ pub(crate) struct Demand {
     /// Bitrate of each layer, lowest first; `layers` are valid.
     pub costs: [u64; MAX_LAYERS],
     pub layers: u8,
+    /// Whether any layer of the track has arrived: until one has, probing reaches for none
+    /// (a stream that is never mapped or never sent cannot be forwarded). Layers that have
+    /// not arrived yet still count once one has: the publisher may start them, or resume
+    /// them when the SFU asks, only after the estimate affords them.
+    pub received: bool,
     /// The highest layer the display needs; `None` when not visible.
     pub cap: Option<u8>,
     /// The layer targeted now, so moving above it needs headroom.
@@ -289,6 +294,14 @@ pub(crate) struct Demand {
 }
 
 impl Demand {
+    /// This demand and `offer` as probing sees them: nothing while no layer has arrived.
+    pub(crate) fn for_probing(&self, offer: Option<u8>) -> (Demand, Option<u8>) {
+        if self.received {
+            return (*self, offer);
+        }
+        (Demand { cap: None, ..*self }, None)
+    }
+
     /// The highest layer it may get: what the display needs, within the bitrate ceiling, but
     /// at least the lowest layer. `None` when not visible.
     pub(crate) fn ceiling(&self) -> Option<u8> {
@@ -406,6 +419,7 @@ mod tests {
         Demand {
             costs: [150_000, 500_000, 1_500_000, 0],
             layers: 3,
+            received: true,
             cap: Some(2),
             target,
             screen: false,
@@ -413,6 +427,17 @@ mod tests {
             min_bps: 0,
             priority: 0,
         }
+    }
+
+    #[test]
+    fn probing_ignores_a_track_nothing_arrived_from() {
+        let mut silent = cam(Some(0));
+        silent.received = false;
+        let (cut, offer) = silent.for_probing(Some(1));
+        assert_eq!((cut.ceiling(), offer), (None, None));
+        assert_eq!(probe_rates(&[cut], &[offer], true), (0, 0));
+        let (same, offer) = cam(Some(0)).for_probing(Some(0));
+        assert_eq!((same.ceiling(), offer), (Some(2), Some(0)));
     }
 
     #[test]

@@ -579,3 +579,21 @@ fn cost_per_forwarded_packet() {
         );
     }
 }
+
+#[test]
+fn a_top_layer_the_publisher_has_not_started_yet_is_asked_for() {
+    // Browsers add their top layer once their own estimate allows it, and the SFU pauses a
+    // layer nobody selects; the layer must stay something a viewer can be offered, so that
+    // the SFU resumes it when the viewer's bandwidth allows.
+    let mut sim = SfuSim::new();
+    let mut layers = default_layers();
+    layers[2].active = false;
+    let a = sim.add_simulcast_publisher("room", "alice", layers);
+    let b = sim.add_listener("room", "bob");
+    let top = time_until_on_layer(&mut sim, b, 2, Duration::from_secs(20));
+    eprintln!(
+        "unstarted top layer: forwarded after {top:?}; publisher told {:?}",
+        layers_messages(&sim, a)
+    );
+    assert!(top.is_some(), "{:?}", sim.layer_report(b));
+}
