@@ -86,8 +86,6 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape))
         .route("/ws", get(ws::upgrade))
         .route("/nettest", get(|| async { assets::page("nettest.html") }))
-        .route("/api/v1/nettest", get(nettest_config))
-        .route("/api/v1/rooms/{room}/counters", get(room_counters))
         .merge(whip_routes(state.clone()))
         .merge(api::router())
         .fallback(not_found)
@@ -274,12 +272,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// STUN/TURN addresses and short-lived credentials for the pre-call network test.
-async fn nettest_config(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    Json(state.ice.nettest(host)).into_response()
-}
-
 /// A fresh, hard-to-guess room name for a meeting link (`abc-defg-hjk`).
 pub fn random_room_name() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
@@ -289,33 +281,6 @@ pub fn random_room_name() -> String {
             .collect()
     };
     format!("{}-{}-{}", pick(3), pick(4), pick(3))
-}
-
-async fn room_counters(
-    State(state): State<AppState>,
-    Path(room): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let room = require_room_admin(&state, &room, &headers)?;
-    let (participants, server) = state.media.report(room.clone()).await;
-    let participants: Vec<_> = participants
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| {
-            serde_json::json!({
-                "id": p.id, "identity": p.identity, "name": p.name,
-                "kind": format!("{:?}", p.kind).to_lowercase(), "connected": p.connected,
-                "packets_in": p.counters.packets_in, "packets_out": p.counters.packets_out,
-                "dropped": p.counters.dropped, "awaiting_keyframe": p.counters.awaiting_keyframe,
-            })
-        })
-        .collect();
-    Ok(Json(serde_json::json!({
-        "room": room,
-        "participants": participants,
-        "server": {"datagrams_in": server.datagrams_in, "unroutable": server.unroutable},
-    }))
-    .into_response())
 }
 
 async fn whip(

@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use serde::Serialize;
 use stoa_proto::IceServer;
+use utoipa::ToSchema;
 
 use crate::config::TurnSettings;
 
@@ -12,6 +14,36 @@ use crate::config::TurnSettings;
 const CREDENTIAL_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The network test runs for a minute at most: its credentials need not outlive that by much.
 const NETTEST_CREDENTIAL_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// What the network test page is told to try (`GET /api/v1/nettest`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NettestConfig {
+    /// The host name or address clients reach the server at.
+    pub host: String,
+    /// The built-in STUN server, absent with an external TURN server.
+    pub stun: Option<String>,
+    /// The RFC 5780 alternate STUN address, when configured.
+    pub stun_alt: Option<String>,
+    /// TURN URLs by transport, absent when TURN is off.
+    pub turn: Option<TurnUrls>,
+    pub username: Option<String>,
+    pub credential: Option<String>,
+    pub media: MediaPorts,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TurnUrls {
+    pub udp: Option<String>,
+    pub tcp: Option<String>,
+    pub tls: Option<String>,
+}
+
+/// The ports of the media server (ICE over UDP and over TCP).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaPorts {
+    pub udp_port: u16,
+    pub tcp_port: u16,
+}
 
 /// What clients are told about STUN/TURN.
 #[derive(Clone)]
@@ -44,7 +76,7 @@ impl IceAdvert {
     }
 
     /// The configuration of the pre-call network test page (`GET /api/v1/nettest`).
-    pub fn nettest(&self, request_host: Option<&str>) -> serde_json::Value {
+    pub fn nettest(&self, request_host: Option<&str>) -> NettestConfig {
         let host = self
             .host
             .as_deref()
@@ -54,23 +86,30 @@ impl IceAdvert {
         let identity = format!("nettest-{:012x}", rand::random::<u64>() >> 16);
         let servers = self.servers_for(request_host, &identity, NETTEST_CREDENTIAL_TTL);
         let turn = servers.iter().find(|s| s.username.is_some());
-        let url = |prefix: &str| {
-            turn.and_then(|t| t.urls.iter().find(|u| u.starts_with(prefix)).cloned())
+        let url = |wanted: &dyn Fn(&str) -> bool| {
+            turn.and_then(|t| t.urls.iter().find(|u| wanted(u)).cloned())
         };
         let builtin = self.enabled && self.external.is_empty();
-        serde_json::json!({
-            "host": host,
-            "stun": builtin.then(|| format!("stun:{}:{}", bracket(host), self.port)),
-            "stun_alt": self.alt_port.filter(|_| builtin).map(|p| format!("stun:{}:{p}", bracket(host))),
-            "turn": turn.map(|_| serde_json::json!({
-                "udp": url("turn:").filter(|u| u.ends_with("transport=udp")).or_else(|| url("turn:")),
-                "tcp": turn.and_then(|t| t.urls.iter().find(|u| u.starts_with("turn:") && u.ends_with("transport=tcp")).cloned()),
-                "tls": url("turns:"),
-            })),
-            "username": turn.and_then(|t| t.username.clone()),
-            "credential": turn.and_then(|t| t.credential.clone()),
-            "media": {"udp_port": self.media_ports.0, "tcp_port": self.media_ports.1},
-        })
+        NettestConfig {
+            host: host.to_string(),
+            stun: builtin.then(|| format!("stun:{}:{}", bracket(host), self.port)),
+            stun_alt: self
+                .alt_port
+                .filter(|_| builtin)
+                .map(|p| format!("stun:{}:{p}", bracket(host))),
+            turn: turn.map(|_| TurnUrls {
+                udp: url(&|u| u.starts_with("turn:") && u.ends_with("transport=udp"))
+                    .or_else(|| url(&|u| u.starts_with("turn:"))),
+                tcp: url(&|u| u.starts_with("turn:") && u.ends_with("transport=tcp")),
+                tls: url(&|u| u.starts_with("turns:")),
+            }),
+            username: turn.and_then(|t| t.username.clone()),
+            credential: turn.and_then(|t| t.credential.clone()),
+            media: MediaPorts {
+                udp_port: self.media_ports.0,
+                tcp_port: self.media_ports.1,
+            },
+        }
     }
 
     /// ICE servers for `identity`, reaching the server at `request_host` (the HTTP Host).

@@ -1425,9 +1425,10 @@ async fn every_user_endpoint_refuses_anonymous_requests() {
     let (_, doc) = api
         .call(None, Method::GET, "/api/v1/openapi.json", None)
         .await;
-    // Open to everyone: signing up, logging in, who is signed in, ad-hoc meeting links and
-    // joining a room.
+    // Open to everyone: signing up, logging in, who is signed in, ad-hoc meeting links,
+    // joining a room and the network test.
     let open = [
+        "get /api/v1/nettest",
         "get /api/v1/session",
         "post /api/v1/auth/signup",
         "post /api/v1/auth/login",
@@ -1532,10 +1533,12 @@ async fn the_openapi_document_describes_every_route() {
         "/api/v1/history",
         "/api/v1/rooms/{room}/limits",
         "/api/v1/rooms/{room}/participants/{participant}/limits",
+        "/api/v1/rooms/{room}/counters",
+        "/api/v1/nettest",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 26, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 28, "{:?}", paths.keys().collect::<Vec<_>>());
 }
 
 type Socket =

@@ -1,6 +1,6 @@
-//! The REST API under `/api/v1` for accounts, meetings, contacts and presence
-//! (`docs/api.md`), and its OpenAPI document, generated from the handlers' annotations and
-//! served at `/api/v1/openapi.json`.
+//! The REST API under `/api/v1` for accounts, meetings, contacts, presence and a call's
+//! diagnostics (`docs/api.md`), and its OpenAPI document, generated from the handlers'
+//! annotations and served at `/api/v1/openapi.json`.
 
 pub mod accounts;
 pub mod contacts;
@@ -8,6 +8,7 @@ pub mod events;
 mod ics;
 pub mod limits;
 pub mod meetings;
+pub mod nettest;
 mod recurrence;
 pub mod stats;
 mod validate;
@@ -51,6 +52,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/rooms/{room}/join", post(m::join_room))
         .route("/api/v1/rooms/{room}/people", get(m::room_people))
         .route("/api/v1/rooms/{room}/stats", get(stats::room_stats))
+        .route("/api/v1/rooms/{room}/counters", get(stats::room_counters))
+        .route("/api/v1/nettest", get(nettest::nettest_config))
         .route(
             "/api/v1/rooms/{room}/limits",
             get(limits::room_limits).put(limits::set_room_limits),
@@ -93,7 +96,7 @@ pub fn router() -> Router<AppState> {
         contacts::request, contacts::withdraw, contacts::accept, contacts::decline,
         contacts::decline_call,
         contacts::blocks, contacts::block, contacts::unblock,
-        stats::room_stats, limits::room_limits, limits::set_room_limits,
+        stats::room_stats, stats::room_counters, nettest::nettest_config, limits::room_limits, limits::set_room_limits,
         limits::set_participant_limits,
     ),
     components(schemas(ErrorBody)),
