@@ -4,6 +4,7 @@
 //! (created on first use, readable by the owner only). The same key signs the names of ad-hoc
 //! rooms (so only rooms this server created hand out guest tokens) and their host keys.
 
+use crate::error::ApiErrorCode;
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,13 +44,13 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ApiErrorCode {
         match self {
-            TokenError::Missing => "token_missing",
-            TokenError::Expired => "token_expired",
-            TokenError::BadSignature => "token_invalid_signature",
-            TokenError::Malformed(_) => "token_malformed",
-            TokenError::WrongRoom => "token_wrong_room",
+            TokenError::Missing => ApiErrorCode::TokenMissing,
+            TokenError::Expired => ApiErrorCode::TokenExpired,
+            TokenError::BadSignature => ApiErrorCode::TokenInvalidSignature,
+            TokenError::Malformed(_) => ApiErrorCode::TokenMalformed,
+            TokenError::WrongRoom => ApiErrorCode::TokenWrongRoom,
         }
     }
 }

@@ -7,7 +7,7 @@ use stoa_proto::{Grants, RoomName};
 use stoa_store::Meeting;
 
 use crate::api::meetings::identity_user;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorCode};
 use crate::http::AppState;
 
 /// What the door decided for someone it did not refuse.
@@ -35,7 +35,7 @@ pub async fn check(
             tracing::error!(error = %e, "cannot load the meeting of a room");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ApiErrorCode::Unavailable,
                 "The server cannot load this meeting now. Try again in a moment.",
             )
         })?;
@@ -64,21 +64,21 @@ pub fn admits(meeting: &Meeting, signed_in: bool, host: bool) -> Result<(), ApiE
     if meeting.cancelled {
         return Err(ApiError::new(
             StatusCode::GONE,
-            "meeting_cancelled",
+            ApiErrorCode::MeetingCancelled,
             "This meeting was cancelled.",
         ));
     }
     if meeting.draft.require_sign_in && !signed_in {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "sign_in_required",
+            ApiErrorCode::SignInRequired,
             "The host requires participants to sign in.",
         ));
     }
     if meeting.locked && !host {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "meeting_locked",
+            ApiErrorCode::MeetingLocked,
             "The host locked this meeting.",
         ));
     }
@@ -91,7 +91,7 @@ pub fn no_lobby_for_http(entry: Entry) -> Result<Option<Meeting>, ApiError> {
         Entry::Enter(m) => Ok(m),
         Entry::Lobby(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "lobby",
+            ApiErrorCode::Lobby,
             "This meeting has a lobby, and WHIP/WHEP cannot wait in it: use a host's (room-admin) token.",
         )),
     }

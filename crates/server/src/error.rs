@@ -1,14 +1,89 @@
 //! The one error shape of every HTTP endpoint: a status and the JSON [`ErrorBody`]
-//! (`{error, message, field?}`), with conversions from the errors of the layers below.
+//! (`{error, message, field?}`) whose `error` is one of [`ApiErrorCode`], with conversions
+//! from the errors of the layers below.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use stoa_proto::ErrorBody;
+use serde::Serialize;
+use stoa_proto::{ErrorBody, ErrorCode};
 use stoa_sfu::SfuError;
-use stoa_store::StoreError;
+use stoa_store::{Conflict, StoreError};
+use utoipa::ToSchema;
 
 use crate::auth::TokenError;
+
+/// Every `error` an HTTP endpoint answers with (the OpenAPI document lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiErrorCode {
+    // The request itself.
+    InvalidBody,
+    InvalidQuery,
+    InvalidField,
+    InvalidRoom,
+    UnsupportedMediaType,
+    BadSdp,
+    BadMessage,
+    OutOfOrder,
+    PreconditionFailed,
+    NotFound,
+    // Who asks.
+    Unauthorized,
+    InvalidCredentials,
+    WrongPassword,
+    CrossOrigin,
+    Forbidden,
+    TokenMissing,
+    TokenExpired,
+    TokenInvalidSignature,
+    TokenMalformed,
+    TokenWrongRoom,
+    RateLimited,
+    // Meetings and their door.
+    NoSuchMeeting,
+    MeetingCancelled,
+    MeetingLocked,
+    SignInRequired,
+    Lobby,
+    // What the store refused.
+    EmailTaken,
+    SessionExists,
+    RoomTaken,
+    #[serde(rename = "self")]
+    SelfRequest,
+    Blocked,
+    AlreadyContacts,
+    AlreadyRequested,
+    // The server.
+    Busy,
+    Unavailable,
+    Closed,
+    Internal,
+}
+
+impl ApiErrorCode {
+    pub fn as_str(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    }
+}
+
+impl From<Conflict> for ApiErrorCode {
+    fn from(c: Conflict) -> Self {
+        match c {
+            Conflict::EmailTaken => ApiErrorCode::EmailTaken,
+            Conflict::SessionExists => ApiErrorCode::SessionExists,
+            Conflict::RoomTaken => ApiErrorCode::RoomTaken,
+            Conflict::SelfRequest => ApiErrorCode::SelfRequest,
+            Conflict::Blocked => ApiErrorCode::Blocked,
+            Conflict::AlreadyContacts => ApiErrorCode::AlreadyContacts,
+            Conflict::AlreadyRequested => ApiErrorCode::AlreadyRequested,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -17,11 +92,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, error: ApiErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             body: ErrorBody {
-                error: error.into(),
+                error: error.as_str(),
                 message: message.into(),
                 field: None,
             },
@@ -30,7 +105,7 @@ impl ApiError {
 
     /// `400 invalid_field`: what was wrong with which request field.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_field", message);
+        let mut e = Self::new(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidField, message);
         e.body.field = Some(field.into());
         e
     }
@@ -38,7 +113,7 @@ impl ApiError {
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ApiErrorCode::NotFound,
             format!("no such {what}"),
         )
     }
@@ -46,16 +121,16 @@ impl ApiError {
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ApiErrorCode::Unauthorized,
             "sign in first: a session cookie or bearer token is required",
         )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, ApiErrorCode::Forbidden, message)
     }
 
-    pub fn conflict(error: &str, message: impl Into<String>) -> Self {
+    pub fn conflict(error: ApiErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, error, message)
     }
 
@@ -64,7 +139,7 @@ impl ApiError {
         tracing::error!(%error, "{context}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ApiErrorCode::Internal,
             "the server could not complete the request; it is logged",
         )
     }
@@ -89,14 +164,26 @@ impl From<SfuError> for ApiError {
             SfuError::Forbidden(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         };
-        let code = serde_json::to_value(e.code())
-            .ok()
-            .and_then(|v| v.as_str().map(String::from));
-        ApiError::new(
-            status,
-            code.as_deref().unwrap_or("bad_request"),
-            e.to_string(),
-        )
+        ApiError::new(status, e.code().into(), e.to_string())
+    }
+}
+
+impl From<ErrorCode> for ApiErrorCode {
+    fn from(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::BadMessage => ApiErrorCode::BadMessage,
+            ErrorCode::OutOfOrder => ApiErrorCode::OutOfOrder,
+            ErrorCode::Unauthorized => ApiErrorCode::Unauthorized,
+            ErrorCode::Forbidden | ErrorCode::Removed | ErrorCode::Denied => {
+                ApiErrorCode::Forbidden
+            }
+            ErrorCode::BadSdp => ApiErrorCode::BadSdp,
+            ErrorCode::Replaced | ErrorCode::Closed | ErrorCode::Ended => ApiErrorCode::Closed,
+            ErrorCode::NotAdmitted => ApiErrorCode::Forbidden,
+            ErrorCode::MeetingLocked => ApiErrorCode::MeetingLocked,
+            ErrorCode::MeetingCancelled => ApiErrorCode::MeetingCancelled,
+            ErrorCode::SignInRequired => ApiErrorCode::SignInRequired,
+        }
     }
 }
 
@@ -104,9 +191,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::not_found("record"),
-            StoreError::Conflict(what) => {
-                ApiError::conflict(what, format!("refused: {}", what.replace('_', " ")))
-            }
+            StoreError::Conflict(what) => ApiError::conflict(
+                what.into(),
+                format!("refused: {}", what.as_str().replace('_', " ")),
+            ),
             other => ApiError::internal("database error", other),
         }
     }

@@ -15,6 +15,7 @@ use stoa_store::Store;
 
 use crate::auth::{constant_time_eq, Claims, TokenError, TokenKeys};
 pub use crate::error::ApiError;
+use crate::error::ApiErrorCode;
 use crate::guard::Guards;
 use crate::ice::IceAdvert;
 use crate::lobby::Lobbies;
@@ -171,8 +172,13 @@ fn whip_routes(state: AppState) -> Router<AppState> {
 }
 
 pub(crate) fn room_name(raw: &str) -> Result<RoomName, ApiError> {
-    RoomName::new(raw)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))
+    RoomName::new(raw).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ApiErrorCode::InvalidRoom,
+            e.to_string(),
+        )
+    })
 }
 
 /// The room of the path, if the request's bearer token is a room-admin token for it (or the
@@ -190,7 +196,7 @@ pub fn require_room_admin(
     if !claims.grants.room_admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ApiErrorCode::Forbidden,
             "a room-admin token is required",
         ));
     }
@@ -226,7 +232,7 @@ async fn not_found(headers: HeaderMap) -> Response {
     }
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "not_found",
+        ApiErrorCode::NotFound,
         "no such page or endpoint",
     )
     .into_response()
@@ -241,7 +247,7 @@ async fn meeting_page(Path(room): Path<String>, headers: HeaderMap) -> Response 
             "A meeting's name has 1 to 64 letters, digits, \"-\" and \"_\". Check the link you were sent, or start a new meeting from the home page.",
         ),
         Err(e) => {
-            ApiError::new(StatusCode::NOT_FOUND, "invalid_room", e.to_string()).into_response()
+            ApiError::new(StatusCode::NOT_FOUND, ApiErrorCode::InvalidRoom, e.to_string()).into_response()
         }
     }
 }
@@ -265,7 +271,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         }
         None => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ApiErrorCode::Unavailable,
             "the media worker is not running",
         )
         .into_response(),
@@ -318,7 +324,7 @@ async fn ingest_or_egress(
     if !content_type.starts_with("application/sdp") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ApiErrorCode::UnsupportedMediaType,
             "the body must be an SDP offer with Content-Type: application/sdp",
         ));
     }
@@ -329,13 +335,18 @@ async fn ingest_or_egress(
     if !needed {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ApiErrorCode::Forbidden,
             "the token does not grant this",
         ));
     }
     door::no_lobby_for_http(door::check(&state, &room, &claims.sub, &claims.grants).await?)?;
-    let sdp = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_sdp", "the SDP is not UTF-8"))?;
+    let sdp = String::from_utf8(body.to_vec()).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ApiErrorCode::BadSdp,
+            "the SDP is not UTF-8",
+        )
+    })?;
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let links = state.ice.link_headers(host, &claims.sub);
     let req = JoinRequest {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorCode};
 use crate::http::AppState;
 use crate::media::Health;
 
@@ -198,7 +198,7 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
     if !state.operator.may_scrape(&headers) {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ApiErrorCode::Unauthorized,
             "/metrics needs the metrics or admin token: Authorization: Bearer <token>",
         )
         .into_response();
@@ -206,7 +206,7 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
     let Some(health) = state.media.health().await else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ApiErrorCode::Unavailable,
             "the media worker is not running",
         )
         .into_response();

@@ -20,7 +20,7 @@ use stoa_proto::{ParticipantId, RoomName};
 use stoa_sfu::{ParticipantKind, SfuError};
 
 use crate::auth::{constant_time_eq, Claims, TokenKeys};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorCode};
 use crate::http::{bearer, room_name, AppState};
 use crate::media::{etag, Command, PatchError};
 
@@ -111,14 +111,14 @@ pub async fn patch_session(
     if !content_type.starts_with(SDPFRAG) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ApiErrorCode::UnsupportedMediaType,
             format!("the body must be an SDP fragment with Content-Type: {SDPFRAG}"),
         ));
     }
     let fragment = String::from_utf8(body.to_vec()).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_sdp",
+            ApiErrorCode::BadSdp,
             "the fragment is not UTF-8",
         )
     })?;
@@ -131,7 +131,7 @@ pub async fn patch_session(
         Err(PatchError::Stale) => {
             return Err(ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
-                "precondition_failed",
+                ApiErrorCode::PreconditionFailed,
                 "If-Match does not name this session's current ETag",
             ))
         }

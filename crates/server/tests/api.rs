@@ -1539,6 +1539,27 @@ async fn the_openapi_document_describes_every_route() {
         assert!(paths.contains_key(p), "{p} missing");
     }
     assert_eq!(paths.len(), 28, "{:?}", paths.keys().collect::<Vec<_>>());
+    // Error codes are a closed list that every error body refers to.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["ErrorBody"]["properties"]["error"]["$ref"],
+        "#/components/schemas/ApiErrorCode"
+    );
+    let codes: Vec<&str> = schemas["ApiErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    for code in [
+        "invalid_field",
+        "token_missing",
+        "email_taken",
+        "self",
+        "meeting_locked",
+    ] {
+        assert!(codes.contains(&code), "{code} not in {codes:?}");
+    }
 }
 
 type Socket =

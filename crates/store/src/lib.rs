@@ -21,8 +21,8 @@ pub enum StoreError {
     #[error("not found")]
     NotFound,
     /// A uniqueness or state rule: e.g. the email is taken, the request already exists.
-    #[error("conflict: {0}")]
-    Conflict(&'static str),
+    #[error("conflict: {}", .0.as_str())]
+    Conflict(Conflict),
     /// The database URL names no database the store can open.
     #[error("unsupported database URL {0:?}: expected sqlite:PATH or postgres://…")]
     UnsupportedUrl(String),
@@ -32,6 +32,35 @@ pub enum StoreError {
     /// Bringing the schema up to date failed at start-up.
     #[error("migration failed: {0}")]
     Migrate(BackendError),
+}
+
+/// Which rule a refused write would have broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    EmailTaken,
+    SessionExists,
+    RoomTaken,
+    /// A contact request to, or a block of, oneself.
+    SelfRequest,
+    /// Either side blocked the other.
+    Blocked,
+    AlreadyContacts,
+    AlreadyRequested,
+}
+
+impl Conflict {
+    /// The rule's name, as API errors carry it (`email_taken`, `self`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conflict::EmailTaken => "email_taken",
+            Conflict::SessionExists => "session_exists",
+            Conflict::RoomTaken => "room_taken",
+            Conflict::SelfRequest => "self",
+            Conflict::Blocked => "blocked",
+            Conflict::AlreadyContacts => "already_contacts",
+            Conflict::AlreadyRequested => "already_requested",
+        }
+    }
 }
 
 /// A failure of the database underneath, opaque so that users of the store do not depend on
@@ -220,7 +249,7 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 
     // ---- users
-    /// `Conflict("email_taken")` when the (lower-cased) email exists.
+    /// `Conflict(EmailTaken)` when the (lower-cased) email exists.
     async fn create_user(&self, new: NewUser, now: Millis) -> Result<User>;
     async fn user(&self, id: &str) -> Result<Option<User>>;
     /// Case-insensitive.
@@ -250,7 +279,7 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- meetings
     /// Inserts the meeting, its skipped occurrences and its invitations in one transaction.
-    /// `Conflict("room_taken")` when the room name exists; `NotFound` if the host or an
+    /// `Conflict(RoomTaken)` when the room name exists; `NotFound` if the host or an
     /// invitee does not exist. Nothing is written when it fails.
     async fn create_meeting(
         &self,
@@ -300,8 +329,8 @@ pub trait Store: Send + Sync + 'static {
     async fn history(&self, user_id: &str, page: Page) -> Result<Vec<PastMeeting>>;
 
     // ---- contacts
-    /// `Conflict("self")`, `Conflict("blocked")` (either side blocked the other),
-    /// `Conflict("already_contacts")`, `Conflict("already_requested")`; `NotFound` if
+    /// `Conflict(SelfRequest)`, `Conflict(Blocked)` (either side blocked the other),
+    /// `Conflict(AlreadyContacts)`, `Conflict(AlreadyRequested)`; `NotFound` if
     /// `to` does not exist. If `to` had already asked `from`, both become contacts.
     async fn request_contact(&self, from: &str, to: &str, now: Millis) -> Result<RequestOutcome>;
     /// Requests to and from the user, newest first.
@@ -317,7 +346,7 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound` if they are not contacts.
     async fn remove_contact(&self, a: &str, b: &str) -> Result<()>;
     /// Blocks `other`: ends the contact and any requests between them, in one transaction.
-    /// Blocking again changes nothing. `Conflict("self")`; `NotFound` if `other` does not
+    /// Blocking again changes nothing. `Conflict(SelfRequest)`; `NotFound` if `other` does not
     /// exist.
     async fn block(&self, user_id: &str, other: &str, now: Millis) -> Result<()>;
     /// Nothing happens if `other` was not blocked.

@@ -24,8 +24,8 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
 use crate::{
-    Attendance, ContactRequests, Meeting, MeetingDraft, Millis, NewUser, Page, PastMeeting,
-    Recurrence, RequestOutcome, Result, Session, Store, StoreError, User, UserSummary,
+    Attendance, Conflict, ContactRequests, Meeting, MeetingDraft, Millis, NewUser, Page,
+    PastMeeting, Recurrence, RequestOutcome, Result, Session, Store, StoreError, User, UserSummary,
 };
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -410,7 +410,7 @@ fn missing_reference(e: sqlx::Error) -> StoreError {
 
 /// For a failed insert: a unique violation is `Conflict(what)`; otherwise as
 /// [`missing_reference`].
-fn taken(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+fn taken(what: Conflict) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
         _ => missing_reference(e),
@@ -493,7 +493,7 @@ async fn insert_contact_pair(
     .bind(now)
     .execute(conn)
     .await
-    .map_err(taken("already_contacts"))?;
+    .map_err(taken(Conflict::AlreadyContacts))?;
     Ok(())
 }
 
@@ -524,7 +524,7 @@ impl Store for SqlStore {
         .bind(user.created_at)
         .execute(&self.pool)
         .await
-        .map_err(taken("email_taken"))?;
+        .map_err(taken(Conflict::EmailTaken))?;
         Ok(user)
     }
 
@@ -642,7 +642,7 @@ impl Store for SqlStore {
         .bind(session.expires_at)
         .execute(&self.pool)
         .await
-        .map_err(taken("session_exists"))?;
+        .map_err(taken(Conflict::SessionExists))?;
         Ok(())
     }
 
@@ -711,7 +711,7 @@ impl Store for SqlStore {
         .bind(now)
         .execute(&mut *tx)
         .await
-        .map_err(taken("room_taken"))?;
+        .map_err(taken(Conflict::RoomTaken))?;
         replace_skips(&mut tx, &meeting.id, &meeting.draft.skipped_occurrences).await?;
         insert_invitations(&mut tx, &meeting.id, invitees).await?;
         tx.commit().await?;
@@ -921,7 +921,7 @@ impl Store for SqlStore {
 
     async fn request_contact(&self, from: &str, to: &str, now: Millis) -> Result<RequestOutcome> {
         if from == to {
-            return Err(StoreError::Conflict("self"));
+            return Err(StoreError::Conflict(Conflict::SelfRequest));
         }
         if !self
             .exists(sqlx::query("SELECT 1 FROM users WHERE id = $1").bind(to))
@@ -930,10 +930,10 @@ impl Store for SqlStore {
             return Err(StoreError::NotFound);
         }
         if self.is_blocked_between(from, to).await? {
-            return Err(StoreError::Conflict("blocked"));
+            return Err(StoreError::Conflict(Conflict::Blocked));
         }
         if self.are_contacts(from, to).await? {
-            return Err(StoreError::Conflict("already_contacts"));
+            return Err(StoreError::Conflict(Conflict::AlreadyContacts));
         }
         let mut tx = self.pool.begin().await?;
         let reverse = sqlx::query("DELETE FROM contact_requests WHERE from_id = $1 AND to_id = $2")
@@ -953,7 +953,7 @@ impl Store for SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await
-            .map_err(taken("already_requested"))?;
+            .map_err(taken(Conflict::AlreadyRequested))?;
             RequestOutcome::Pending
         };
         tx.commit().await?;
@@ -1052,7 +1052,7 @@ impl Store for SqlStore {
 
     async fn block(&self, user_id: &str, other: &str, now: Millis) -> Result<()> {
         if user_id == other {
-            return Err(StoreError::Conflict("self"));
+            return Err(StoreError::Conflict(Conflict::SelfRequest));
         }
         let mut tx = self.pool.begin().await?;
         sqlx::query(

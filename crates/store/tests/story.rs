@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use sqlx::migrate::MigrateDatabase;
 use stoa_store::{
-    connect, MeetingDraft, Millis, NewUser, Page, Recurrence, RequestOutcome, Session, Store,
-    StoreError, User, UserSummary,
+    connect, Conflict, MeetingDraft, Millis, NewUser, Page, Recurrence, RequestOutcome, Session,
+    Store, StoreError, User, UserSummary,
 };
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -173,7 +173,7 @@ async fn users_and_sessions(store: &dyn Store) {
                 T0,
             )
             .await,
-        StoreError::Conflict("email_taken")
+        StoreError::Conflict(Conflict::EmailTaken)
     );
 
     assert_eq!(store.user(&ann.id).await.unwrap(), Some(ann.clone()));
@@ -209,7 +209,7 @@ async fn users_and_sessions(store: &dyn Store) {
     assert_eq!(store.session("nothing", T0).await.unwrap(), None);
     assert_err!(
         store.create_session(session("ann-1", &ann, T0)).await,
-        StoreError::Conflict("session_exists")
+        StoreError::Conflict(Conflict::SessionExists)
     );
     assert_err!(
         store
@@ -358,7 +358,7 @@ async fn meetings(store: &dyn Store) {
         store
             .create_meeting(&outsider.id, "room-1", draft("Copy", None), &[], T0)
             .await,
-        StoreError::Conflict("room_taken")
+        StoreError::Conflict(Conflict::RoomTaken)
     );
     assert_err!(
         store
@@ -730,7 +730,7 @@ async fn contacts(store: &dyn Store) {
 
     assert_err!(
         store.request_contact(&ann.id, &ann.id, T0).await,
-        StoreError::Conflict("self")
+        StoreError::Conflict(Conflict::SelfRequest)
     );
     assert_err!(
         store.request_contact(&ann.id, "no-such-user", T0).await,
@@ -744,7 +744,7 @@ async fn contacts(store: &dyn Store) {
     );
     assert_err!(
         store.request_contact(&ann.id, &bob.id, T0).await,
-        StoreError::Conflict("already_requested")
+        StoreError::Conflict(Conflict::AlreadyRequested)
     );
     assert_eq!(
         store
@@ -777,7 +777,7 @@ async fn contacts(store: &dyn Store) {
     );
     assert_err!(
         store.request_contact(&bob.id, &ann.id, T0).await,
-        StoreError::Conflict("already_contacts")
+        StoreError::Conflict(Conflict::AlreadyContacts)
     );
 
     // Declining deletes the request.
@@ -885,15 +885,15 @@ async fn blocks(store: &dyn Store) {
     assert!(!store.is_blocked_between(&cid.id, &dee.id).await.unwrap());
     assert_err!(
         store.request_contact(&cid.id, &ann.id, T0).await,
-        StoreError::Conflict("blocked")
+        StoreError::Conflict(Conflict::Blocked)
     );
     assert_err!(
         store.request_contact(&ann.id, &cid.id, T0).await,
-        StoreError::Conflict("blocked")
+        StoreError::Conflict(Conflict::Blocked)
     );
     assert_err!(
         store.block(&ann.id, &ann.id, T0).await,
-        StoreError::Conflict("self")
+        StoreError::Conflict(Conflict::SelfRequest)
     );
     assert_err!(
         store.block(&ann.id, "no-such-user", T0).await,

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::validate::{display_name, email, password};
 use super::{ErrorBody, JsonBody, SessionState, UserOut};
 use crate::clock::unix_ms;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorCode};
 use crate::guard::Busy;
 use crate::http::AppState;
 
@@ -58,7 +58,7 @@ impl FromRequestParts<AppState> for MaybeAuthed {
                 if cross_origin(&parts.headers) {
                     return Err(ApiError::new(
                         StatusCode::FORBIDDEN,
-                        "cross_origin",
+                        ApiErrorCode::CrossOrigin,
                         "A page of another site cannot act with your session.",
                     ));
                 }
@@ -212,7 +212,7 @@ pub async fn signup(
     {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ApiErrorCode::RateLimited,
             "Too many accounts were created from your address. Try again in an hour.",
         ));
     }
@@ -266,7 +266,7 @@ pub async fn login(
     {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ApiErrorCode::RateLimited,
             "Too many failed log-ins. Try again in 15 minutes.",
         ));
     }
@@ -288,7 +288,7 @@ pub async fn login(
             guards.login_email.record(&keys[2], now);
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ApiErrorCode::InvalidCredentials,
                 "the email or password is wrong",
             ))
         }
@@ -368,7 +368,7 @@ async fn confirm_password(
     if given.len() > 256 || !verify_password(state, given, auth.user.password_hash.clone()).await? {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "wrong_password",
+            ApiErrorCode::WrongPassword,
             refusal,
         ));
     }
@@ -435,7 +435,7 @@ fn login_keys(email: &str, addr: IpAddr) -> [String; 3] {
 fn busy(_: Busy) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "busy",
+        ApiErrorCode::Busy,
         "The server is checking too many passwords right now. Try again in a few seconds.",
     )
 }

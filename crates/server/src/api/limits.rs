@@ -12,7 +12,7 @@ use stoa_sfu::{ParticipantLimits, RoomLimits};
 use utoipa::ToSchema;
 
 use super::{ErrorBody, JsonBody};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorCode};
 use crate::http::{require_room_admin, AppState};
 
 /// Highest bitrate a limit may be, bits/s.
@@ -139,7 +139,11 @@ fn participant_id(raw: &str) -> Option<ParticipantId> {
 }
 
 fn empty_room() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "nobody is in this room")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ApiErrorCode::NotFound,
+        "nobody is in this room",
+    )
 }
 
 fn unknown_participant() -> ApiError {

@@ -12,7 +12,7 @@ use axum::Json;
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use stoa_proto::{Grants, RoomName};
-use stoa_store::{Meeting, MeetingDraft, Recurrence, StoreError};
+use stoa_store::{Conflict, Meeting, MeetingDraft, Recurrence, StoreError};
 use utoipa::ToSchema;
 
 use super::accounts::{Authed, MaybeAuthed};
@@ -21,7 +21,7 @@ use super::validate::{display_name, id, line, text};
 use super::{ics, paged, probe, ErrorBody, JsonBody, ListQuery, OptionalJson, QueryArgs, UserOut};
 use crate::clock::unix_ms;
 use crate::door;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorCode};
 use crate::http::{random_room_name, AppState};
 
 /// How long a room access token from the join endpoint stays valid.
@@ -263,7 +263,7 @@ pub async fn insert_meeting(
             .create_meeting(host_id, &room, draft.clone(), invitees, unix_ms())
             .await
         {
-            Err(StoreError::Conflict("room_taken")) => continue,
+            Err(StoreError::Conflict(Conflict::RoomTaken)) => continue,
             other => return Ok(other?),
         }
     }
@@ -325,7 +325,7 @@ pub async fn update(
     let meeting = hosted_meeting(&state, &auth.user.id, &meeting_id).await?;
     if meeting.cancelled {
         return Err(ApiError::conflict(
-            "meeting_cancelled",
+            ApiErrorCode::MeetingCancelled,
             "a cancelled meeting cannot be changed",
         ));
     }
@@ -461,8 +461,13 @@ pub async fn join_room(
     Path(room): Path<String>,
     OptionalJson(input): OptionalJson<JoinIn>,
 ) -> Result<Json<JoinOut>, ApiError> {
-    let room = RoomName::new(room)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))?;
+    let room = RoomName::new(room).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ApiErrorCode::InvalidRoom,
+            e.to_string(),
+        )
+    })?;
     // The request is checked before the meeting: a bad one is refused the same either way.
     let (identity, name) = match (&auth, input.name.as_deref()) {
         (Some(a), None) => (user_identity(&a.user.id), a.user.display_name.clone()),
@@ -524,8 +529,13 @@ pub async fn room_people(
     MaybeAuthed(auth): MaybeAuthed,
     Path(room): Path<String>,
 ) -> Result<Json<PeopleOut>, ApiError> {
-    let room = RoomName::new(room)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string()))?;
+    let room = RoomName::new(room).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ApiErrorCode::InvalidRoom,
+            e.to_string(),
+        )
+    })?;
     let refused = |e: ApiError| PeopleOut {
         count: 0,
         names: Vec::new(),
@@ -579,7 +589,7 @@ async fn guest_meeting(state: &AppState, room: &RoomName) -> Result<Option<Meeti
 fn no_such_meeting() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no_such_meeting",
+        ApiErrorCode::NoSuchMeeting,
         "There is no meeting at this link. Check the link, or start a new meeting.",
     )
 }

@@ -23,7 +23,7 @@ pub use stoa_proto::ErrorBody;
 use stoa_store::{Page, User, UserSummary};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorCode};
 use crate::http::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -99,7 +99,7 @@ pub fn router() -> Router<AppState> {
         stats::room_stats, stats::room_counters, nettest::nettest_config, limits::room_limits, limits::set_room_limits,
         limits::set_participant_limits,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, ApiErrorCode)),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session_cookie" = [])),
 )]
@@ -148,6 +148,11 @@ pub fn openapi_document() -> serde_json::Value {
         .map(|tz| tz.name().into())
         .collect();
     zones.push(serde_json::Value::Null);
+    // The wire type keeps `error` a string (clients accept codes added later); the document
+    // lists the codes this server sends.
+    if let Some(error) = doc.pointer_mut("/components/schemas/ErrorBody/properties/error") {
+        *error = serde_json::json!({"$ref": "#/components/schemas/ApiErrorCode"});
+    }
     let meeting_in = "/components/schemas/MeetingIn/properties";
     extend(
         &mut doc,
@@ -286,14 +291,14 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
-        ApiError::new(status, "invalid_body", e.body_text())
+        ApiError::new(status, ApiErrorCode::InvalidBody, e.body_text())
     }
 }
 
 fn not_an_object() -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
-        "invalid_body",
+        ApiErrorCode::InvalidBody,
         "the body must be a JSON object",
     )
 }
@@ -301,7 +306,7 @@ fn not_an_object() -> ApiError {
 fn invalid_json(e: serde_json::Error) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
-        "invalid_body",
+        ApiErrorCode::InvalidBody,
         format!("invalid JSON body: {e}"),
     )
 }
@@ -324,7 +329,11 @@ where
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_body", e.body_text())
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ApiErrorCode::InvalidBody,
+                    e.body_text(),
+                )
             })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
@@ -345,7 +354,11 @@ pub struct QueryArgs<T>(pub T);
 
 impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ApiErrorCode::InvalidQuery,
+            e.body_text(),
+        )
     }
 }
 
