@@ -22,7 +22,9 @@ mod send_batch;
 pub mod whip;
 pub mod ws;
 
+use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use config::Settings;
@@ -38,6 +40,39 @@ pub struct Running {
     pub serve: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// Why the server could not start: what failed, with what to change where there is a choice.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configured addresses are taken: all of them, each with the flag that moves it.
+    #[error("{0}")]
+    PortsInUse(String),
+    #[error("cannot create the data dir {}: {source}", dir.display())]
+    DataDir { dir: PathBuf, source: io::Error },
+    #[error("cannot load the token key from {}: {source}", dir.display())]
+    TokenKey { dir: PathBuf, source: io::Error },
+    #[error("cannot load the TURN secret from {}: {source}", dir.display())]
+    TurnSecret { dir: PathBuf, source: io::Error },
+    /// `url` has its password masked.
+    #[error("cannot open the database {url}: {source}")]
+    Database {
+        url: String,
+        source: stoa_store::StoreError,
+    },
+    #[error("cannot bind media ports {udp} (UDP) / {tcp} (TCP): {source}")]
+    MediaPorts {
+        udp: SocketAddr,
+        tcp: SocketAddr,
+        source: io::Error,
+    },
+    /// The built-in STUN/TURN server's listeners or settings.
+    #[error("{0}")]
+    Turn(String),
+    #[error("cannot start the media workers: {0}")]
+    MediaWorkers(io::Error),
+    #[error("cannot bind HTTP address {addr}: {source}")]
+    Http { addr: SocketAddr, source: io::Error },
+}
+
 /// The address to type into a browser on this machine for an HTTP server listening at `addr`
 /// (a wildcard address is reached as localhost).
 pub fn open_url(addr: SocketAddr) -> String {
@@ -50,50 +85,37 @@ pub fn open_url(addr: SocketAddr) -> String {
 
 /// Binds every socket, starts the media worker and serves HTTP in the background.
 /// Port 0 in any address picks a free port (tests do this).
-pub async fn start(settings: &Settings) -> Result<Running, String> {
+pub async fn start(settings: &Settings) -> Result<Running, StartError> {
     keep_allocator_memory_returnable();
-    ports::check_free(settings)?;
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-        format!(
-            "cannot create the data dir {}: {e}",
-            settings.data_dir.display()
-        )
-    })?;
+    ports::check_free(settings).map_err(StartError::PortsInUse)?;
+    let dir = || settings.data_dir.clone();
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|source| StartError::DataDir { dir: dir(), source })?;
     let keys = Arc::new(
-        auth::TokenKeys::load(&settings.data_dir, settings.jwt_secret.as_deref()).map_err(|e| {
-            format!(
-                "cannot load the token key from {}: {e}",
-                settings.data_dir.display()
-            )
-        })?,
+        auth::TokenKeys::load(&settings.data_dir, settings.jwt_secret.as_deref())
+            .map_err(|source| StartError::TokenKey { dir: dir(), source })?,
     );
     let store = open_store(&settings.database_url).await?;
+    let media_ports = |source| StartError::MediaPorts {
+        udp: settings.media_udp_addr,
+        tcp: settings.media_tcp_addr,
+        source,
+    };
     let sockets = media::MediaSockets::bind(
         settings.media_udp_addr,
         settings.media_tcp_addr,
         settings.public_ip,
     )
-    .map_err(|e| {
-        format!(
-            "cannot bind media ports {} (UDP) / {} (TCP): {e}",
-            settings.media_udp_addr, settings.media_tcp_addr
-        )
-    })?;
-    let media_udp_addr = sockets.udp.local_addr().map_err(|e| e.to_string())?;
-    let media_tcp_addr = sockets.tcp.local_addr().map_err(|e| e.to_string())?;
+    .map_err(media_ports)?;
+    let media_udp_addr = sockets.udp.local_addr().map_err(media_ports)?;
+    let media_tcp_addr = sockets.tcp.local_addr().map_err(media_ports)?;
     let turn_secret = ice::load_secret(&settings.data_dir, settings.turn.secret.as_deref())
-        .map_err(|e| {
-            format!(
-                "cannot load the TURN secret from {}: {e}",
-                settings.data_dir.display()
-            )
-        })?;
+        .map_err(|source| StartError::TurnSecret { dir: dir(), source })?;
     let turn = match settings.turn.enabled {
-        true => Some(relay::bind(
-            settings,
-            &sockets.advertised,
-            turn_secret.clone(),
-        )?),
+        true => Some(
+            relay::bind(settings, &sockets.advertised, turn_secret.clone())
+                .map_err(StartError::Turn)?,
+        ),
         false => None,
     };
     let ports = ice::AdvertPorts {
@@ -120,11 +142,15 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
     let turn_addr = turn.as_ref().map(|t| t.config.primary);
     let ice = Arc::new(ice::IceAdvert::new(&settings.turn, turn_secret, ports));
     let media = media::spawn(sockets, turn, settings.room_limits, settings.media_workers)
-        .map_err(|e| format!("cannot start the media workers: {e}"))?;
+        .map_err(StartError::MediaWorkers)?;
+    let http = |source| StartError::Http {
+        addr: settings.http_addr,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
-        .map_err(|e| format!("cannot bind HTTP address {}: {e}", settings.http_addr))?;
-    let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(http)?;
+    let http_addr = listener.local_addr().map_err(http)?;
     let metrics: Arc<metrics::Metrics> = Default::default();
     let app = http::router(http::AppState {
         media,
@@ -172,17 +198,16 @@ fn keep_allocator_memory_returnable() {
 }
 
 /// Connects to the database, applies migrations and tidies what a stopped server left.
-async fn open_store(url: &str) -> Result<Arc<dyn stoa_store::Store>, String> {
+async fn open_store(url: &str) -> Result<Arc<dyn stoa_store::Store>, StartError> {
     use stoa_store::Store as _;
-    let store = stoa_store::connect(url)
-        .await
-        .map_err(|e| format!("cannot open the database {}: {e}", redact(url)))?;
+    let failed = |source| StartError::Database {
+        url: redact(url),
+        source,
+    };
+    let store = stoa_store::connect(url).await.map_err(failed)?;
     let now = clock::unix_ms();
-    let closed = store
-        .close_open_attendance(now)
-        .await
-        .map_err(|e| e.to_string())?;
-    let expired = store.purge_sessions(now).await.map_err(|e| e.to_string())?;
+    let closed = store.close_open_attendance(now).await.map_err(failed)?;
+    let expired = store.purge_sessions(now).await.map_err(failed)?;
     tracing::info!(
         backend = store.backend(),
         closed_attendance = closed,

@@ -1121,7 +1121,8 @@ async fn every_port_in_use_is_reported_at_once_with_its_flag() {
     settings.turn.addr = turn.0.local_addr().unwrap();
     let err = match stoa::start(&settings).await {
         Ok(_) => panic!("started on ports in use"),
-        Err(e) => e,
+        Err(e @ stoa::StartError::PortsInUse(_)) => e.to_string(),
+        Err(e) => panic!("not reported as ports in use: {e:?}"),
     };
     for (addr, flag) in [
         (settings.http_addr, "--http-addr"),
