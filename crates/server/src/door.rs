@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use stoa_proto::{Grants, RoomName};
+use stoa_sfu::MeetingRef;
 use stoa_store::Meeting;
 
 use crate::api::meetings::identity_user;
@@ -94,5 +95,13 @@ pub fn no_lobby_for_http(entry: Entry) -> Result<Option<Meeting>, ApiError> {
             ApiErrorCode::Lobby,
             "This meeting has a lobby, and WHIP/WHEP cannot wait in it: use a host's (room-admin) token.",
         )),
+    }
+}
+
+/// The meeting as the media core keeps it for the room (its lock).
+pub fn meeting_ref(meeting: &Meeting) -> MeetingRef {
+    MeetingRef {
+        id: meeting.id.clone(),
+        locked: meeting.locked,
     }
 }

@@ -18,7 +18,6 @@ pub use crate::error::ApiError;
 use crate::error::ApiErrorCode;
 use crate::guard::Guards;
 use crate::ice::IceAdvert;
-use crate::lobby::Lobbies;
 use crate::media::MediaHandle;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -34,7 +33,6 @@ pub struct AppState {
     pub ice: Arc<IceAdvert>,
     pub store: Arc<dyn Store>,
     pub presence: Arc<Presence>,
-    pub lobbies: Arc<Lobbies>,
     pub guards: Arc<Guards>,
     pub metrics: Arc<Metrics>,
     pub operator: Arc<OperatorTokens>,
@@ -339,7 +337,8 @@ async fn ingest_or_egress(
             "the token does not grant this",
         ));
     }
-    door::no_lobby_for_http(door::check(&state, &room, &claims.sub, &claims.grants).await?)?;
+    let meeting =
+        door::no_lobby_for_http(door::check(&state, &room, &claims.sub, &claims.grants).await?)?;
     let sdp = String::from_utf8(body.to_vec()).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -356,6 +355,8 @@ async fn ingest_or_egress(
         grants: claims.grants,
         kind,
         ice_servers: Vec::new(),
+        lobby: false,
+        meeting: meeting.as_ref().map(door::meeting_ref),
     };
     let (id, answer) = state.media.offer(req, sdp).await?;
     let prefix = if kind == ParticipantKind::Whip {

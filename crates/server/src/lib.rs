@@ -12,7 +12,6 @@ pub mod guard;
 pub mod http;
 pub mod ice;
 pub mod listener;
-pub mod lobby;
 pub mod media;
 pub mod metrics;
 mod ports;
@@ -141,8 +140,16 @@ pub async fn start(settings: &Settings) -> Result<Running, StartError> {
     };
     let turn_addr = turn.as_ref().map(|t| t.config.primary);
     let ice = Arc::new(ice::IceAdvert::new(&settings.turn, turn_secret, ports));
-    let media = media::spawn(sockets, turn, settings.room_limits, settings.media_workers)
-        .map_err(StartError::MediaWorkers)?;
+    let (locks, lock_changes) = tokio::sync::mpsc::unbounded_channel();
+    let media = media::spawn(
+        sockets,
+        turn,
+        settings.room_limits,
+        settings.media_workers,
+        locks,
+    )
+    .map_err(StartError::MediaWorkers)?;
+    tokio::spawn(store_locks(store.clone(), lock_changes));
     let http = |source| StartError::Http {
         addr: settings.http_addr,
         source,
@@ -158,7 +165,6 @@ pub async fn start(settings: &Settings) -> Result<Running, StartError> {
         ice,
         store,
         presence: Default::default(),
-        lobbies: Default::default(),
         guards: Arc::new(guard::Guards::new(settings.signups_per_hour)),
         metrics: metrics.clone(),
         operator: Arc::new(http::OperatorTokens {
@@ -194,6 +200,22 @@ fn keep_allocator_memory_returnable() {
     // SAFETY: mallopt only sets allocator parameters; it takes the allocator's own locks.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+/// Stores the locks hosts change in calls (the room has already told everyone).
+async fn store_locks(
+    store: Arc<dyn stoa_store::Store>,
+    mut changes: tokio::sync::mpsc::UnboundedReceiver<media::LockChange>,
+) {
+    while let Some(change) = changes.recv().await {
+        if let Err(e) = store
+            .set_locked(&change.meeting_id, change.locked, clock::unix_ms())
+            .await
+        {
+            tracing::error!(error = %e, meeting = %change.meeting_id, locked = change.locked,
+                "cannot store the meeting's lock: it holds in the call but not for new joins");
+        }
     }
 }
 

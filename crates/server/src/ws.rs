@@ -1,7 +1,8 @@
 //! One WebSocket signaling session: authenticate with `join`, pass the meeting's door
-//! (cancelled, locked, lobby), then relay typed messages between the client and the media
-//! worker until either side ends it. Lobby, lock and end-meeting messages from hosts are
-//! handled here; attendance and presence are recorded for the session's length.
+//! (cancelled, locked, sign-in, whether to wait in the lobby), then relay typed messages
+//! between the client and the room in the media core until either side ends it. The room
+//! decides everything in the call, the lobby included (`stoa_sfu`'s `room.rs`); attendance
+//! and presence are recorded from the moment the person is in the call.
 
 use std::time::Duration;
 
@@ -53,30 +54,21 @@ pub async fn upgrade(
 }
 
 async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
-    let Some(req) = authenticate(&mut socket, &state, host.as_deref()).await else {
+    let Some(mut req) = authenticate(&mut socket, &state, host.as_deref()).await else {
         return;
     };
-    let Some(meeting) = pass_door(&mut socket, &state, &req).await else {
+    let Some(meeting) = pass_door(&mut socket, &state, &mut req).await else {
         return;
     };
     let room = req.room.to_string();
     let identity = req.identity.clone();
     let mut is_host = req.grants.room_admin;
-    let user_id = identity_user(&req.identity).map(String::from);
-    let name = req.name.clone();
     let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
     let Some(id) = state.media.join(req, events_tx).await else {
         return;
     };
     tracing::info!(participant = %id, "signaling session started");
-    let (notices_tx, mut notices) = mpsc::unbounded_channel();
-    let door_key = state.lobbies.attend(&room, notices_tx, is_host);
-    let attendance = record_join(&state, meeting.as_ref(), user_id.as_deref(), &name).await;
-    if let Some(user) = &user_id {
-        if state.presence.call_joined(user) {
-            state.presence.announce(state.store.clone(), user.clone());
-        }
-    }
+    let mut in_call: Option<InCall> = None;
     let mut last_heard = Instant::now();
     let mut idle_check = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -98,21 +90,13 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
                     Ok(ClientMessage::Join { .. }) => {
                         send(&mut socket, &ServerMessage::error(ErrorCode::OutOfOrder, "already joined")).await;
                     }
-                    Ok(message @ (ClientMessage::Admit { .. } | ClientMessage::Deny { .. } | ClientMessage::Lock { .. } | ClientMessage::EndMeeting)) => {
-                        let action = audit_action(&message);
-                        match moderate_door(&state, &room, meeting.as_ref(), is_host, message).await {
-                            Ok(()) => audit(&identity, &room, action),
-                            Err((code, text)) => { send(&mut socket, &ServerMessage::error(code, text)).await; }
-                        }
-                    }
-                    Ok(message @ (ClientMessage::MuteParticipant { .. } | ClientMessage::RemoveParticipant { .. } | ClientMessage::MakeHost { .. })) => {
-                        // The SFU checks the host right and refuses others; record what hosts asked.
-                        if is_host {
+                    Ok(message) => {
+                        // The room checks host rights and refuses others; record what hosts asked.
+                        if is_host && is_moderation(&message) {
                             audit(&identity, &room, audit_action(&message));
                         }
                         state.media.send(Command::Message { id, message });
                     }
-                    Ok(message) => state.media.send(Command::Message { id, message }),
                     Err(e) => {
                         send(&mut socket, &ServerMessage::error(ErrorCode::BadMessage, format!("unreadable message: {e}"))).await;
                     }
@@ -121,27 +105,21 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
             event = events.recv() => match event {
                 Some(message) => {
                     let fatal = matches!(message, ServerMessage::Error { fatal: true, .. });
-                    // A host made this participant a host: it now sees the lobby and decides.
-                    if matches!(message, ServerMessage::Grants { grants } if grants.room_admin && !is_host) {
-                        is_host = true;
-                        state.lobbies.make_host(&room, door_key);
+                    match &message {
+                        // In the call (at once, or once a host let them in from the lobby).
+                        ServerMessage::Joined { you, .. } if in_call.is_none() => {
+                            in_call = Some(InCall::begin(&state, meeting.as_ref(), &you.identity, &you.name).await);
+                        }
+                        ServerMessage::Grants { grants } => is_host |= grants.room_admin,
+                        _ => {}
                     }
                     if !send(&mut socket, &message).await || fatal {
                         break;
-                    }
-                    if matches!(message, ServerMessage::Joined { .. }) && meeting.as_ref().is_some_and(|m| m.locked) {
-                        send(&mut socket, &ServerMessage::Locked { locked: true }).await;
                     }
                 }
                 // The media worker removed this participant.
                 None => break,
             },
-            Some(notice) = notices.recv() => {
-                let fatal = matches!(notice, ServerMessage::Error { fatal: true, .. });
-                if !send(&mut socket, &notice).await || fatal {
-                    break;
-                }
-            }
             _ = idle_check.tick() => {
                 if last_heard.elapsed() > IDLE_TIMEOUT {
                     tracing::info!(participant = %id, "signaling idle; closing");
@@ -151,33 +129,66 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
         }
     }
     state.media.send(Command::Leave { id });
-    state.lobbies.depart(&room, door_key);
-    if let Some(attendance) = attendance {
-        if let Err(e) = state.store.record_leave(&attendance, unix_ms()).await {
-            tracing::warn!(error = %e, "cannot record leaving the meeting");
-        }
-    }
-    if let Some(user) = &user_id {
-        if state.presence.call_left(user) {
-            state.presence.announce(state.store.clone(), user.clone());
-        }
+    if let Some(call) = in_call {
+        call.end(&state).await;
     }
     close(&mut socket, 1000, "bye").await;
     tracing::info!(participant = %id, "signaling session ended");
 }
 
-/// Asks the room's door ([`door::check`]) and holds lobby guests until a host decides.
+/// Attendance and presence of someone in a call, from joining to leaving.
+struct InCall {
+    attendance: Option<String>,
+    user_id: Option<String>,
+}
+
+impl InCall {
+    async fn begin(
+        state: &AppState,
+        meeting: Option<&Meeting>,
+        identity: &str,
+        name: &str,
+    ) -> Self {
+        let user_id = identity_user(identity).map(String::from);
+        let attendance = record_join(state, meeting, user_id.as_deref(), name).await;
+        if let Some(user) = &user_id {
+            if state.presence.call_joined(user) {
+                state.presence.announce(state.store.clone(), user.clone());
+            }
+        }
+        Self {
+            attendance,
+            user_id,
+        }
+    }
+
+    async fn end(self, state: &AppState) {
+        if let Some(attendance) = self.attendance {
+            if let Err(e) = state.store.record_leave(&attendance, unix_ms()).await {
+                tracing::warn!(error = %e, "cannot record leaving the meeting");
+            }
+        }
+        if let Some(user) = &self.user_id {
+            if state.presence.call_left(user) {
+                state.presence.announce(state.store.clone(), user.clone());
+            }
+        }
+    }
+}
+
+/// Asks the room's door ([`door::check`]); marks `req` for the lobby when the door says so.
 /// `None` when the session must end (the client was told why); otherwise the meeting.
 async fn pass_door(
     socket: &mut WebSocket,
     state: &AppState,
-    req: &JoinRequest,
+    req: &mut JoinRequest,
 ) -> Option<Option<Meeting>> {
-    match door::check(state, &req.room, &req.identity, &req.grants).await {
-        Ok(Entry::Enter(meeting)) => Some(meeting),
-        Ok(Entry::Lobby(meeting)) => wait_in_lobby(socket, state, req)
-            .await
-            .then_some(Some(meeting)),
+    let meeting = match door::check(state, &req.room, &req.identity, &req.grants).await {
+        Ok(Entry::Enter(meeting)) => meeting,
+        Ok(Entry::Lobby(meeting)) => {
+            req.lobby = true;
+            Some(meeting)
+        }
         Err(e) => {
             let code = match (e.status, e.body.error.as_str()) {
                 (StatusCode::SERVICE_UNAVAILABLE, _) => ErrorCode::Closed,
@@ -187,47 +198,25 @@ async fn pass_door(
                 _ => ErrorCode::NotAdmitted,
             };
             fail(socket, code, &e.body.message).await;
-            None
+            return None;
         }
-    }
+    };
+    req.meeting = meeting.as_ref().map(door::meeting_ref);
+    Some(meeting)
 }
 
-/// Waits for a host's decision; `false` if denied or the client went away.
-async fn wait_in_lobby(socket: &mut WebSocket, state: &AppState, req: &JoinRequest) -> bool {
-    let room = req.room.as_str();
-    let (notices_tx, mut notices) = mpsc::unbounded_channel();
-    send(socket, &ServerMessage::Lobby).await;
-    let (lobby_id, mut decision) = state.lobbies.wait(room, &req.name, notices_tx);
-    loop {
-        tokio::select! {
-            Some(notice) = notices.recv() => {
-                let fatal = matches!(notice, ServerMessage::Error { fatal: true, .. });
-                if !send(socket, &notice).await || fatal {
-                    break;
-                }
-            }
-            decided = &mut decision => {
-                if decided == Ok(true) {
-                    return true;
-                }
-                fail(socket, ErrorCode::Denied, "the host did not let you in").await;
-                return false;
-            }
-            incoming = tokio::time::timeout(IDLE_TIMEOUT, socket.recv()) => match incoming {
-                Ok(Some(Ok(Message::Text(text)))) => {
-                    match serde_json::from_str::<ClientMessage>(&text) {
-                        Ok(ClientMessage::Ping) => { send(socket, &ServerMessage::Pong).await; }
-                        Ok(ClientMessage::Leave) => break,
-                        _ => { send(socket, &ServerMessage::error(ErrorCode::OutOfOrder, "waiting in the lobby")).await; }
-                    }
-                }
-                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => break,
-                Ok(Some(Ok(_))) => {}
-            }
-        }
-    }
-    state.lobbies.stop_waiting(room, &lobby_id);
-    false
+/// Whether a message is a host's action on others or the room.
+fn is_moderation(message: &ClientMessage) -> bool {
+    matches!(
+        message,
+        ClientMessage::Admit { .. }
+            | ClientMessage::Deny { .. }
+            | ClientMessage::Lock { .. }
+            | ClientMessage::EndMeeting
+            | ClientMessage::MuteParticipant { .. }
+            | ClientMessage::RemoveParticipant { .. }
+            | ClientMessage::MakeHost { .. }
+    )
 }
 
 /// What a host's moderation message does, for the audit log.
@@ -252,60 +241,6 @@ fn compact(message: &ClientMessage) -> String {
 /// One line of the audit log (target `stoa::audit`): who did what in which room.
 pub fn audit(actor: &str, room: &str, action: impl std::fmt::Display) {
     tracing::info!(target: "stoa::audit", actor, room, %action, "moderation");
-}
-
-/// An error to answer a client message with.
-type Refusal = (ErrorCode, &'static str);
-
-/// A host's `admit`, `deny`, `lock` or `end_meeting`; the error to send back otherwise.
-async fn moderate_door(
-    state: &AppState,
-    room: &str,
-    meeting: Option<&Meeting>,
-    is_host: bool,
-    message: ClientMessage,
-) -> Result<(), Refusal> {
-    if !is_host {
-        return Err((ErrorCode::Forbidden, "only a host can do this"));
-    }
-    match message {
-        ClientMessage::Admit { id } | ClientMessage::Deny { id } if id.len() > 64 => {
-            Err((ErrorCode::BadMessage, "no such lobby entry"))
-        }
-        ClientMessage::Admit { id } => decide(state, room, &id, true),
-        ClientMessage::Deny { id } => decide(state, room, &id, false),
-        ClientMessage::Lock { locked } => {
-            let Some(m) = meeting else {
-                return Err((
-                    ErrorCode::BadMessage,
-                    "only a scheduled or signed-in meeting can be locked",
-                ));
-            };
-            state
-                .store
-                .set_locked(&m.id, locked, unix_ms())
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "cannot store the meeting lock");
-                    (ErrorCode::Closed, "the lock could not be saved")
-                })?;
-            state.lobbies.announce_lock(room, locked);
-            Ok(())
-        }
-        ClientMessage::EndMeeting => {
-            state.lobbies.end(room);
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-fn decide(state: &AppState, room: &str, id: &str, admit: bool) -> Result<(), Refusal> {
-    if state.lobbies.decide(room, id, admit) {
-        Ok(())
-    } else {
-        Err((ErrorCode::BadMessage, "no such lobby entry"))
-    }
 }
 
 async fn record_join(
@@ -357,6 +292,8 @@ async fn authenticate(
         grants: claims.grants,
         kind: ParticipantKind::Interactive,
         ice_servers,
+        lobby: false,
+        meeting: None,
     })
 }
 

@@ -22,6 +22,7 @@ mod limits;
 mod moderation;
 mod participant;
 pub mod rewrite;
+mod room;
 mod routing;
 pub mod sdp;
 mod simulcast;
@@ -40,6 +41,7 @@ pub use bandwidth::DownLayerInfo;
 pub use limits::{ParticipantLimits, RoomLimits};
 use participant::Participant;
 pub use participant::ParticipantKind;
+pub use room::MeetingRef;
 pub use stats::{
     DownTrackStats, EstimateSource, ParticipantStats, RoomStats, SfuTotals, UpTrackStats,
 };
@@ -111,6 +113,10 @@ pub struct JoinRequest {
     pub kind: ParticipantKind,
     /// Passed through to the client in `joined`.
     pub ice_servers: Vec<IceServer>,
+    /// Wait in the room's lobby until a host admits them (the door decided so).
+    pub lobby: bool,
+    /// The stored meeting the room belongs to, if any.
+    pub meeting: Option<MeetingRef>,
 }
 
 /// A datagram received on one of the media ports.
@@ -152,6 +158,8 @@ pub enum Output {
         participant: ParticipantId,
         reason: CloseReason,
     },
+    /// A host locked or unlocked a stored meeting in the call: store it.
+    LockChanged { meeting_id: String, locked: bool },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -224,6 +232,8 @@ pub struct Sfu {
     rooms: HashMap<RoomName, Vec<ParticipantId>>,
     /// Limits of rooms that were given their own (others have the config's).
     room_limits: HashMap<RoomName, RoomLimits>,
+    /// Lobby and lock of each room with anyone in it or waiting (see `room.rs`).
+    rooms_state: HashMap<RoomName, room::Room>,
     by_addr: HashMap<(Protocol, SocketAddr), ParticipantId>,
     by_ufrag: HashMap<String, ParticipantId>,
     ufrag_changes: Vec<UfragChange>,
@@ -251,6 +261,7 @@ impl Sfu {
             participants: HashMap::new(),
             rooms: HashMap::new(),
             room_limits: HashMap::new(),
+            rooms_state: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             ufrag_changes: Vec::new(),
@@ -266,9 +277,22 @@ impl Sfu {
         }
     }
 
-    /// Adds a participant to a room. Interactive participants get `joined` and then offer;
-    /// WHIP/WHEP participants continue with [`Sfu::accept_offer`].
+    /// Adds a participant to a room, or to its lobby when `req.lobby` (it joins when a host
+    /// admits it). Interactive participants get `joined` and then offer; WHIP/WHEP
+    /// participants continue with [`Sfu::accept_offer`].
     pub fn join(&mut self, now: Instant, req: JoinRequest) -> ParticipantId {
+        let id = ParticipantId(self.next_id);
+        self.next_id += self.config.ids.step.max(1);
+        if req.lobby {
+            self.wait(id, req);
+        } else {
+            self.enter(now, id, req);
+        }
+        id
+    }
+
+    /// Puts `req`'s participant in its room under `id`.
+    pub(crate) fn enter(&mut self, now: Instant, id: ParticipantId, req: JoinRequest) {
         let replaced: Vec<ParticipantId> = self
             .room_members(&req.room)
             .filter(|p| p.identity == req.identity)
@@ -286,8 +310,6 @@ impl Sfu {
             self.remove(now, old, Some(CloseReason::Replaced));
         }
 
-        let id = ParticipantId(self.next_id);
-        self.next_id += self.config.ids.step.max(1);
         self.next_allocation.get_or_insert(now);
         let rtc = self.new_rtc(now, false);
         let participant = Participant::new(id, &req, rtc, now);
@@ -295,6 +317,7 @@ impl Sfu {
         self.participants.insert(id, participant);
         self.register_current_ufrag(id);
         self.rooms.entry(req.room.clone()).or_default().push(id);
+        self.note_meeting(&req);
 
         if kind == ParticipantKind::Interactive {
             let others = self
@@ -323,10 +346,12 @@ impl Sfu {
                 ServerMessage::ParticipantJoined { participant: info },
             );
         }
+        if kind == ParticipantKind::Interactive {
+            self.after_join(id, &req.room, req.grants.room_admin);
+        }
         self.subscribe_to_room(id);
         self.dirty.push(id);
         self.process(now);
-        id
     }
 
     /// Handles one signaling message from an interactive participant.
@@ -337,7 +362,11 @@ impl Sfu {
         message: ClientMessage,
         unix_ms: u64,
     ) -> Result<(), SfuError> {
-        let result = self.dispatch_message(now, id, message, unix_ms);
+        let result = if self.is_waiting(id) {
+            self.lobby_message(now, id, &message)
+        } else {
+            self.dispatch_message(now, id, message, unix_ms)
+        };
         self.process(now);
         result
     }
@@ -413,7 +442,11 @@ impl Sfu {
 
     /// Removes a participant that left (WebSocket closed, `leave`, WHIP/WHEP `DELETE`).
     pub fn leave(&mut self, now: Instant, id: ParticipantId) {
-        self.remove(now, id, None);
+        if self.is_waiting(id) {
+            self.stop_waiting(id);
+        } else {
+            self.remove(now, id, None);
+        }
         self.process(now);
     }
 
@@ -743,12 +776,10 @@ impl Sfu {
             ClientMessage::RemoveParticipant { participant } => {
                 self.remove_by_host(now, id, participant)
             }
-            ClientMessage::Admit { .. }
-            | ClientMessage::Deny { .. }
-            | ClientMessage::Lock { .. }
-            | ClientMessage::EndMeeting => Err(SfuError::OutOfOrder(
-                "lobby, lock and ending are handled by the signaling server",
-            )),
+            ClientMessage::Admit { id: waiter } => self.decide(now, id, &waiter, true),
+            ClientMessage::Deny { id: waiter } => self.decide(now, id, &waiter, false),
+            ClientMessage::Lock { locked } => self.lock_by_host(id, locked),
+            ClientMessage::EndMeeting => self.end_by_host(id),
             ClientMessage::VideoSize {
                 track,
                 width,

@@ -1,5 +1,6 @@
-//! Host powers inside a call: muting and removing another participant of the room, and
-//! making another participant a host. Only a participant with `room_admin` may use them.
+//! Host powers over other participants: muting and removing them, and making them hosts.
+//! Only a participant with `room_admin` may use them (the lobby, lock and ending the meeting
+//! are in `room.rs`, checked the same way).
 
 use std::time::Instant;
 
@@ -78,8 +79,10 @@ impl Sfu {
         }
         p.grants.room_admin = true;
         let grants = p.grants;
+        let room = p.room.clone();
         tracing::info!(host = %by, participant = %target, "made a host");
         self.signal(target, ServerMessage::Grants { grants });
+        self.after_made_host(target, &room);
         Ok(())
     }
 

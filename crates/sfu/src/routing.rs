@@ -786,6 +786,7 @@ impl Sfu {
         if p.kind.is_visible() {
             self.broadcast(&p.room, None, ServerMessage::ParticipantLeft { id });
         }
+        self.after_leave(&p.room, p.grants.room_admin);
         if let Some(reason) = reason {
             self.outputs.push_back(Output::Closed {
                 participant: id,

@@ -197,6 +197,8 @@ proptest! {
             grants: stoa_proto::Grants::default(),
             kind: stoa_sfu::ParticipantKind::Whip,
             ice_servers: Vec::new(),
+        lobby: false,
+        meeting: None,
         });
         if let Err(e) = sfu.accept_offer(now, id, &offer) {
             let text = e.to_string();

@@ -32,6 +32,8 @@ fn join(sfu: &mut Sfu, now: Instant, kind: ParticipantKind) -> stoa_proto::Parti
             grants: Grants::default(),
             kind,
             ice_servers: Vec::new(),
+            lobby: false,
+            meeting: None,
         },
     )
 }
@@ -188,6 +190,8 @@ fn a_whep_answer_puts_one_publishers_tracks_in_one_stream() {
             grants: Grants::default(),
             kind: ParticipantKind::Whep,
             ice_servers: Vec::new(),
+            lobby: false,
+            meeting: None,
         },
     );
     let mut player = Peer::new(sim.now, "10.0.2.1:5000".parse().unwrap()).unwrap();

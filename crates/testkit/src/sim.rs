@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use stoa_proto::{ClientMessage, Grants, ParticipantId, RoomName, ServerMessage};
 use stoa_sfu::DownLayerInfo;
-use stoa_sfu::{CloseReason, Datagram, JoinRequest, Output, ParticipantKind, Sfu, SfuConfig};
+use stoa_sfu::{
+    CloseReason, Datagram, JoinRequest, MeetingRef, Output, ParticipantKind, Sfu, SfuConfig,
+};
 use str0m::net::Protocol;
 use str0m::Candidate;
 
@@ -102,6 +104,10 @@ pub struct SfuSim {
     seq: u64,
     rng: u64,
     pub closed: Vec<(ParticipantId, CloseReason)>,
+    /// Locks a host changed in a call, for the driver to store: (meeting id, locked).
+    pub locks: Vec<(String, bool)>,
+    /// The stored meeting every later join names (as the door would).
+    pub meeting: Option<MeetingRef>,
     /// Wall-clock time spent inside the SFU's datagram and timeout handling (for cost
     /// measurements; the peers' own work is not in it).
     pub sfu_busy: Duration,
@@ -126,6 +132,8 @@ impl SfuSim {
             seq: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
             closed: Vec::new(),
+            locks: Vec::new(),
+            meeting: None,
             sfu_busy: Duration::ZERO,
         }
     }
@@ -142,6 +150,25 @@ impl SfuSim {
         grants: Grants,
         new_peer: fn(Instant, SocketAddr) -> Result<Peer, PeerError>,
     ) -> usize {
+        self.join_door(room, identity, kind, grants, new_peer, false)
+    }
+
+    /// Someone the door sent to the room's lobby: they have a signaling session (and see
+    /// `lobby` and `lobby_host`) but join only when a host admits them.
+    pub fn add_lobby_guest(&mut self, room: &str, identity: &str) -> usize {
+        let kind = ParticipantKind::Interactive;
+        self.join_door(room, identity, kind, Grants::default(), Peer::new, true)
+    }
+
+    fn join_door(
+        &mut self,
+        room: &str,
+        identity: &str,
+        kind: ParticipantKind,
+        grants: Grants,
+        new_peer: fn(Instant, SocketAddr) -> Result<Peer, PeerError>,
+        lobby: bool,
+    ) -> usize {
         let index = self.clients.len();
         let addr: SocketAddr = format!("10.0.1.{}:5000", index + 1)
             .parse()
@@ -154,6 +181,8 @@ impl SfuSim {
             grants,
             kind,
             ice_servers: Vec::new(),
+            lobby,
+            meeting: self.meeting.clone(),
         };
         let id = self.sfu.join(self.now, req);
         self.clients.push(Client {
@@ -513,6 +542,7 @@ impl SfuSim {
                     participant,
                     reason,
                 } => self.closed.push((participant, reason)),
+                Output::LockChanged { meeting_id, locked } => self.locks.push((meeting_id, locked)),
             }
         }
     }

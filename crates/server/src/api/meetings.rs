@@ -344,7 +344,9 @@ pub async fn update(
             .set_locked(&meeting.id, locked, unix_ms())
             .await?;
         updated.locked = locked;
-        state.lobbies.announce_lock(&meeting.room, locked);
+        if let Ok(room) = stoa_proto::RoomName::new(meeting.room.clone()) {
+            state.media.set_locked(room, locked);
+        }
         let action = if locked {
             "lock the meeting"
         } else {

@@ -117,6 +117,11 @@ pub enum Command {
         client: SocketAddr,
         local: SocketAddr,
     },
+    /// A room's meeting was locked or unlocked through the API: tell the room.
+    SetLocked {
+        room: RoomName,
+        locked: bool,
+    },
     /// A datagram for one of this worker's participants that another worker received.
     Datagram {
         proto: Protocol,
@@ -130,6 +135,13 @@ pub enum Command {
         destination: SocketAddr,
         data: Vec<u8>,
     },
+}
+
+/// A host locked or unlocked a meeting in a call: for the server to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockChange {
+    pub meeting_id: String,
+    pub locked: bool,
 }
 
 /// The media worker's state at a glance, for `/healthz` and `/metrics`.
@@ -222,7 +234,8 @@ impl MediaHandle {
             | Command::Stats { room, .. }
             | Command::RoomLimits { room, .. }
             | Command::SetRoomLimits { room, .. }
-            | Command::SetParticipantLimits { room, .. } => self.room_worker(room),
+            | Command::SetParticipantLimits { room, .. }
+            | Command::SetLocked { room, .. } => self.room_worker(room),
             _ => 0,
         };
         self.send_to(worker, cmd);
@@ -241,6 +254,11 @@ impl MediaHandle {
 
     fn participant_worker(&self, id: ParticipantId) -> usize {
         (id.0.saturating_sub(1) % self.workers.len() as u64) as usize
+    }
+
+    /// Tells a live room that its meeting was locked or unlocked (stored already).
+    pub fn set_locked(&self, room: RoomName, locked: bool) {
+        self.send(Command::SetLocked { room, locked });
     }
 
     pub async fn join(
@@ -448,11 +466,13 @@ fn shared_udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 }
 
 /// Starts `workers` media worker threads (worker 0 also runs the TURN server, if set up).
+/// Locks that hosts change in calls come out of `locks`.
 pub fn spawn(
     sockets: MediaSockets,
     turn: Option<TurnSetup>,
     room_limits: RoomLimits,
     workers: usize,
+    locks: mpsc::UnboundedSender<LockChange>,
 ) -> std::io::Result<MediaHandle> {
     let workers = workers.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) =
@@ -486,6 +506,7 @@ pub fn spawn(
         let front = if index == 0 { front.take() } else { None };
         let (handle, own_media, relay) = (handle.clone(), own_media.clone(), relay.clone());
         let relay_ports = relay_ports.clone();
+        let locks = locks.clone();
         std::thread::Builder::new()
             .name(format!("stoa-media-{index}"))
             .spawn(move || {
@@ -501,6 +522,7 @@ pub fn spawn(
                         local,
                         relay,
                         handle.clone(),
+                        locks,
                     );
                     if let Some((udp, tcp, turn)) = front {
                         let udp = recv::RecvSocket::new(udp)

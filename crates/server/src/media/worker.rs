@@ -16,7 +16,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::front::Front;
 use super::recv::{RecvSocket, RECV_BATCH, RECV_SLOT};
-use super::{etag, Command, Health, MediaHandle, PatchError, Patched};
+use super::{etag, Command, Health, LockChange, MediaHandle, PatchError, Patched};
 use crate::relay::{Ready, RelayPorts, TurnIo};
 use crate::send_batch::SendBatch;
 
@@ -29,6 +29,8 @@ pub(super) struct Worker {
     index: usize,
     sfu: Sfu,
     media: MediaHandle,
+    /// Where locks that hosts change go to be stored.
+    locks: mpsc::UnboundedSender<LockChange>,
     front: Option<Front>,
     turn: Option<TurnIo>,
     /// TURN's relay IP and allocated ports: the SFU's datagrams for them go to the TURN core
@@ -58,11 +60,13 @@ impl Worker {
         local: SocketAddr,
         relay: Option<(IpAddr, RelayPorts)>,
         media: MediaHandle,
+        locks: mpsc::UnboundedSender<LockChange>,
     ) -> Self {
         Self {
             index,
             sfu,
             media,
+            locks,
             front: None,
             turn: None,
             relay,
@@ -301,6 +305,7 @@ impl Worker {
             } => {
                 let _ = reply.send(self.sfu.set_participant_limits(&room, id, limits));
             }
+            Command::SetLocked { room, locked } => self.sfu.set_locked(&room, locked),
             Command::Health { reply } => {
                 let _ = reply.send(self.health());
             }
@@ -470,6 +475,9 @@ impl Worker {
                     // Dropping the sender ends the participant's WebSocket task.
                     self.sessions.remove(&participant);
                     self.next_sweep = Instant::now();
+                }
+                Output::LockChanged { meeting_id, locked } => {
+                    let _ = self.locks.send(LockChange { meeting_id, locked });
                 }
             }
         }
