@@ -4,7 +4,6 @@
 //! (created on first use, readable by the owner only). The same key signs the names of ad-hoc
 //! rooms (so only rooms this server created hand out guest tokens) and their host keys.
 
-use crate::error::ApiErrorCode;
 use std::path::Path;
 use std::time::Duration;
 
@@ -41,18 +40,6 @@ pub enum TokenError {
     Malformed(String),
     #[error("the access token is for another room")]
     WrongRoom,
-}
-
-impl TokenError {
-    pub fn code(&self) -> ApiErrorCode {
-        match self {
-            TokenError::Missing => ApiErrorCode::TokenMissing,
-            TokenError::Expired => ApiErrorCode::TokenExpired,
-            TokenError::BadSignature => ApiErrorCode::TokenInvalidSignature,
-            TokenError::Malformed(_) => ApiErrorCode::TokenMalformed,
-            TokenError::WrongRoom => ApiErrorCode::TokenWrongRoom,
-        }
-    }
 }
 
 pub struct TokenKeys {
@@ -211,6 +198,16 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()>
         .mode(0o600)
         .open(path)?;
     f.write_all(contents)
+}
+
+/// The identity a signed-in user has in calls.
+pub fn user_identity(user_id: &str) -> String {
+    format!("user-{user_id}")
+}
+
+/// The user id of a call identity made by [`user_identity`].
+pub fn identity_user(identity: &str) -> Option<&str> {
+    identity.strip_prefix("user-")
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use stoa_proto::{Grants, RoomName};
 use stoa_sfu::MeetingRef;
 use stoa_store::Meeting;
 
-use crate::api::meetings::identity_user;
+use crate::auth::identity_user;
 use crate::error::{ApiError, ApiErrorCode};
 use crate::http::AppState;
 

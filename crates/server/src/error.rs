@@ -153,7 +153,14 @@ impl IntoResponse for ApiError {
 
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+        let code = match e {
+            TokenError::Missing => ApiErrorCode::TokenMissing,
+            TokenError::Expired => ApiErrorCode::TokenExpired,
+            TokenError::BadSignature => ApiErrorCode::TokenInvalidSignature,
+            TokenError::Malformed(_) => ApiErrorCode::TokenMalformed,
+            TokenError::WrongRoom => ApiErrorCode::TokenWrongRoom,
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
     }
 }
 

@@ -16,7 +16,6 @@ pub mod media;
 pub mod metrics;
 mod ports;
 pub mod presence;
-pub mod relay;
 mod send_batch;
 pub mod whip;
 pub mod ws;
@@ -112,8 +111,14 @@ pub async fn start(settings: &Settings) -> Result<Running, StartError> {
         .map_err(|source| StartError::TurnSecret { dir: dir(), source })?;
     let turn = match settings.turn.enabled {
         true => Some(
-            relay::bind(settings, &sockets.advertised, turn_secret.clone())
-                .map_err(StartError::Turn)?,
+            media::relay::bind(
+                &settings.turn,
+                settings.public_ip,
+                &settings.data_dir,
+                &sockets.advertised,
+                turn_secret.clone(),
+            )
+            .map_err(StartError::Turn)?,
         ),
         false => None,
     };

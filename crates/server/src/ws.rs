@@ -17,7 +17,7 @@ use stoa_store::Meeting;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::api::meetings::identity_user;
+use crate::auth::identity_user;
 use crate::clock::unix_ms;
 use crate::door::{self, Entry};
 use crate::http::AppState;

@@ -19,6 +19,7 @@ use super::accounts::{Authed, MaybeAuthed};
 use super::recurrence::{self, End, Series};
 use super::validate::{display_name, id, line, text};
 use super::{ics, paged, probe, ErrorBody, JsonBody, ListQuery, OptionalJson, QueryArgs, UserOut};
+use crate::auth::{identity_user, user_identity};
 use crate::clock::unix_ms;
 use crate::door;
 use crate::error::{ApiError, ApiErrorCode};
@@ -203,16 +204,6 @@ pub fn rfc3339(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// The identity a signed-in user has in calls.
-pub fn user_identity(user_id: &str) -> String {
-    format!("user-{user_id}")
-}
-
-/// The user id of a call identity made by [`user_identity`].
-pub fn identity_user(identity: &str) -> Option<&str> {
-    identity.strip_prefix("user-")
 }
 
 /// Creates a meeting: stored (instant or scheduled) for a signed-in user, an ad-hoc link

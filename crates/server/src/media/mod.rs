@@ -11,6 +11,7 @@
 
 mod front;
 mod recv;
+pub mod relay;
 mod tcp;
 mod worker;
 
@@ -29,7 +30,7 @@ use stoa_sfu::{
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::relay::{RelayPorts, TurnIo};
+use relay::{RelayPorts, TurnIo};
 use stoa_turn::TurnServer;
 use worker::Worker;
 
@@ -461,7 +462,7 @@ fn shared_udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     let socket: std::net::UdpSocket = socket.into();
-    crate::relay::enlarge_buffers(&socket);
+    relay::enlarge_buffers(&socket);
     Ok(socket)
 }
 
@@ -561,14 +562,10 @@ fn start_turn(
         })
         .collect();
     let tcp = TcpListener::from_std(setup.tcp).expect("the listener is non-blocking");
-    tokio::spawn(crate::relay::accept_streams(tcp, None, media.clone()));
+    tokio::spawn(relay::accept_streams(tcp, None, media.clone()));
     if let Some((listener, acceptor)) = setup.tls {
         let listener = TcpListener::from_std(listener).expect("the listener is non-blocking");
-        tokio::spawn(crate::relay::accept_streams(
-            listener,
-            Some(acceptor),
-            media,
-        ));
+        tokio::spawn(relay::accept_streams(listener, Some(acceptor), media));
     }
     let seed = rand::random();
     TurnIo::new(

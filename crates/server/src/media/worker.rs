@@ -16,8 +16,8 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::front::Front;
 use super::recv::{RecvSocket, RECV_BATCH, RECV_SLOT};
+use super::relay::{Ready, RelayPorts, TurnIo};
 use super::{etag, Command, Health, LockChange, MediaHandle, PatchError, Patched};
-use crate::relay::{Ready, RelayPorts, TurnIo};
 use crate::send_batch::SendBatch;
 
 /// `recvmmsg` batches read from one connected socket per turn of the media loop.

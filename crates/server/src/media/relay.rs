@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -17,6 +18,8 @@ use stoa_sfu::Datagram;
 use stoa_turn::{ClientAction, Event, FrameLen, ToClient, Transport, TurnServer};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+
+use crate::config::TurnSettings;
 
 /// Largest datagram or de-framed stream message handled.
 const MAX_MESSAGE: usize = 65536;
@@ -370,7 +373,7 @@ const STREAM_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub async fn accept_streams(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    media: crate::media::MediaHandle,
+    media: super::MediaHandle,
 ) {
     let transport = if tls.is_some() {
         Transport::Tls
@@ -422,11 +425,11 @@ async fn serve_stream<S>(
     transport: Transport,
     client: SocketAddr,
     local: SocketAddr,
-    media: crate::media::MediaHandle,
+    media: super::MediaHandle,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    use crate::media::Command;
+    use super::Command;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
@@ -482,14 +485,17 @@ async fn serve_stream<S>(
     write_task.abort();
 }
 
-/// Binds the STUN/TURN listeners and prepares the core's configuration from the settings.
-/// `advertised` are the host's media addresses (for the relay address and self-deny).
+/// Binds the STUN/TURN listeners and prepares the core's configuration from the TURN
+/// settings. `public_ip` is the server's advertised public address, if set; `advertised` are
+/// the host's media addresses (for the relay address and self-deny); a self-signed TLS
+/// certificate is kept in `data_dir`.
 pub fn bind(
-    settings: &crate::config::Settings,
+    t: &TurnSettings,
+    public_ip: Option<IpAddr>,
+    data_dir: &Path,
     advertised: &[IpAddr],
     secret: String,
-) -> Result<crate::media::TurnSetup, String> {
-    let t = &settings.turn;
+) -> Result<super::TurnSetup, String> {
     let parse = |list: &[String]| -> Result<Vec<stoa_turn::Cidr>, String> {
         list.iter()
             .map(|c| c.parse().map_err(|e| format!("invalid CIDR {c:?}: {e}")))
@@ -497,7 +503,7 @@ pub fn bind(
     };
     let relay_ip = t
         .relay_ip
-        .or(settings.public_ip)
+        .or(public_ip)
         .or((!t.addr.ip().is_unspecified()).then_some(t.addr.ip()))
         .or(advertised.iter().copied().find(|ip| !ip.is_loopback()))
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
@@ -530,7 +536,7 @@ pub fn bind(
     if config.alternate.is_some() {
         config.alternate = Some(udp[3].1);
     }
-    let tls = bind_tls(settings)?;
+    let tls = bind_tls(t, data_dir)?;
     config.listen = udp.iter().map(|(_, a)| *a).collect();
     config.listen.extend(
         advertised
@@ -542,7 +548,7 @@ pub fn bind(
     } else {
         IpAddr::from([0, 0, 0, 0])
     };
-    Ok(crate::media::TurnSetup {
+    Ok(super::TurnSetup {
         config,
         udp,
         tcp,
@@ -582,12 +588,12 @@ fn turn_udp(socket: std::net::UdpSocket) -> Result<(std::net::UdpSocket, SocketA
 
 /// The TLS listener with the configured certificate, or a self-signed one kept in the data dir.
 fn bind_tls(
-    settings: &crate::config::Settings,
+    t: &TurnSettings,
+    data_dir: &Path,
 ) -> Result<Option<(std::net::TcpListener, tokio_rustls::TlsAcceptor)>, String> {
-    let t = &settings.turn;
     let (cert_path, key_path) = match &t.tls_cert {
         Some((c, k)) => (c.clone(), k.clone()),
-        None => self_signed(&settings.data_dir)?,
+        None => self_signed(data_dir)?,
     };
     let read = |p: &std::path::Path| {
         std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
