@@ -75,6 +75,22 @@ test('two browsers see and hear each other through the SFU', async () => {
   await alice.waitFor(() => !window.stoa.local.blur && window.stoa.pc.getSenders().some((s) => s.track === window.stoa.local.cam), null, 10000, 'the plain camera sent again');
   const back = await waitForDetail(bob, (d) => d > sharp * 0.7, `detail back near ${sharp.toFixed(2)}`);
   console.log(`background blur: detail of the received picture ${sharp.toFixed(2)} plain, ${blurred.toFixed(2)} blurred (${blurFps} fps), ${back.toFixed(2)} after`);
+
+  // Alice raises her hand (Ctrl+Alt+H): Bob sees it on her tile; she lowers it with the button.
+  await alice.page.keyboard.press('Escape');
+  await alice.page.waitForSelector('#settings', { state: 'hidden' });
+  const [aliceId, bobId] = [await alice.eval(() => window.stoa.me.pid), await bob.eval(() => window.stoa.me.pid)];
+  await alice.page.keyboard.press('Control+Alt+h');
+  await bob.waitFor((id) => !!document.querySelector(`.tile.hand-raised[data-participant="${id}"]`), aliceId, 10000, "Alice's raised hand on her tile");
+  assert.match(await bob.page.textContent('#toasts'), /Alice raised their hand/);
+  await alice.waitFor(() => document.querySelector('#hand-button').getAttribute('aria-pressed') === 'true', null, 5000, 'her hand button pressed');
+  await alice.page.click('#hand-button');
+  await bob.waitFor((id) => !document.querySelector(`.tile.hand-raised[data-participant="${id}"]`), aliceId, 10000, 'the hand lowered');
+  // Bob reacts: the reaction floats over his tile on Alice's page, and the menu closes.
+  await bob.page.click('#react-button');
+  await bob.page.click('#reactions .reaction[title="React with 🎉"]');
+  await alice.waitFor((id) => document.querySelector(`.tile[data-participant="${id}"] .reaction-bubble`)?.textContent === '🎉', bobId, 5000, "Bob's reaction over his tile");
+  assert.equal(await bob.eval(() => document.querySelector('#reactions').hidden), true, 'the reactions menu closes');
 });
 
 /** Fine detail of the first remote camera's current frame: mean absolute step between neighbouring pixels (green channel). */

@@ -42,6 +42,7 @@ const S = {
   participants: new Map(), // id -> {id, identity, name, tracks: [Track]}, everyone but us
   orphans: new Map(),      // participant id -> tracks announced before the participant was
   chat: [],
+  reactions: [],                         // the last reactions seen: [{participant: "p7", emoji}]
   isHost: false,                         // joined with the room_admin grant
   lobby: [],                             // host: [{id, name}] waiting to be admitted
   locked: false,
@@ -81,7 +82,7 @@ function render() {
   renderQueued = true;
   queueMicrotask(() => {
     renderQueued = false;
-    const me = { id: S.me?.pid, name: S.me?.name || S.name, micOff: !(S.micOn && S.mic) };
+    const me = { id: S.me?.pid, name: S.me?.name || S.name, micOff: !(S.micOn && S.mic), handRaised: !!S.me?.hand_raised };
     ui.renderMedia(S.participants, S.call?.remote || new Map(), me);
   });
 }
@@ -91,6 +92,7 @@ function refreshLocal() {
     micOn: S.micOn && !!S.mic,
     camOn: S.camOn && !!S.cam,
     blurOn: S.blurWanted,
+    handRaised: !!S.me?.hand_raised,
     sharing: !!S.screen,
     canPublish: S.grants.publish,
     canChat: S.grants.publish_data,
@@ -511,7 +513,8 @@ function leave() {
 
 /**
  * The keyboard shortcuts (listed in the settings dialog, as in Meet): Ctrl/⌘+D microphone,
- * Ctrl/⌘+E camera, Ctrl/⌘+Alt+C chat, Ctrl/⌘+Alt+P people, "?" the list itself.
+ * Ctrl/⌘+E camera, Ctrl/⌘+Alt+C chat, Ctrl/⌘+Alt+P people, Ctrl/⌘+Alt+H hand, "?" the list
+ * itself.
  */
 function onShortcut(e) {
   if (S.state !== 'prejoin' && S.state !== 'joined') return;
@@ -524,7 +527,7 @@ function onShortcut(e) {
   }
   if (!(e.ctrlKey || e.metaKey) || e.shiftKey) return;
   const action = e.altKey
-    ? { c: () => ui.togglePanel('chat'), p: () => ui.togglePanel('people') }[e.code === 'KeyC' ? 'c' : e.code === 'KeyP' ? 'p' : k]
+    ? { c: () => ui.togglePanel('chat'), p: () => ui.togglePanel('people'), h: toggleHand }[{ KeyC: 'c', KeyP: 'p', KeyH: 'h' }[e.code] || k]
     : { d: toggleMic, e: toggleCam }[k];
   if (!action || (e.altKey && S.state !== 'joined')) return;
   e.preventDefault();
@@ -560,6 +563,21 @@ function onMessage(m) {
       const known = S.participants.has(p.pid);
       S.participants.set(p.pid, p);
       if (!known) ui.toast(`${p.name} joined`);
+      break;
+    }
+    case 'hand_raised': {
+      const owner = ownerOf(m.participant);
+      if (!owner) break;
+      owner.hand_raised = m.raised;
+      if (owner === S.me) refreshLocal();
+      else if (m.raised) ui.toast(`${owner.name} raised their hand`);
+      break;
+    }
+    case 'reaction': {
+      const owner = ownerOf(m.participant);
+      if (!owner) break;
+      S.reactions = [...S.reactions.slice(-19), { participant: owner.pid, emoji: m.emoji }];
+      ui.showReaction(owner === S.me ? null : owner.pid, m.emoji);
       break;
     }
     case 'participant_renamed': {
@@ -675,6 +693,24 @@ function hostAct(type, id) {
   return !!p && hostSend({ type, participant: p.id });
 }
 const muteParticipant = (id) => hostAct('mute_participant', id);
+const lowerHand = (id) => hostAct('lower_hand', id);
+
+/** Raises or lowers our hand; resolves with whether it was asked for. */
+function toggleHand() {
+  if (S.state !== 'joined' || !S.sig?.send({ type: 'raise_hand', raised: !S.me?.hand_raised })) {
+    ui.toast('Not connected: your hand was not raised.', 'error');
+    return false;
+  }
+  return true;
+}
+
+function react(emoji) {
+  if (S.state !== 'joined' || !S.sig?.send({ type: 'react', emoji })) {
+    ui.toast('Not connected: your reaction was not sent.', 'error');
+    return false;
+  }
+  return true;
+}
 const removeParticipant = (id) => hostAct('remove_participant', id);
 const makeHost = (id) => {
   const sent = hostAct('make_host', id);
@@ -740,6 +776,7 @@ window.stoa = {
   get lobby() { return S.lobby; },
   get locked() { return S.locked; },
   get activeSpeaker() { return S.activeSpeaker; },
+  get reactions() { return S.reactions; },
   get diagnostics() { return figures(); },
   join: (name) => (S.state === 'prejoin' ? join(String(name || 'Guest')) : undefined),
   sendChat,
@@ -747,6 +784,8 @@ window.stoa = {
   toggleMic,
   toggleCam,
   setBlur,
+  toggleHand,
+  react,
   startScreenShare,
   stopScreenShare,
   leave,
@@ -771,6 +810,9 @@ async function init() {
     onToggleMic: toggleMic,
     onToggleCam: toggleCam,
     onToggleBlur: () => setBlur(!S.blurWanted),
+    onToggleHand: toggleHand,
+    onReact: react,
+    onLowerHand: lowerHand,
     onToggleScreen: () => (S.screen ? stopScreenShare() : startScreenShare()),
     onLeave: leave,
     onRejoin: rejoin,

@@ -61,6 +61,8 @@ export function initUi(h) {
     if (confirm('End the meeting for everyone? Everyone in it, and everyone waiting to join, will have to leave.')) h.onEndMeeting();
   };
   initPip($('#pip-button'), pipTrack, () => toast('Nobody has their camera on yet.'));
+  $('#hand-button').onclick = () => h.onToggleHand();
+  initReactions(h.onReact);
   $('#follow-button').onclick = () => setFollow(!$('#gallery').classList.contains('follow'));
   $('#lobby-panel').addEventListener('click', (e) => {
     const b = e.target.closest('button');
@@ -72,10 +74,11 @@ export function initUi(h) {
   // Host buttons on tiles and in the people list carry their participant in an ancestor.
   for (const box of [$('#grid'), $('#people-list')]) {
     box.addEventListener('click', (e) => {
-      const b = e.target.closest('.host-mute, .host-remove, .host-make-host');
+      const b = e.target.closest('.host-mute, .host-remove, .host-make-host, .host-lower-hand');
       const id = b?.closest('[data-participant]')?.dataset.participant;
       if (!id) return;
       if (b.classList.contains('host-mute')) return h.onHostMute(id);
+      if (b.classList.contains('host-lower-hand')) return h.onLowerHand(id);
       const name = b.closest('[data-participant]').querySelector('.name, .person-name')?.textContent || 'this person';
       if (b.classList.contains('host-make-host')) {
         if (confirm(`Make ${name} a host? They will be able to admit, mute and remove people, lock and end the meeting.`)) h.onMakeHost(id);
@@ -259,6 +262,11 @@ export function setControls(s) {
   $('#chat-input').disabled = $('#chat-send').disabled = !s.canChat;
   $('#chat-input').placeholder = s.canChat ? 'Send a message to everyone' : 'Chat is turned off for you';
   $('#self-view .mic-state').innerHTML = s.micOn ? '' : icon('micOff');
+  const hand = $('#hand-button');
+  hand.classList.toggle('active', !!s.handRaised);
+  hand.setAttribute('aria-pressed', String(!!s.handRaised));
+  hand.title = s.handRaised ? 'Lower your hand (Ctrl+Alt+H)' : 'Raise your hand (Ctrl+Alt+H)';
+  $('#self-view').classList.toggle('hand-raised', !!s.handRaised);
 }
 
 /** Shows our own camera in the preview (pre-join) and the self view (in call). */
@@ -398,7 +406,7 @@ function makeTile(key, screen) {
   if (!screen) t.dataset.participant = key;
   t.innerHTML = `<video autoplay playsinline muted></video>
     <div class="avatar-wrap"><div class="avatar"></div></div>
-    <div class="nameplate"><span class="mic-state"></span><span class="name"></span></div>`;
+    <div class="nameplate"><span class="hand" aria-label="Hand raised">✋</span><span class="mic-state"></span><span class="name"></span></div>`;
   if (!screen) t.append(hostButtons());
   if (screen) $('#screens').append(t);
   else $('#grid').insertBefore(t, $('#grid > #self-view')); // the self view stays last
@@ -441,6 +449,7 @@ export function renderMedia(participants, remote, me) {
     const mic = p.tracks.find((x) => x.kind === 'audio' && x.source !== 'screen');
     const micOff = !mic || mic.muted;
     t.querySelector('.name').textContent = p.name;
+    t.classList.toggle('hand-raised', !!p.hand_raised);
     t.querySelector('.mic-state').innerHTML = micOff ? icon('micOff') : '';
     t.classList.toggle('mic-off', micOff);
     t.querySelector('.host-mute').disabled = micOff;
@@ -552,11 +561,12 @@ export function setFollow(on) {
 
 function renderPeople(participants, me) {
   const list = $('#people-list');
-  const row = (name, id, micOff, you, isHost = false) => {
+  const row = (name, id, micOff, you, isHost = false, hand = false) => {
     const li = el('li', 'person');
     const av = el('div', 'avatar small');
     setAvatar(av, name, id);
     li.append(av, el('span', 'person-name', you ? `${name} (You)` : name));
+    if (hand) li.append(el('span', 'person-hand', '✋'));
     const m = el('span', 'mic-state');
     m.innerHTML = micOff ? icon('micOff') : icon('mic');
     li.append(m);
@@ -570,16 +580,62 @@ function renderPeople(participants, me) {
       promote.innerHTML = icon('makeHost');
       promote.hidden = isHost;
       host.prepend(promote);
+      if (hand) {
+        const lower = el('button', 'icon-button host-lower-hand');
+        lower.type = 'button';
+        lower.title = 'Lower their hand';
+        lower.innerHTML = icon('hand');
+        host.prepend(lower);
+      }
       li.append(host);
     }
     return li;
   };
-  const rows = [row(me?.name || 'You', me?.id || 'me', !!me?.micOff, true)];
-  for (const p of participants.values()) {
+  const rows = [row(me?.name || 'You', me?.id || 'me', !!me?.micOff, true, false, !!me?.handRaised)];
+  // Raised hands first, in the order the list had them.
+  const others = [...participants.values()].sort((a, b) => Number(!!b.hand_raised) - Number(!!a.hand_raised));
+  for (const p of others) {
     const mic = p.tracks.find((x) => x.kind === 'audio' && x.source !== 'screen');
-    rows.push(row(p.name, p.pid, !mic || mic.muted, false, p.host));
+    rows.push(row(p.name, p.pid, !mic || mic.muted, false, p.host, !!p.hand_raised));
   }
   list.replaceChildren(...rows);
+}
+
+// ---- reactions -------------------------------------------------------------------------
+
+// The reactions the server accepts (stoa_proto::REACTIONS).
+const REACTIONS = ['👍', '👏', '😂', '❤️', '🎉', '😮'];
+
+function initReactions(onReact) {
+  const button = $('#react-button');
+  const menu = $('#reactions');
+  const show = (open) => {
+    menu.hidden = !open;
+    button.setAttribute('aria-expanded', String(open));
+  };
+  for (const emoji of REACTIONS) {
+    const b = el('button', 'reaction', emoji);
+    b.type = 'button';
+    b.setAttribute('role', 'menuitem');
+    b.title = `React with ${emoji}`;
+    b.onclick = () => { onReact(emoji); show(false); };
+    menu.append(b);
+  }
+  button.onclick = () => show(menu.hidden);
+  document.addEventListener('click', (e) => {
+    if (!menu.hidden && !e.target.closest('.react-wrap')) show(false);
+  });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') show(false); });
+}
+
+/** Floats `emoji` over the tile of `participant` ("p7"), or over the self view for `null`. */
+export function showReaction(participant, emoji) {
+  const tile = participant ? tiles.get(participant) : $('#self-view');
+  if (!tile) return;
+  const bubble = el('span', 'reaction-bubble', emoji);
+  bubble.setAttribute('aria-hidden', 'true');
+  tile.append(bubble);
+  setTimeout(() => bubble.remove(), 3000);
 }
 
 // ---- layout ----------------------------------------------------------------------------

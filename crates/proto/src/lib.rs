@@ -13,7 +13,7 @@ pub use ids::{
 };
 pub use signal::{
     ChatMessage, ClientMessage, ErrorCode, Grants, IceServer, LobbyEntry, ParticipantInfo,
-    PublishedTrack, ServerMessage, TrackInfo, TrackKind, TrackSource, PROTOCOL_VERSION,
+    PublishedTrack, ServerMessage, TrackInfo, TrackKind, TrackSource, PROTOCOL_VERSION, REACTIONS,
 };
 
 use serde::{Deserialize, Serialize};

@@ -10,6 +10,9 @@ use crate::ParticipantId;
 /// Bumped when a change would break existing clients.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The reactions a participant may send (`react`).
+pub const REACTIONS: [&str; 6] = ["👍", "👏", "😂", "❤️", "🎉", "😮"];
+
 /// What an access token allows its holder to do in its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grants {
@@ -70,6 +73,9 @@ pub struct ParticipantInfo {
     pub identity: String,
     pub name: String,
     pub tracks: Vec<TrackInfo>,
+    /// Whether its hand is raised (absent from older servers: not raised).
+    #[serde(default)]
+    pub hand_raised: bool,
 }
 
 /// A STUN/TURN server a client may use (the shape of `RTCIceServer`).
@@ -127,6 +133,18 @@ pub enum ClientMessage {
     /// Changes the name others see for this participant (1 to 64 characters, one line).
     Rename {
         name: String,
+    },
+    /// Raises or lowers this participant's hand.
+    RaiseHand {
+        raised: bool,
+    },
+    /// Host (room-admin): lowers another participant's raised hand.
+    LowerHand {
+        participant: ParticipantId,
+    },
+    /// A passing reaction, one of [`REACTIONS`], shown to everyone for a moment.
+    React {
+        emoji: String,
     },
     /// Host (room-admin): makes another participant a host too, for this call.
     MakeHost {
@@ -208,6 +226,17 @@ pub enum ServerMessage {
     },
     ParticipantLeft {
         id: ParticipantId,
+    },
+    /// A participant raised or lowered its hand, or a host lowered it (sent to everyone, the
+    /// participant included).
+    HandRaised {
+        participant: ParticipantId,
+        raised: bool,
+    },
+    /// A participant reacted (sent to everyone, the participant included).
+    Reaction {
+        participant: ParticipantId,
+        emoji: String,
     },
     /// A participant changed its name (sent to everyone, the participant included).
     ParticipantRenamed {

@@ -216,6 +216,7 @@ fn is_moderation(message: &ClientMessage) -> bool {
             | ClientMessage::MuteParticipant { .. }
             | ClientMessage::RemoveParticipant { .. }
             | ClientMessage::MakeHost { .. }
+            | ClientMessage::LowerHand { .. }
     )
 }
 
@@ -230,6 +231,7 @@ fn audit_action(message: &ClientMessage) -> String {
         ClientMessage::MuteParticipant { .. } => format!("mute: {}", compact(message)),
         ClientMessage::RemoveParticipant { .. } => format!("remove: {}", compact(message)),
         ClientMessage::MakeHost { .. } => format!("make host: {}", compact(message)),
+        ClientMessage::LowerHand { .. } => format!("lower hand: {}", compact(message)),
         _ => compact(message),
     }
 }

@@ -771,6 +771,9 @@ impl Sfu {
                 self.broadcast(&room, None, ServerMessage::ParticipantRenamed { id, name });
                 Ok(())
             }
+            ClientMessage::RaiseHand { raised } => self.set_hand(id, raised),
+            ClientMessage::LowerHand { participant } => self.lower_hand_by_host(id, participant),
+            ClientMessage::React { emoji } => self.react(now, id, &emoji),
             ClientMessage::MuteParticipant { participant } => self.mute_by_host(id, participant),
             ClientMessage::MakeHost { participant } => self.make_host(id, participant),
             ClientMessage::RemoveParticipant { participant } => {

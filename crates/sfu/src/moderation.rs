@@ -1,4 +1,5 @@
-//! Host powers over other participants: muting and removing them, and making them hosts.
+//! Host powers over other participants: muting and removing them, lowering their hands, and
+//! making them hosts.
 //! Only a participant with `room_admin` may use them (the lobby, lock and ending the meeting
 //! are in `room.rs`, checked the same way).
 
@@ -59,6 +60,16 @@ impl Sfu {
             },
         );
         Ok(())
+    }
+
+    /// Lowers `target`'s raised hand.
+    pub(crate) fn lower_hand_by_host(
+        &mut self,
+        by: ParticipantId,
+        target: ParticipantId,
+    ) -> Result<(), SfuError> {
+        self.moderated(by, target)?;
+        self.set_hand(target, false)
     }
 
     /// Gives `target` the host's powers (`room_admin`) for the rest of its session and tells it

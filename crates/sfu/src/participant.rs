@@ -151,6 +151,9 @@ pub(crate) struct Participant {
     pub name: String,
     pub grants: Grants,
     pub kind: ParticipantKind,
+    pub hand_raised: bool,
+    /// When it last reacted (reactions are rate-limited).
+    pub last_reaction: Option<Instant>,
     pub rtc: Rtc,
     /// Every server-side ICE ufrag this participant has had (they change on ICE restarts).
     pub ufrags: Vec<String>,
@@ -253,6 +256,8 @@ impl Participant {
             name: req.name.clone(),
             grants: req.grants,
             kind: req.kind,
+            hand_raised: false,
+            last_reaction: None,
             rtc,
             ufrags: Vec::new(),
             addrs: Vec::new(),
@@ -285,6 +290,7 @@ impl Participant {
             identity: self.identity.clone(),
             name: self.name.clone(),
             tracks: self.up.iter().map(|t| t.info(self.id)).collect(),
+            hand_raised: self.hand_raised,
         }
     }
 

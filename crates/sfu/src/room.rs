@@ -1,5 +1,6 @@
 //! What belongs to a room rather than to one participant: its lobby (who waits to be let in,
-//! and whether a host is there to do it), whether it is locked, and ending it for everyone.
+//! and whether a host is there to do it), whether it is locked, ending it for everyone, and
+//! what people show the room: raised hands and passing reactions.
 //!
 //! Host rights are the participants' `room_admin` grant, and every host action is checked
 //! here or in `moderation.rs` against it: admitting, denying, locking and ending as muting,
@@ -7,11 +8,14 @@
 //! session is already attached) but no WebRTC session until a host admits them; then they
 //! join like anyone else. Storing the lock is the driver's job ([`Output::LockChanged`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use stoa_proto::{ErrorCode, LobbyEntry, ParticipantId, RoomName, ServerMessage};
 
 use crate::{JoinRequest, Output, Sfu, SfuError};
+
+/// The shortest time between two reactions of one participant.
+const REACTION_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The room-wide state of one room, from the first person in it (or its lobby) to the last.
 #[derive(Debug, Default)]
@@ -195,6 +199,58 @@ impl Sfu {
         for id in waiting {
             self.push_signal(id, ended.clone());
         }
+        Ok(())
+    }
+
+    /// Raises or lowers `id`'s hand; everyone in the room hears it.
+    pub(crate) fn set_hand(&mut self, id: ParticipantId, raised: bool) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownParticipant)?;
+        if p.hand_raised == raised {
+            return Ok(());
+        }
+        p.hand_raised = raised;
+        let room = p.room.clone();
+        self.broadcast(
+            &room,
+            None,
+            ServerMessage::HandRaised {
+                participant: id,
+                raised,
+            },
+        );
+        Ok(())
+    }
+
+    /// A passing reaction from `id`, one of [`stoa_proto::REACTIONS`], at most one per 250 ms.
+    pub(crate) fn react(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        emoji: &str,
+    ) -> Result<(), SfuError> {
+        if !stoa_proto::REACTIONS.contains(&emoji) {
+            return Err(SfuError::BadRequest(format!(
+                "a reaction is one of {}",
+                stoa_proto::REACTIONS.join(" ")
+            )));
+        }
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownParticipant)?;
+        if p.last_reaction.is_some_and(|t| now < t + REACTION_INTERVAL) {
+            return Err(SfuError::BadRequest("reacting too fast".into()));
+        }
+        p.last_reaction = Some(now);
+        let room = p.room.clone();
+        let reaction = ServerMessage::Reaction {
+            participant: id,
+            emoji: emoji.to_string(),
+        };
+        self.broadcast(&room, None, reaction);
         Ok(())
     }
 

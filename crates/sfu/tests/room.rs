@@ -146,3 +146,96 @@ fn a_host_locks_a_stored_meeting_and_ends_it_for_everyone() {
         );
     }
 }
+
+#[test]
+fn hands_go_up_and_down_and_reactions_reach_everyone() {
+    let mut sim = SfuSim::new();
+    let host = sim.add_host("room", "host");
+    let ann = sim.add_publisher("room", "ann");
+    let ann_id = sim.id(ann);
+    sim.client_message(ann, ClientMessage::RaiseHand { raised: true });
+    let raised = ServerMessage::HandRaised {
+        participant: ann_id,
+        raised: true,
+    };
+    for i in [host, ann] {
+        assert!(sim.messages(i).contains(&raised), "participant {i}");
+    }
+    // Someone joining later sees the hand in the participant list.
+    let late = sim.add_publisher("room", "late");
+    let listed = sim.messages(late).iter().find_map(|m| match m {
+        ServerMessage::Joined { participants, .. } => participants
+            .iter()
+            .find(|p| p.id == ann_id)
+            .map(|p| p.hand_raised),
+        _ => None,
+    });
+    assert_eq!(listed, Some(true));
+
+    // Only a host lowers someone else's hand.
+    sim.client_message(
+        late,
+        ClientMessage::LowerHand {
+            participant: ann_id,
+        },
+    );
+    assert_eq!(error(&sim, late), Some((ErrorCode::Forbidden, false)));
+    sim.client_message(
+        host,
+        ClientMessage::LowerHand {
+            participant: ann_id,
+        },
+    );
+    let lowered = ServerMessage::HandRaised {
+        participant: ann_id,
+        raised: false,
+    };
+    assert!(sim.messages(ann).contains(&lowered));
+
+    sim.client_message(
+        ann,
+        ClientMessage::React {
+            emoji: "👏".into()
+        },
+    );
+    let clap = ServerMessage::Reaction {
+        participant: ann_id,
+        emoji: "👏".into(),
+    };
+    for i in [host, ann, late] {
+        assert!(sim.messages(i).contains(&clap), "participant {i}");
+    }
+    sim.client_message(
+        ann,
+        ClientMessage::React {
+            emoji: "👍".into()
+        },
+    );
+    assert_eq!(
+        error(&sim, ann),
+        Some((ErrorCode::BadMessage, false)),
+        "too fast"
+    );
+    sim.run(Duration::from_millis(300));
+    sim.client_message(
+        ann,
+        ClientMessage::React {
+            emoji: "<script>".into(),
+        },
+    );
+    assert_eq!(
+        error(&sim, ann),
+        Some((ErrorCode::BadMessage, false)),
+        "not a reaction"
+    );
+    sim.client_message(
+        ann,
+        ClientMessage::React {
+            emoji: "👍".into()
+        },
+    );
+    assert!(sim.messages(host).contains(&ServerMessage::Reaction {
+        participant: ann_id,
+        emoji: "👍".into(),
+    }));
+}
