@@ -83,9 +83,9 @@ impl Sfu {
         }
     }
 
-    /// Whether `id` waits in a lobby.
+    /// Whether `id` waits in a lobby (a participant in a call never does).
     pub(crate) fn is_waiting(&self, id: ParticipantId) -> bool {
-        self.room_of_waiter(id).is_some()
+        !self.participants.contains_key(&id) && self.room_of_waiter(id).is_some()
     }
 
     /// Someone left the lobby without a decision.
