@@ -144,6 +144,13 @@ test('sign up, schedule with .ics, become contacts, see presence, call a contact
   assert.match(skippedIcs.text, /EXDATE;TZID=Europe\/Berlin:20310131T180000/);
   assert.equal(await a.page.isVisible(`#upcoming .meeting-item[data-meeting-id="${meetingId}"] button.skip`), true,
     'the weekly meeting can be skipped too');
+  // Skipped by mistake: restored on the meeting's page, and the card shows January 31 again.
+  await a.page.goto(`${server.base}/app/meetings/${encodeURIComponent(monthlyId)}`);
+  await a.page.click('#meeting-skipped li[data-occurrence="2031-01-31T17:00:00Z"] button.restore');
+  await a.page.waitForSelector('#meeting-skipped', { state: 'hidden' });
+  assert.deepEqual((await pageFetch(a, `/api/v1/meetings/${monthlyId}`)).json.skipped_occurrences, []);
+  await a.page.click('nav a[data-nav="meetings"]');
+  await a.page.waitForSelector(`${card}[data-occurrence="2031-01-31T17:00:00.000Z"]`);
 
   // Alice finds Bob and asks him to be a contact.
   await a.page.click('nav a[data-nav="contacts"]');
@@ -172,8 +179,9 @@ test('sign up, schedule with .ics, become contacts, see presence, call a contact
   await b.page.fill('#instant-title', 'Bob on his own');
   await b.page.click('#new-meeting');
   await b.page.waitForURL(/\/m\//);
+  // The pre-join screen names him once it has asked who is signed in.
+  await b.waitFor(() => document.querySelector('#join-as-name')?.textContent === 'Bob Baker', null, 10000, 'Joining as Bob Baker');
   assert.equal(await b.page.isVisible('#join-name'), false, 'a signed-in user types no name');
-  assert.equal(await b.page.textContent('#join-as-name'), 'Bob Baker');
   await joinFromPrejoin(b);
   assert.equal(await b.eval(() => window.stoa.me.name), 'Bob Baker');
   await waitPresence(a, bob.id, 'in_meeting');

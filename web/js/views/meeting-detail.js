@@ -1,6 +1,6 @@
 // Meeting detail (/app/meetings/{id}): when (in the viewer's zone), skipped occurrences, who
 // is invited, who is in the call now (refreshed every 5 s), Join, the .ics download, and for
-// the host: edit, lock/unlock, cancel.
+// the host: edit, lock/unlock, cancel, and restoring a skipped occurrence.
 
 import { calendarUrl, cancelMeeting, getMeeting, updateMeeting } from '../api.js';
 import { $, busy, h, toast } from '../dom.js';
@@ -44,6 +44,27 @@ export async function render(root, ctx, id) {
     });
   });
 
+  // Skipped occurrences, each of which the host may restore.
+  const skippedTerm = h('dt', {}, 'Skipped');
+  const skippedList = h('ul', { id: 'meeting-skipped', class: 'skipped' });
+  const showSkipped = () => {
+    const skipped = m.skipped_occurrences || [];
+    skippedTerm.hidden = skippedList.hidden = skipped.length === 0;
+    skippedList.replaceChildren(...skipped.map((at) => h('li', { 'data-occurrence': at },
+      fmtDateTime(at),
+      m.is_host && !m.cancelled && restoreButton(at))));
+  };
+  const restoreButton = (at) => {
+    const button = h('button', { class: 'button small restore', type: 'button', title: 'Hold this occurrence after all' }, 'Restore');
+    button.addEventListener('click', () => busy(button, async () => {
+      const rest = (m.skipped_occurrences || []).filter((t) => t !== at);
+      m = { ...m, ...(await updateMeeting(m.id, { skipped_occurrences: rest })) };
+      showSkipped();
+      toast(`Restored ${fmtDateTime(at)}`);
+    }));
+    return button;
+  };
+
   const copyButton = h('button', { id: 'meeting-copy', class: 'button', type: 'button' }, 'Copy link');
   copyButton.addEventListener('click', async () => {
     try {
@@ -67,9 +88,7 @@ export async function render(root, ctx, id) {
         h('dt', {}, 'Host'), h('dd', { id: 'meeting-host' }, m.is_host ? `${m.host.display_name} (you)` : m.host?.display_name),
         h('dt', {}, 'Link'), h('dd', {}, h('code', {}, new URL(m.url, location.origin).href)),
         h('dt', {}, 'Options'), h('dd', {}, [m.lobby ? 'Lobby' : 'No lobby', m.require_sign_in ? 'sign-in required' : 'guests welcome'].join(', ')),
-        m.skipped_occurrences?.length > 0 && [
-          h('dt', {}, 'Skipped'),
-          h('dd', { id: 'meeting-skipped' }, m.skipped_occurrences.map((t) => fmtDateTime(t)).join('; '))]),
+        skippedTerm, h('dd', {}, skippedList)),
       h('div', { class: 'actions' },
         open && h('a', { id: 'meeting-join', class: 'primary', href: m.url }, 'Join'),
         open && copyButton,
@@ -87,6 +106,7 @@ export async function render(root, ctx, id) {
         : h('p', { id: 'meeting-invitees', class: 'empty' }, 'Nobody is invited: share the link.')));
   showLive();
   showLock();
+  showSkipped();
 
   if (open) {
     ctx.every(LIVE_MS, async () => {
