@@ -8,6 +8,8 @@
 mod ids;
 mod signal;
 
+pub mod clock;
+
 pub use ids::{
     display_name, DisplayNameError, ParticipantId, RoomName, RoomNameError, DISPLAY_NAME_MAX,
 };

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+pub use stoa_media::TurnSettings;
 
 use clap::Args;
 use serde::Deserialize;
@@ -291,26 +292,6 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     pub connections: crate::listener::ConnectionLimits,
     pub signups_per_hour: usize,
-}
-
-/// Resolved STUN/TURN settings.
-#[derive(Debug, Clone)]
-pub struct TurnSettings {
-    pub enabled: bool,
-    pub addr: SocketAddr,
-    pub alt_addr: Option<SocketAddr>,
-    pub tls_addr: SocketAddr,
-    pub tls_cert: Option<(PathBuf, PathBuf)>,
-    pub realm: String,
-    pub secret: Option<String>,
-    pub users: Vec<(String, String)>,
-    pub allow_peers: Vec<String>,
-    pub deny_peers: Vec<String>,
-    pub relay_ip: Option<IpAddr>,
-    pub host: Option<String>,
-    pub external_urls: Vec<String>,
-    pub max_allocations: usize,
-    pub max_bandwidth: Option<u64>,
 }
 
 impl Settings {

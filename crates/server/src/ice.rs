@@ -230,6 +230,26 @@ pub fn load_secret(data_dir: &Path, configured: Option<&str>) -> std::io::Result
     }
 }
 
+/// A self-signed certificate for TURN over TLS, generated once into the data dir (used when
+/// none is configured; browsers do not trust it, tools may).
+pub fn self_signed_turn_cert(
+    data_dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    let cert = data_dir.join("turn-tls.crt");
+    let key = data_dir.join("turn-tls.key");
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["stoa".to_string(), "localhost".to_string()])
+            .map_err(|e| format!("cannot generate a TLS certificate: {e}"))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
+    std::fs::write(&cert, generated.cert.pem()).map_err(|e| e.to_string())?;
+    crate::auth::write_private(&key, generated.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| e.to_string())?;
+    Ok((cert, key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

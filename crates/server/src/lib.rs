@@ -1,10 +1,10 @@
-//! The `stoa` server: configuration, the HTTP/WebSocket surface, the media worker that drives
-//! the SFU core over real sockets, and the CLI subcommands. All I/O of Stoa lives here.
+//! The `stoa` server: configuration, the HTTP/WebSocket surface (web app, REST API, signaling,
+//! WHIP/WHEP), the door of rooms, presence, metrics and start-up, which binds the sockets and
+//! starts the media runtime (`stoa-media`, re-exported as [`media`]).
 
 pub mod api;
 pub mod assets;
 pub mod auth;
-pub mod clock;
 pub mod config;
 pub mod door;
 pub mod error;
@@ -12,13 +12,14 @@ pub mod guard;
 pub mod http;
 pub mod ice;
 pub mod listener;
-pub mod media;
 pub mod metrics;
 mod ports;
 pub mod presence;
-mod send_batch;
 pub mod whip;
 pub mod ws;
+
+pub use stoa_media as media;
+pub use stoa_proto::clock;
 
 use std::io;
 use std::net::SocketAddr;
@@ -111,14 +112,17 @@ pub async fn start(settings: &Settings) -> Result<Running, StartError> {
         .map_err(|source| StartError::TurnSecret { dir: dir(), source })?;
     let turn = match settings.turn.enabled {
         true => Some(
-            media::relay::bind(
-                &settings.turn,
-                settings.public_ip,
-                &settings.data_dir,
-                &sockets.advertised,
-                turn_secret.clone(),
-            )
-            .map_err(StartError::Turn)?,
+            turn_tls_cert(settings)
+                .and_then(|(cert, key)| {
+                    media::relay::bind(
+                        &settings.turn,
+                        settings.public_ip,
+                        (&cert, &key),
+                        &sockets.advertised,
+                        turn_secret.clone(),
+                    )
+                })
+                .map_err(StartError::Turn)?,
         ),
         false => None,
     };
@@ -205,6 +209,14 @@ fn keep_allocator_memory_returnable() {
     // SAFETY: mallopt only sets allocator parameters; it takes the allocator's own locks.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+/// The certificate and key of TURN over TLS: the configured ones, or a self-signed pair.
+fn turn_tls_cert(settings: &Settings) -> Result<(PathBuf, PathBuf), String> {
+    match &settings.turn.tls_cert {
+        Some(pair) => Ok(pair.clone()),
+        None => ice::self_signed_turn_cert(&settings.data_dir),
     }
 }
 

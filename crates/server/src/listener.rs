@@ -2,9 +2,8 @@
 //! the router on each with HTTP/1.1 (upgrades for WebSockets), and closes connections that
 //! send no complete request head in time, idle keep-alive ones included.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,6 +11,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+
+use stoa_media::occupancy::{Occupancy, Slot};
 
 use crate::metrics::Metrics;
 
@@ -37,57 +38,11 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Open connections per client address; a [`Slot`] gives its place back when dropped.
-#[derive(Default)]
-pub struct Occupancy {
-    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-pub struct Slot {
-    occupancy: Arc<Occupancy>,
-    addr: IpAddr,
-}
-
 /// The place of the connection a request came on, in the request's extensions: a WebSocket
 /// keeps it for its whole life, so upgraded connections count against the caps too.
 #[derive(Clone)]
 pub struct ConnectionSlot {
     _slot: Arc<Slot>,
-}
-
-impl Occupancy {
-    /// A place for one more connection from `addr`, if neither cap is reached.
-    pub fn enter(self: &Arc<Self>, addr: IpAddr, per_address: usize, total: usize) -> Option<Slot> {
-        let mut open = self.open.lock().expect("occupancy lock");
-        let (all, by_addr) = &mut *open;
-        let mine = by_addr.entry(addr).or_default();
-        if *mine >= per_address || *all >= total {
-            if *mine == 0 {
-                by_addr.remove(&addr);
-            }
-            return None;
-        }
-        *mine += 1;
-        *all += 1;
-        Some(Slot {
-            occupancy: self.clone(),
-            addr,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self.occupancy.open.lock().expect("occupancy lock");
-        let (all, by_addr) = &mut *open;
-        *all -= 1;
-        if let Some(n) = by_addr.get_mut(&self.addr) {
-            *n -= 1;
-            if *n == 0 {
-                by_addr.remove(&self.addr);
-            }
-        }
-    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves.
@@ -142,24 +97,5 @@ pub async fn serve(
                 tracing::debug!(error = %e, "HTTP connection ended");
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn caps_per_address_and_in_all_and_places_come_back() {
-        let occupancy = Arc::new(Occupancy::default());
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let first = occupancy.enter(a, 2, 3).unwrap();
-        let _second = occupancy.enter(a, 2, 3).unwrap();
-        assert!(occupancy.enter(a, 2, 3).is_none(), "per address");
-        let _third = occupancy.enter(b, 2, 3).unwrap();
-        assert!(occupancy.enter(b, 2, 3).is_none(), "in all");
-        drop(first);
-        assert!(occupancy.enter(a, 2, 3).is_some());
     }
 }

@@ -22,7 +22,7 @@ use stoa_sfu::{ParticipantKind, SfuError};
 use crate::auth::{constant_time_eq, Claims, TokenKeys};
 use crate::error::{ApiError, ApiErrorCode};
 use crate::http::{bearer, room_name, AppState};
-use crate::media::{etag, Command, PatchError};
+use crate::media::{etag, PatchError};
 
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
@@ -91,7 +91,7 @@ pub async fn end_session(
 ) -> Result<Response, ApiError> {
     let (room, id, claims) = authorize(&state, &room, &session, &headers, true).await?;
     tracing::info!(participant = %id, %room, by = %claims.sub, "WHIP/WHEP session ended by DELETE");
-    state.media.send(Command::Leave { id });
+    state.media.leave(id);
     Ok(StatusCode::OK.into_response())
 }
 

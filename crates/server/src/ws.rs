@@ -22,7 +22,6 @@ use crate::clock::unix_ms;
 use crate::door::{self, Entry};
 use crate::http::AppState;
 use crate::listener::ConnectionSlot;
-use crate::media::Command;
 
 /// A client must send `join` this soon after connecting.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,7 +94,7 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
                         if is_host && is_moderation(&message) {
                             audit(&identity, &room, audit_action(&message));
                         }
-                        state.media.send(Command::Message { id, message });
+                        state.media.message(id, message);
                     }
                     Err(e) => {
                         send(&mut socket, &ServerMessage::error(ErrorCode::BadMessage, format!("unreadable message: {e}"))).await;
@@ -128,7 +127,7 @@ async fn session(mut socket: WebSocket, state: AppState, host: Option<String>) {
             }
         }
     }
-    state.media.send(Command::Leave { id });
+    state.media.leave(id);
     if let Some(call) = in_call {
         call.end(&state).await;
     }

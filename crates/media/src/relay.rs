@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ use stoa_turn::{ClientAction, Event, FrameLen, ToClient, Transport, TurnServer};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::config::TurnSettings;
+use crate::occupancy::Occupancy;
 
 /// Largest datagram or de-framed stream message handled.
 const MAX_MESSAGE: usize = 65536;
@@ -199,7 +199,7 @@ impl TurnIo {
         let mut out = std::mem::take(&mut self.out);
         let action = self.core.handle_client(
             now,
-            crate::clock::unix_secs(),
+            stoa_proto::clock::unix_secs(),
             transport,
             local,
             client,
@@ -380,7 +380,7 @@ pub async fn accept_streams(
     } else {
         Transport::Tcp
     };
-    let occupancy = std::sync::Arc::new(crate::listener::Occupancy::default());
+    let occupancy = std::sync::Arc::new(Occupancy::default());
     loop {
         let (stream, client) = match listener.accept().await {
             Ok(s) => s,
@@ -487,12 +487,12 @@ async fn serve_stream<S>(
 
 /// Binds the STUN/TURN listeners and prepares the core's configuration from the TURN
 /// settings. `public_ip` is the server's advertised public address, if set; `advertised` are
-/// the host's media addresses (for the relay address and self-deny); a self-signed TLS
-/// certificate is kept in `data_dir`.
+/// the host's media addresses (for the relay address and self-deny); `tls_cert` the
+/// certificate and key files for TURN over TLS (the configured ones, or self-signed).
 pub fn bind(
     t: &TurnSettings,
     public_ip: Option<IpAddr>,
-    data_dir: &Path,
+    tls_cert: (&Path, &Path),
     advertised: &[IpAddr],
     secret: String,
 ) -> Result<super::TurnSetup, String> {
@@ -536,7 +536,7 @@ pub fn bind(
     if config.alternate.is_some() {
         config.alternate = Some(udp[3].1);
     }
-    let tls = bind_tls(t, data_dir)?;
+    let tls = bind_tls(t, tls_cert)?;
     config.listen = udp.iter().map(|(_, a)| *a).collect();
     config.listen.extend(
         advertised
@@ -586,22 +586,19 @@ fn turn_udp(socket: std::net::UdpSocket) -> Result<(std::net::UdpSocket, SocketA
     Ok((socket, local))
 }
 
-/// The TLS listener with the configured certificate, or a self-signed one kept in the data dir.
+/// The TLS listener with the certificate at `cert`: the configured one, or the server's
+/// self-signed one.
 fn bind_tls(
     t: &TurnSettings,
-    data_dir: &Path,
+    (cert_path, key_path): (&Path, &Path),
 ) -> Result<Option<(std::net::TcpListener, tokio_rustls::TlsAcceptor)>, String> {
-    let (cert_path, key_path) = match &t.tls_cert {
-        Some((c, k)) => (c.clone(), k.clone()),
-        None => self_signed(data_dir)?,
-    };
     let read = |p: &std::path::Path| {
         std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
     };
-    let certs = rustls_pemfile::certs(&mut read(&cert_path)?.as_slice())
+    let certs = rustls_pemfile::certs(&mut read(cert_path)?.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("invalid certificate {}: {e}", cert_path.display()))?;
-    let key = rustls_pemfile::private_key(&mut read(&key_path)?.as_slice())
+    let key = rustls_pemfile::private_key(&mut read(key_path)?.as_slice())
         .map_err(|e| format!("invalid key {}: {e}", key_path.display()))?
         .ok_or_else(|| format!("no private key in {}", key_path.display()))?;
     let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
@@ -620,21 +617,22 @@ fn bind_tls(
     )))
 }
 
-/// A self-signed certificate for TURN over TLS, generated once into the data dir.
-fn self_signed(
-    data_dir: &std::path::Path,
-) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
-    let cert = data_dir.join("turn-tls.crt");
-    let key = data_dir.join("turn-tls.key");
-    if cert.exists() && key.exists() {
-        return Ok((cert, key));
-    }
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["stoa".to_string(), "localhost".to_string()])
-            .map_err(|e| format!("cannot generate a TLS certificate: {e}"))?;
-    std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
-    std::fs::write(&cert, generated.cert.pem()).map_err(|e| e.to_string())?;
-    crate::auth::write_private(&key, generated.signing_key.serialize_pem().as_bytes())
-        .map_err(|e| e.to_string())?;
-    Ok((cert, key))
+/// Resolved STUN/TURN settings.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    pub enabled: bool,
+    pub addr: SocketAddr,
+    pub alt_addr: Option<SocketAddr>,
+    pub tls_addr: SocketAddr,
+    pub tls_cert: Option<(PathBuf, PathBuf)>,
+    pub realm: String,
+    pub secret: Option<String>,
+    pub users: Vec<(String, String)>,
+    pub allow_peers: Vec<String>,
+    pub deny_peers: Vec<String>,
+    pub relay_ip: Option<IpAddr>,
+    pub host: Option<String>,
+    pub external_urls: Vec<String>,
+    pub max_allocations: usize,
+    pub max_bandwidth: Option<u64>,
 }

@@ -10,8 +10,10 @@
 //! participant's later datagrams straight to it.
 
 mod front;
+pub mod occupancy;
 mod recv;
 pub mod relay;
+mod send_batch;
 mod tcp;
 mod worker;
 
@@ -30,11 +32,12 @@ use stoa_sfu::{
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
+pub use relay::TurnSettings;
 use relay::{RelayPorts, TurnIo};
 use stoa_turn::TurnServer;
 use worker::Worker;
 
-pub enum Command {
+pub(crate) enum Command {
     Join {
         req: JoinRequest,
         events: mpsc::Sender<ServerMessage>,
@@ -224,8 +227,18 @@ pub struct MediaHandle {
 }
 
 impl MediaHandle {
+    /// A signaling message from participant `id` (or someone waiting in a lobby).
+    pub fn message(&self, id: ParticipantId, message: ClientMessage) {
+        self.send(Command::Message { id, message });
+    }
+
+    /// Participant `id` leaves (its signaling session or WHIP/WHEP session ended).
+    pub fn leave(&self, id: ParticipantId) {
+        self.send(Command::Leave { id });
+    }
+
     /// Sends a command to the worker it concerns.
-    pub fn send(&self, cmd: Command) {
+    pub(crate) fn send(&self, cmd: Command) {
         let worker = match &cmd {
             Command::Join { req, .. } | Command::Offer { req, .. } => self.room_worker(&req.room),
             Command::Message { id, .. } | Command::Leave { id } | Command::Patch { id, .. } => {

@@ -248,7 +248,7 @@ impl Worker {
                 let _ = reply.send(id);
             }
             Command::Message { id, message } => {
-                let unix_ms = crate::clock::unix_ms() as u64;
+                let unix_ms = stoa_proto::clock::unix_ms() as u64;
                 if let Err(e) = self.sfu.handle_message(now, id, message, unix_ms) {
                     self.signal(id, ServerMessage::error(e.code(), e.to_string()));
                 }

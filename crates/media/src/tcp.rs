@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use super::{Command, MediaHandle};
-use crate::listener::Occupancy;
+use crate::occupancy::Occupancy;
 
 /// Largest RFC 4571 frame accepted (the 16-bit length field's maximum).
 const MAX_FRAME: usize = u16::MAX as usize;
