@@ -146,6 +146,18 @@ async fn accounts_sessions_and_login_limits() {
         )
         .await;
     assert_error(s, &b, 400, "invalid_body");
+    // An optional body left out is fine; one of only whitespace is not JSON.
+    for (body, want) in [("", 201), ("\t", 400), ("null", 201)] {
+        let res = api
+            .http
+            .post(format!("{}/api/v1/meetings", api.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), want, "body {body:?}");
+    }
 
     let ann = api.signup("Ann@Example.org", "Ann").await;
     let (s, b) = signup(

@@ -335,7 +335,8 @@ where
                     e.body_text(),
                 )
             })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // Left out means no bytes at all; whitespace alone is not JSON.
+        if bytes.is_empty() {
             return Ok(Self(T::default()));
         }
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid_json)?;
