@@ -26,7 +26,7 @@ function loadModel() {
  * Why this browser cannot blur, or '' when it can: the model needs WebAssembly SIMD and
  * WebGL, and the result is sent as a canvas's track.
  */
-export function blurUnsupported() {
+function blurUnsupported() {
   if (!HTMLCanvasElement.prototype.captureStream) return 'this browser cannot send a processed camera picture';
   if (!document.createElement('canvas').getContext('webgl2')) return 'it needs WebGL, which this browser has turned off';
   return '';

@@ -477,8 +477,11 @@ impl Sfu {
             return;
         }
         p.last_heard = now;
-        if let Some((ssrc, pt)) = demux::rtp_ssrc_and_pt(datagram.contents) {
-            routing::map_by_payload_type(p, ssrc.into(), pt.into());
+        // Browsers negotiate the MID extension: only other publishers pay for this.
+        if p.up.iter().any(|t| t.by_payload_type) {
+            if let Some((ssrc, pt)) = demux::rtp_ssrc_and_pt(datagram.contents) {
+                routing::map_by_payload_type(p, ssrc.into(), pt.into());
+            }
         }
         if let Err(e) = p.rtc.handle_input(input) {
             tracing::debug!(participant = %id, error = %e, "datagram rejected");

@@ -60,6 +60,9 @@ pub(crate) struct UpTrack {
     pub payloads: Vec<(Pt, Option<KnownPayload>)>,
     /// Its simulcast layers, lowest first; one layer without a rid if not simulcast.
     pub layers: Vec<Layer>,
+    /// Its m-line negotiated neither the MID extension nor simulcast: a stream the offer named
+    /// no SSRC for can only be placed by payload type (`routing::map_by_payload_type`).
+    pub by_payload_type: bool,
 }
 
 impl UpTrack {

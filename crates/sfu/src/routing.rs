@@ -201,7 +201,7 @@ impl Sfu {
             TrackKind::Audio => TrackSource::Microphone,
             TrackKind::Video => TrackSource::Camera,
         };
-        let layers = match p.rtc.media(mid).map(|m| m.rids_rx()) {
+        let layers: Vec<Layer> = match p.rtc.media(mid).map(|m| m.rids_rx()) {
             Some(Rids::Specific(rids)) if !rids.is_empty() => rids
                 .iter()
                 .take(MAX_LAYERS)
@@ -209,6 +209,10 @@ impl Sfu {
                 .collect(),
             _ => vec![Layer::new(None, now)],
         };
+        let by_payload_type = layers.len() == 1
+            && p.rtc
+                .media(mid)
+                .is_some_and(|m| m.remote_extmap().id_of(Extension::RtpMid).is_none());
         let track = UpTrack {
             id: format!("{id}-{mid}"),
             mid,
@@ -219,6 +223,7 @@ impl Sfu {
             subscribers: Vec::new(),
             payloads: Vec::new(),
             layers,
+            by_payload_type,
         };
         let info = track.info(id);
         p.up.push(track);
@@ -877,14 +882,15 @@ pub(crate) fn map_by_payload_type(p: &mut Participant, ssrc: Ssrc, pt: Pt) {
     if ssrc.is_probe() || p.rtc.direct_api().stream_rx(&ssrc).is_some() {
         return;
     }
-    let mut candidates = p.up.iter().map(|t| t.mid).filter(|&mid| {
-        let Some(media) = p.rtc.media(mid) else {
-            return false;
-        };
-        media.remote_pts().contains(&pt)
-            && media.remote_extmap().id_of(Extension::RtpMid).is_none()
-            && !matches!(media.rids_rx(), Rids::Specific(r) if !r.is_empty())
-    });
+    let mut candidates =
+        p.up.iter()
+            .filter(|t| t.by_payload_type)
+            .map(|t| t.mid)
+            .filter(|&mid| {
+                p.rtc
+                    .media(mid)
+                    .is_some_and(|m| m.remote_pts().contains(&pt))
+            });
     let (Some(mid), None) = (candidates.next(), candidates.next()) else {
         return;
     };

@@ -139,28 +139,17 @@ impl SfuSim {
     }
 
     fn join(&mut self, room: &str, identity: &str, kind: ParticipantKind) -> usize {
-        self.join_with(room, identity, kind, Grants::default(), Peer::new)
-    }
-
-    fn join_with(
-        &mut self,
-        room: &str,
-        identity: &str,
-        kind: ParticipantKind,
-        grants: Grants,
-        new_peer: fn(Instant, SocketAddr) -> Result<Peer, PeerError>,
-    ) -> usize {
-        self.join_door(room, identity, kind, grants, new_peer, false)
+        self.join_with(room, identity, kind, Grants::default(), Peer::new, false)
     }
 
     /// Someone the door sent to the room's lobby: they have a signaling session (and see
     /// `lobby` and `lobby_host`) but join only when a host admits them.
     pub fn add_lobby_guest(&mut self, room: &str, identity: &str) -> usize {
         let kind = ParticipantKind::Interactive;
-        self.join_door(room, identity, kind, Grants::default(), Peer::new, true)
+        self.join_with(room, identity, kind, Grants::default(), Peer::new, true)
     }
 
-    fn join_door(
+    fn join_with(
         &mut self,
         room: &str,
         identity: &str,
@@ -203,13 +192,7 @@ impl SfuSim {
 
     /// An interactive participant (like the web app) that publishes audio and video.
     pub fn add_publisher(&mut self, room: &str, identity: &str) -> usize {
-        let i = self.join(room, identity, ParticipantKind::Interactive);
-        let offer = self.clients[i]
-            .peer
-            .publish_offer(true, true)
-            .expect("an offer");
-        self.client_message(i, ClientMessage::Offer { sdp: offer });
-        i
+        self.add_publisher_offering(room, identity, |offer| offer)
     }
 
     /// Like [`SfuSim::add_publisher`], with its offer passed through `edit` first (to play a
@@ -259,6 +242,7 @@ impl SfuSim {
             ParticipantKind::Interactive,
             grants,
             Peer::new,
+            false,
         );
         let offer = self.clients[i]
             .peer
@@ -283,7 +267,14 @@ impl SfuSim {
     /// that reports its bandwidth with REMB ([`Peer::send_remb`]).
     pub fn add_remb_listener(&mut self, room: &str, identity: &str) -> usize {
         let kind = ParticipantKind::Interactive;
-        let i = self.join_with(room, identity, kind, Grants::default(), Peer::without_twcc);
+        let i = self.join_with(
+            room,
+            identity,
+            kind,
+            Grants::default(),
+            Peer::without_twcc,
+            false,
+        );
         let offer = self.clients[i]
             .peer
             .publish_offer(false, false)
